@@ -1,0 +1,158 @@
+// Package appconf holds the apps Herald serves (ids, keys, secrets, limits)
+// and reads them from the environment or from a JSON apps file.
+package appconf
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// App is one Pusher application: credentials and the limits that apply to its
+// connections, events and history. Zero limits mean the defaults below.
+type App struct {
+	ID     string `json:"id"`
+	Key    string `json:"key"`
+	Secret string `json:"secret"`
+	// Disabled apps are refused: 4003 on the WebSocket, 403 on the HTTP API.
+	Disabled bool `json:"disabled,omitempty"`
+
+	// AllowedOrigins lists the Origin values browsers may connect from
+	// ("https://shop.example"), or "*" for any. Empty means any.
+	AllowedOrigins []string `json:"allowed_origins,omitempty"`
+	// MaxConnections caps open WebSocket connections per gateway (4004
+	// beyond it). 0 means no cap.
+	MaxConnections int `json:"max_connections,omitempty"`
+	// MaxMessageSize bounds one client frame, in bytes.
+	MaxMessageSize int `json:"max_message_size,omitempty"`
+	// ActivityTimeout is told to clients: they ping after this much silence.
+	ActivityTimeout Duration `json:"activity_timeout,omitempty"`
+	// PingInterval is how long the server waits on a silent client before it
+	// pings; a client that then stays silent for PongTimeout is closed (4201).
+	PingInterval Duration `json:"ping_interval,omitempty"`
+	// ClientEventsPerSecond limits client-* events per connection (4301).
+	ClientEventsPerSecond int `json:"client_events_per_second,omitempty"`
+
+	// MaxEventBytes bounds the data of one event on the HTTP API (413).
+	MaxEventBytes int `json:"max_event_bytes,omitempty"`
+
+	// ReplayWindow and ReplayMaxEvents bound each channel's history.
+	ReplayWindow    Duration `json:"replay_window,omitempty"`
+	ReplayMaxEvents int      `json:"replay_max_events,omitempty"`
+
+	// Presence limits.
+	MaxPresenceMembers int `json:"max_presence_members,omitempty"`
+	MaxUserInfoBytes   int `json:"max_user_info_bytes,omitempty"`
+	MaxUserIDLength    int `json:"max_user_id_length,omitempty"`
+
+	// SubscriptionCount enables pusher_internal:subscription_count.
+	SubscriptionCount bool `json:"subscription_count,omitempty"`
+	// Webhooks are POSTed on channel and member changes.
+	Webhooks []Webhook `json:"webhooks,omitempty"`
+}
+
+// Webhook is one endpoint and the events it receives (all when empty).
+type Webhook struct {
+	URL        string   `json:"url"`
+	EventTypes []string `json:"event_types,omitempty"`
+}
+
+// Defaults, as Pusher and Reverb use them.
+const (
+	DefaultMaxMessageSize        = 10_000
+	DefaultActivityTimeout       = 30 * time.Second
+	DefaultPingInterval          = 60 * time.Second
+	DefaultClientEventsPerSecond = 10
+	DefaultMaxEventBytes         = 10_240
+	DefaultReplayWindow          = 5 * time.Minute
+	DefaultReplayMaxEvents       = 1000
+	DefaultMaxPresenceMembers    = 100
+	DefaultMaxUserInfoBytes      = 1024
+	DefaultMaxUserIDLength       = 128
+)
+
+// PongTimeout is how long a pinged client has to answer before 4201.
+const PongTimeout = 30 * time.Second
+
+// withDefaults fills zero limits.
+func (a *App) withDefaults() {
+	setInt := func(p *int, d int) {
+		if *p == 0 {
+			*p = d
+		}
+	}
+	setDur := func(p *Duration, d time.Duration) {
+		if *p == 0 {
+			*p = Duration(d)
+		}
+	}
+	setInt(&a.MaxMessageSize, DefaultMaxMessageSize)
+	setDur(&a.ActivityTimeout, DefaultActivityTimeout)
+	setDur(&a.PingInterval, DefaultPingInterval)
+	setInt(&a.ClientEventsPerSecond, DefaultClientEventsPerSecond)
+	setInt(&a.MaxEventBytes, DefaultMaxEventBytes)
+	setDur(&a.ReplayWindow, DefaultReplayWindow)
+	setInt(&a.ReplayMaxEvents, DefaultReplayMaxEvents)
+	setInt(&a.MaxPresenceMembers, DefaultMaxPresenceMembers)
+	setInt(&a.MaxUserInfoBytes, DefaultMaxUserInfoBytes)
+	setInt(&a.MaxUserIDLength, DefaultMaxUserIDLength)
+}
+
+// OriginAllowed reports whether a browser at origin may connect. A request
+// without an Origin header (server-side clients) is always allowed.
+func (a *App) OriginAllowed(origin string) bool {
+	if origin == "" || len(a.AllowedOrigins) == 0 {
+		return true
+	}
+	for _, o := range a.AllowedOrigins {
+		if o == "*" || strings.EqualFold(o, origin) {
+			return true
+		}
+		// "*.example.com" matches any subdomain, as Reverb allows.
+		if rest, ok := strings.CutPrefix(o, "*."); ok {
+			host := origin
+			if i := strings.Index(host, "://"); i >= 0 {
+				host = host[i+3:]
+			}
+			if strings.HasSuffix(strings.ToLower(host), "."+strings.ToLower(rest)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Duration is a time.Duration that reads from JSON as a number of seconds
+// (as Reverb's config does) or as a Go duration string ("5m").
+type Duration time.Duration
+
+// D returns the time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	s := string(b)
+	if strings.HasPrefix(s, `"`) {
+		var str string
+		if err := json.Unmarshal(b, &str); err != nil {
+			return err
+		}
+		v, err := time.ParseDuration(str)
+		if err != nil {
+			return fmt.Errorf("duration %q: %w", str, err)
+		}
+		*d = Duration(v)
+		return nil
+	}
+	secs, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return fmt.Errorf("duration %s: want seconds or a string like \"5m\"", s)
+	}
+	*d = Duration(secs * float64(time.Second))
+	return nil
+}

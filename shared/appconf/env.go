@@ -1,0 +1,109 @@
+package appconf
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+)
+
+// Env is the app configuration every service reads from the environment:
+// one app from Reverb's REVERB_APP_* names, or many from HERALD_APPS_FILE.
+// The limits here apply to the env-configured app; an apps file sets its own
+// per app.
+type Env struct {
+	AppID     string `env:"REVERB_APP_ID"`
+	AppKey    string `env:"REVERB_APP_KEY"`
+	AppSecret string `env:"REVERB_APP_SECRET"`
+	AppsFile  string `env:"HERALD_APPS_FILE"`
+
+	MaxMessageSize  int      `env:"REVERB_APP_MAX_MESSAGE_SIZE" envDefault:"10000"`
+	ActivityTimeout int      `env:"REVERB_APP_ACTIVITY_TIMEOUT" envDefault:"30"`
+	PingInterval    int      `env:"REVERB_APP_PING_INTERVAL" envDefault:"60"`
+	MaxConnections  int      `env:"REVERB_APP_MAX_CONNECTIONS" envDefault:"0"`
+	AllowedOrigins  []string `env:"HERALD_ALLOWED_ORIGINS" envSeparator:","`
+
+	ClientEventsPerSecond int           `env:"HERALD_CLIENT_EVENTS_PER_SECOND" envDefault:"10"`
+	MaxEventBytes         int           `env:"HERALD_MAX_EVENT_BYTES" envDefault:"10240"`
+	ReplayWindow          time.Duration `env:"HERALD_REPLAY_WINDOW" envDefault:"5m"`
+	ReplayMaxEvents       int           `env:"HERALD_REPLAY_MAX_EVENTS" envDefault:"1000"`
+	MaxPresenceMembers    int           `env:"HERALD_MAX_PRESENCE_MEMBERS" envDefault:"100"`
+	MaxUserInfoBytes      int           `env:"HERALD_MAX_USER_INFO_BYTES" envDefault:"1024"`
+	MaxUserIDLength       int           `env:"HERALD_MAX_USER_ID_LENGTH" envDefault:"128"`
+	SubscriptionCount     bool          `env:"HERALD_SUBSCRIPTION_COUNT" envDefault:"false"`
+	WebhookURLs           []string      `env:"HERALD_WEBHOOK_URLS" envSeparator:","`
+}
+
+// ErrNoApp means neither REVERB_APP_* nor HERALD_APPS_FILE is set.
+var ErrNoApp = errors.New("no app configured: set REVERB_APP_ID, REVERB_APP_KEY and REVERB_APP_SECRET, or HERALD_APPS_FILE")
+
+// ParseEnv reads Env from the process environment.
+func ParseEnv() (Env, error) {
+	e, err := env.ParseAs[Env]()
+	if err != nil {
+		return Env{}, fmt.Errorf("reading app settings: %w", err)
+	}
+	return e, nil
+}
+
+// HasApp reports whether any app setting is present.
+func (e Env) HasApp() bool {
+	return e.AppID != "" || e.AppKey != "" || e.AppSecret != "" || e.AppsFile != ""
+}
+
+// Apps returns the configured apps, or ErrNoApp.
+func (e Env) Apps() ([]App, error) {
+	single := e.AppID != "" || e.AppKey != "" || e.AppSecret != ""
+	switch {
+	case single && e.AppsFile != "":
+		return nil, errors.New("both REVERB_APP_* and HERALD_APPS_FILE are set: use one")
+	case e.AppsFile != "":
+		return ReadAppsFile(e.AppsFile)
+	case !single:
+		return nil, ErrNoApp
+	}
+	var missing []string
+	for name, v := range map[string]string{"REVERB_APP_ID": e.AppID, "REVERB_APP_KEY": e.AppKey, "REVERB_APP_SECRET": e.AppSecret} {
+		if v == "" {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("app settings incomplete: %s not set", strings.Join(missing, ", "))
+	}
+	return []App{e.App(App{ID: e.AppID, Key: e.AppKey, Secret: e.AppSecret})}, nil
+}
+
+// App applies the environment's limits to an app with credentials set.
+func (e Env) App(a App) App {
+	a.MaxMessageSize = e.MaxMessageSize
+	a.ActivityTimeout = Duration(time.Duration(e.ActivityTimeout) * time.Second)
+	a.PingInterval = Duration(time.Duration(e.PingInterval) * time.Second)
+	a.MaxConnections = e.MaxConnections
+	a.AllowedOrigins = e.AllowedOrigins
+	a.ClientEventsPerSecond = e.ClientEventsPerSecond
+	a.MaxEventBytes = e.MaxEventBytes
+	a.ReplayWindow = Duration(e.ReplayWindow)
+	a.ReplayMaxEvents = e.ReplayMaxEvents
+	a.MaxPresenceMembers = e.MaxPresenceMembers
+	a.MaxUserInfoBytes = e.MaxUserInfoBytes
+	a.MaxUserIDLength = e.MaxUserIDLength
+	a.SubscriptionCount = e.SubscriptionCount
+	for _, u := range e.WebhookURLs {
+		if u = strings.TrimSpace(u); u != "" {
+			a.Webhooks = append(a.Webhooks, Webhook{URL: u})
+		}
+	}
+	return a
+}
+
+// Registry builds the registry from the environment.
+func (e Env) Registry() (*Registry, error) {
+	apps, err := e.Apps()
+	if err != nil {
+		return nil, err
+	}
+	return NewRegistry(apps)
+}

@@ -1,0 +1,58 @@
+package events
+
+import (
+	"github.com/herald-ws/herald/shared/names"
+	"github.com/nats-io/nats.go"
+)
+
+// Event is one channel event as the trigger API publishes it. The data is
+// the message body; name and exclusion travel in headers, so a gateway can
+// build the frame without decoding an envelope.
+type Event struct {
+	AppID   string
+	Channel string
+	Name    string
+	Data    string
+	// ExcludeSocketID is the socket that must not receive it (Laravel's
+	// toOthers()).
+	ExcludeSocketID string
+	// MsgID, when set, dedupes retries within DuplicateWindow. Only a
+	// caller's idempotency key may fill it.
+	MsgID string
+}
+
+// Msg builds the NATS message for e on its events subject.
+func (e Event) Msg() *nats.Msg {
+	m := nats.NewMsg(names.EventSubject(e.AppID, e.Channel))
+	m.Header.Set(names.HeaderEvent, e.Name)
+	if e.ExcludeSocketID != "" {
+		m.Header.Set(names.HeaderExclude, e.ExcludeSocketID)
+	}
+	if e.MsgID != "" {
+		m.Header.Set(names.HeaderNatsMsgID, e.MsgID)
+	}
+	m.Data = []byte(e.Data)
+	return m
+}
+
+// ClientEvent is a client-* event relayed between gateways on core NATS.
+type ClientEvent struct {
+	AppID    string
+	Channel  string
+	Name     string
+	Data     []byte // the raw JSON of the client's data, or a JSON string
+	SocketID string // the sender, which never receives it
+	UserID   string // on presence channels
+}
+
+// Msg builds the NATS message for a client event.
+func (c ClientEvent) Msg() *nats.Msg {
+	m := nats.NewMsg(names.ClientEventSubject(c.AppID, c.Channel))
+	m.Header.Set(names.HeaderEvent, c.Name)
+	m.Header.Set(names.HeaderExclude, c.SocketID)
+	if c.UserID != "" {
+		m.Header.Set(names.HeaderUserID, c.UserID)
+	}
+	m.Data = c.Data
+	return m
+}

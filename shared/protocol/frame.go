@@ -1,0 +1,204 @@
+// Package protocol holds the Pusher protocol 7 wire types, codes, channel
+// name rules and the decoder for frames that clients send.
+package protocol
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Event names of the Pusher protocol.
+const (
+	EventConnectionEstablished = "pusher:connection_established"
+	EventError                 = "pusher:error"
+	EventPing                  = "pusher:ping"
+	EventPong                  = "pusher:pong"
+	EventSubscribe             = "pusher:subscribe"
+	EventUnsubscribe           = "pusher:unsubscribe"
+	EventSignin                = "pusher:signin"
+	EventSigninSuccess         = "pusher:signin_success"
+	EventSubscriptionError     = "pusher:subscription_error"
+	EventCacheMiss             = "pusher:cache_miss"
+	EventSubscriptionSucceeded = "pusher_internal:subscription_succeeded"
+	EventMemberAdded           = "pusher_internal:member_added"
+	EventMemberRemoved         = "pusher_internal:member_removed"
+	EventSubscriptionCount     = "pusher_internal:subscription_count"
+	EventWatchlistEvents       = "pusher_internal:watchlist_events"
+	EventHeraldResumed         = "herald:resumed"
+	EventHeraldResumeFailed    = "herald:resume_failed"
+)
+
+// Frame is one message a client sent. Data keeps its raw JSON: pusher-js
+// sends an object for pusher:* events, and client events carry whatever the
+// app passed.
+type Frame struct {
+	Event   string          `json:"event"`
+	Channel string          `json:"channel,omitempty"`
+	Data    json.RawMessage `json:"data,omitempty"`
+}
+
+// ErrMalformed reports a frame that is not a Pusher message.
+var ErrMalformed = errors.New("protocol: malformed frame")
+
+// DecodeFrame parses one client frame. It refuses anything that is not a JSON
+// object with a string "event", and a "channel" that is present but not a
+// string.
+func DecodeFrame(b []byte) (Frame, error) {
+	var raw struct {
+		Event   *json.RawMessage `json:"event"`
+		Channel *json.RawMessage `json:"channel"`
+		Data    json.RawMessage  `json:"data"`
+	}
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || b[0] != '{' {
+		return Frame{}, fmt.Errorf("%w: not a JSON object", ErrMalformed)
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return Frame{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	var f Frame
+	if raw.Event == nil {
+		return Frame{}, fmt.Errorf("%w: no event", ErrMalformed)
+	}
+	if err := json.Unmarshal(*raw.Event, &f.Event); err != nil || f.Event == "" {
+		return Frame{}, fmt.Errorf("%w: event is not a non-empty string", ErrMalformed)
+	}
+	if raw.Channel != nil && string(*raw.Channel) != "null" {
+		if err := json.Unmarshal(*raw.Channel, &f.Channel); err != nil {
+			return Frame{}, fmt.Errorf("%w: channel is not a string", ErrMalformed)
+		}
+	}
+	f.Data = raw.Data
+	return f, nil
+}
+
+// SubscribeData is the data of pusher:subscribe. Positions, Resume, Rewind and
+// SocketIDs are Herald's replay extension.
+type SubscribeData struct {
+	Channel     string   `json:"channel"`
+	Auth        string   `json:"auth,omitempty"`
+	ChannelData string   `json:"channel_data,omitempty"`
+	Positions   bool     `json:"positions,omitempty"`
+	Resume      string   `json:"resume,omitempty"`
+	Rewind      *int     `json:"rewind,omitempty"`
+	SocketIDs   []string `json:"socket_ids,omitempty"`
+}
+
+// SigninData is the data of pusher:signin.
+type SigninData struct {
+	Auth     string `json:"auth"`
+	UserData string `json:"user_data"`
+}
+
+// DecodeData parses the data of a pusher:* frame into v. pusher-js sends it as
+// an object; some clients send a JSON string holding the object, which is
+// accepted too.
+func DecodeData(raw json.RawMessage, v any) error {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return fmt.Errorf("%w: no data", ErrMalformed)
+	}
+	if raw[0] == '"' {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return fmt.Errorf("%w: %v", ErrMalformed, err)
+		}
+		raw = json.RawMessage(s)
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return fmt.Errorf("%w: data: %v", ErrMalformed, err)
+	}
+	return nil
+}
+
+// Server frames. The fixed ones are built by hand: they are hot or tiny.
+
+// ConnectionEstablished is the first frame on every connection.
+func ConnectionEstablished(socketID string, activityTimeoutSeconds int) []byte {
+	data := `{"socket_id":"` + socketID + `","activity_timeout":` + strconv.Itoa(activityTimeoutSeconds) + `}`
+	return EventFrame(EventConnectionEstablished, "", data, nil)
+}
+
+// Pong answers pusher:ping.
+var Pong = []byte(`{"event":"pusher:pong","data":"{}"}`)
+
+// Ping is sent by the server to an idle client.
+var Ping = []byte(`{"event":"pusher:ping","data":"{}"}`)
+
+// ErrorFrame is pusher:error. Its data is an object, not a string. A zero
+// code is written as null, as Pusher does for refused client events.
+func ErrorFrame(code int, message string) []byte {
+	var b strings.Builder
+	b.WriteString(`{"event":"pusher:error","data":{"code":`)
+	if code == 0 {
+		b.WriteString("null")
+	} else {
+		b.WriteString(strconv.Itoa(code))
+	}
+	b.WriteString(`,"message":`)
+	b.Write(jsonString(message))
+	b.WriteString(`}}`)
+	return []byte(b.String())
+}
+
+// SubscriptionError is pusher:subscription_error for one channel.
+func SubscriptionError(channel, typ, message string, status int) []byte {
+	data, _ := json.Marshal(struct {
+		Type   string `json:"type"`
+		Error  string `json:"error"`
+		Status int    `json:"status"`
+	}{typ, message, status})
+	var b bytes.Buffer
+	b.WriteString(`{"event":"pusher:subscription_error","channel":`)
+	b.Write(jsonString(channel))
+	b.WriteString(`,"data":`)
+	b.Write(data)
+	b.WriteString(`}`)
+	return b.Bytes()
+}
+
+// EventFrame encodes {"event","channel","data"} with data written as a JSON
+// string, as Pusher sends it; extra, when not nil, is appended as further
+// top-level members (for example `"user_id":"7"` or `"position":"…"`), raw.
+func EventFrame(event, channel, data string, extra []byte) []byte {
+	b := make([]byte, 0, len(event)+len(channel)+len(data)+len(extra)+48)
+	b = append(b, `{"event":`...)
+	b = appendJSONString(b, event)
+	if channel != "" {
+		b = append(b, `,"channel":`...)
+		b = appendJSONString(b, channel)
+	}
+	b = append(b, `,"data":`...)
+	b = appendJSONString(b, data)
+	if len(extra) > 0 {
+		b = append(b, ',')
+		b = append(b, extra...)
+	}
+	return append(b, '}')
+}
+
+func jsonString(s string) []byte { return appendJSONString(nil, s) }
+
+// appendJSONString writes s as a JSON string with the same escaping as
+// encoding/json (HTML-safe), without its allocations.
+func appendJSONString(b []byte, s string) []byte {
+	simple := true
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' || c >= 0x80 {
+			simple = false
+			break
+		}
+	}
+	if simple {
+		b = append(b, '"')
+		b = append(b, s...)
+		return append(b, '"')
+	}
+	enc, _ := json.Marshal(s)
+	return append(b, enc...)
+}

@@ -1,0 +1,73 @@
+package signing
+
+import (
+	"errors"
+	"net/url"
+	"testing"
+	"time"
+)
+
+func TestChannelAuth(t *testing.T) {
+	// The example of Pusher's authentication documentation.
+	got := ChannelAuth("278d425bdf160c739803", "7ad3773142a6692b25b8", "1234.1234", "private-foobar", "")
+	want := "278d425bdf160c739803:58df8b0c36d6982b82c3ecf6b4662e34fe8c25bba48f5369f135bf843651c3a4"
+	if got != want {
+		t.Fatalf("ChannelAuth = %s, want %s", got, want)
+	}
+	if !VerifyChannelAuth("278d425bdf160c739803", "7ad3773142a6692b25b8", "1234.1234", "private-foobar", "", want) {
+		t.Fatal("VerifyChannelAuth refused a good auth")
+	}
+	if VerifyChannelAuth("278d425bdf160c739803", "7ad3773142a6692b25b8", "1234.1235", "private-foobar", "", want) {
+		t.Fatal("VerifyChannelAuth accepted an auth for another socket")
+	}
+}
+
+func TestVerifyRequest(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	body := []byte(`{"name":"e","channel":"c","data":"{}"}`)
+	good := SignRequest("POST", "/apps/1/events", nil, body, "key", "secret", now)
+	withInfo := SignRequest("GET", "/apps/1/channels", url.Values{"info": {"user_count,subscription_count"}, "filter_by_prefix": {"presence-"}}, nil, "key", "secret", now)
+	tests := []struct {
+		name     string
+		method   string
+		path     string
+		query    string
+		body     []byte
+		now      time.Time
+		wantErr  error
+	}{
+		{"good", "POST", "/apps/1/events", good, body, now, nil},
+		{"good get with info", "GET", "/apps/1/channels", withInfo, nil, now, nil},
+		{"clock 599 s ahead", "POST", "/apps/1/events", good, body, now.Add(599 * time.Second), nil},
+		{"expired", "POST", "/apps/1/events", good, body, now.Add(601 * time.Second), ErrExpired},
+		{"future", "POST", "/apps/1/events", good, body, now.Add(-601 * time.Second), ErrExpired},
+		{"body changed", "POST", "/apps/1/events", good, []byte(`{"name":"x"}`), now, ErrBodyMD5},
+		{"path changed", "POST", "/apps/2/events", good, body, now, ErrSignature},
+		{"method changed", "PUT", "/apps/1/events", good, body, now, ErrSignature},
+		{"no signature", "POST", "/apps/1/events", "auth_key=key&auth_timestamp=1", body, now, ErrMissingParam},
+		{"other key", "POST", "/apps/1/events", "auth_key=other&auth_timestamp=1&auth_signature=x", body, now, ErrKeyMismatch},
+		{"bad version", "POST", "/apps/1/events", "auth_key=key&auth_timestamp=1&auth_signature=x&auth_version=2.0", body, now, ErrBadVersion},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := VerifyRequest(tt.method, tt.path, tt.query, tt.body, "key", "secret", tt.now)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("VerifyRequest = %v, want %v", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func FuzzParseRequest(f *testing.F) {
+	f.Add("auth_key=k&auth_timestamp=1&auth_version=1.0&auth_signature=ab&body_md5=cd")
+	f.Add("%zz&auth_key")
+	f.Add("info=a,b&auth_key=k;x=1")
+	f.Fuzz(func(t *testing.T, q string) {
+		_ = VerifyRequest("POST", "/apps/1/events", q, []byte("{}"), "k", "s", time.Unix(1, 0))
+		if vals, p, err := ParseRequest(q); err == nil {
+			if p.Key == "" || p.Signature == "" || vals == nil {
+				t.Fatalf("ParseRequest(%q) accepted without key or signature", q)
+			}
+		}
+	})
+}
