@@ -28,13 +28,13 @@ func TestVerifyRequest(t *testing.T) {
 	good := SignRequest("POST", "/apps/1/events", nil, body, "key", "secret", now)
 	withInfo := SignRequest("GET", "/apps/1/channels", url.Values{"info": {"user_count,subscription_count"}, "filter_by_prefix": {"presence-"}}, nil, "key", "secret", now)
 	tests := []struct {
-		name     string
-		method   string
-		path     string
-		query    string
-		body     []byte
-		now      time.Time
-		wantErr  error
+		name    string
+		method  string
+		path    string
+		query   string
+		body    []byte
+		now     time.Time
+		wantErr error
 	}{
 		{"good", "POST", "/apps/1/events", good, body, now, nil},
 		{"good get with info", "GET", "/apps/1/channels", withInfo, nil, now, nil},
