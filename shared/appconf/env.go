@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	"github.com/caarlos0/env/v11"
 )
 
 // Env is the app configuration every service reads from the environment:
@@ -41,7 +39,7 @@ var ErrNoApp = errors.New("no app configured: set REVERB_APP_ID, REVERB_APP_KEY 
 
 // ParseEnv reads Env from the process environment.
 func ParseEnv() (Env, error) {
-	e, err := env.ParseAs[Env]()
+	e, err := Parse[Env]()
 	if err != nil {
 		return Env{}, fmt.Errorf("reading app settings: %w", err)
 	}
@@ -65,9 +63,11 @@ func (e Env) Apps() ([]App, error) {
 		return nil, ErrNoApp
 	}
 	var missing []string
-	for name, v := range map[string]string{"REVERB_APP_ID": e.AppID, "REVERB_APP_KEY": e.AppKey, "REVERB_APP_SECRET": e.AppSecret} {
-		if v == "" {
-			missing = append(missing, name)
+	for _, s := range []struct{ name, value string }{
+		{"REVERB_APP_ID", e.AppID}, {"REVERB_APP_KEY", e.AppKey}, {"REVERB_APP_SECRET", e.AppSecret},
+	} {
+		if s.value == "" {
+			missing = append(missing, s.name)
 		}
 	}
 	if len(missing) > 0 {

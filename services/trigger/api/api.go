@@ -1,0 +1,250 @@
+// Package api is the trigger HTTP API: Pusher's REST API for publishing
+// events (POST /apps/{id}/events and /batch_events), the channel queries, and
+// a health check. Events are stored in the app's JetStream events stream
+// before the request is answered.
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/herald-ws/herald/services/trigger/internal/publish"
+	"github.com/herald-ws/herald/shared/appconf"
+	"github.com/herald-ws/herald/shared/events"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Options configure the API.
+type Options struct {
+	Apps *appconf.Registry
+	// NC is the NATS connection; the caller owns it (drains and closes it).
+	NC     *nats.Conn
+	Logger *slog.Logger
+	// Metrics receives the herald_trigger_* collectors; nil keeps them
+	// unregistered.
+	Metrics prometheus.Registerer
+	// PathPrefix is REVERB_SERVER_PATH: routes are {PathPrefix}/apps/{id}/….
+	PathPrefix string
+	Stream     events.StreamOptions
+	// Now is the clock that signatures are checked against; nil is time.Now.
+	Now func() time.Time
+}
+
+// API serves the trigger HTTP API.
+type API struct {
+	apps    *appconf.Registry
+	nc      *nats.Conn
+	log     *slog.Logger
+	prefix  string
+	now     func() time.Time
+	pub     *publish.Publisher
+	metrics *metrics
+}
+
+// ensureConcurrency bounds stream creations in flight at start.
+const ensureConcurrency = 8
+
+// New builds the API and ensures the events stream of every configured app.
+func New(ctx context.Context, opt Options) (*API, error) {
+	if opt.Apps == nil {
+		return nil, errors.New("trigger api: no app registry")
+	}
+	if opt.NC == nil {
+		return nil, errors.New("trigger api: no NATS connection")
+	}
+	a := &API{apps: opt.Apps, nc: opt.NC, log: opt.Logger, prefix: normalizePrefix(opt.PathPrefix), now: opt.Now}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	var err error
+	if a.pub, err = publish.New(opt.NC, opt.Stream, a.log); err != nil {
+		return nil, fmt.Errorf("trigger api: %w", err)
+	}
+	if a.metrics, err = newMetrics(opt.Metrics); err != nil {
+		return nil, fmt.Errorf("trigger api: %w", err)
+	}
+	if err := a.ensureStreams(ctx); err != nil {
+		return nil, fmt.Errorf("trigger api: %w", err)
+	}
+	return a, nil
+}
+
+// ensureStreams creates or updates every app's stream, a few at a time:
+// at R3 each one is a cluster-wide proposal.
+func (a *API) ensureStreams(ctx context.Context) error {
+	apps := a.apps.All()
+	errs := make([]error, len(apps))
+	sem := make(chan struct{}, ensureConcurrency)
+	var wg sync.WaitGroup
+	for i, app := range apps {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			errs[i] = a.pub.Ensure(ctx, app)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// normalizePrefix turns "reverb/", "/reverb" or "" into "/reverb" or "".
+func normalizePrefix(p string) string {
+	p = strings.Trim(p, "/")
+	if p == "" {
+		return ""
+	}
+	return "/" + p
+}
+
+// Handler serves {PathPrefix}/apps/… and GET /up (also {PathPrefix}/up).
+func (a *API) Handler() http.Handler { return http.HandlerFunc(a.serveHTTP) }
+
+// Route names, as the requests_total metric labels them.
+const (
+	routeEvents       = "events"
+	routeBatch        = "batch_events"
+	routeChannels     = "channels"
+	routeChannel      = "channel"
+	routeChannelUsers = "channel_users"
+	routeTerminate    = "terminate_connections"
+	routeUp           = "up"
+	routeUnknown      = "unknown"
+)
+
+// match is a routed request: which route, the method it takes, and the
+// path parameters.
+type match struct {
+	route   string
+	method  string
+	appID   string
+	channel string
+	userID  string
+}
+
+func (a *API) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	sw := &statusWriter{ResponseWriter: w}
+	m, ok := a.match(r.URL)
+	route := routeUnknown
+	if ok {
+		route = m.route
+	}
+	defer func() { a.metrics.request(route, sw.code()) }()
+
+	switch {
+	case !ok:
+		writeError(sw, http.StatusNotFound, "no such route")
+	case m.route == routeUp:
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			sw.Header().Set("Allow", "GET, HEAD")
+			writeError(sw, http.StatusMethodNotAllowed, "method not allowed")
+			return
+		}
+		a.up(sw)
+	case r.Method != m.method:
+		sw.Header().Set("Allow", m.method)
+		writeError(sw, http.StatusMethodNotAllowed, "method not allowed: use "+m.method)
+	default:
+		a.serveApp(sw, r, m)
+	}
+}
+
+// match routes a URL. Path segments are split before they are unescaped,
+// so that an escaped "/" in a user id stays inside its segment.
+func (a *API) match(u *url.URL) (match, bool) {
+	path := u.EscapedPath()
+	if path == "/up" || (a.prefix != "" && path == a.prefix+"/up") {
+		return match{route: routeUp, method: http.MethodGet}, true
+	}
+	rest, ok := strings.CutPrefix(path, a.prefix+"/apps/")
+	if !ok {
+		return match{}, false
+	}
+	segs := strings.Split(rest, "/")
+	for i, s := range segs {
+		v, err := url.PathUnescape(s)
+		if err != nil || v == "" {
+			return match{}, false
+		}
+		segs[i] = v
+	}
+	m := match{appID: segs[0]}
+	switch {
+	case len(segs) == 2 && segs[1] == "events":
+		m.route, m.method = routeEvents, http.MethodPost
+	case len(segs) == 2 && segs[1] == "batch_events":
+		m.route, m.method = routeBatch, http.MethodPost
+	case len(segs) == 2 && segs[1] == "channels":
+		m.route, m.method = routeChannels, http.MethodGet
+	case len(segs) == 3 && segs[1] == "channels":
+		m.route, m.method, m.channel = routeChannel, http.MethodGet, segs[2]
+	case len(segs) == 4 && segs[1] == "channels" && segs[3] == "users":
+		m.route, m.method, m.channel = routeChannelUsers, http.MethodGet, segs[2]
+	case len(segs) == 4 && segs[1] == "users" && segs[3] == "terminate_connections":
+		m.route, m.method, m.userID = routeTerminate, http.MethodPost, segs[2]
+	default:
+		return match{}, false
+	}
+	return m, true
+}
+
+// up answers the health check: healthy while the NATS connection is up.
+func (a *API) up(w http.ResponseWriter) {
+	if !a.nc.IsConnected() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": "NATS is not connected"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// serveApp checks the app and the request's signature, then hands the
+// request to its route.
+func (a *API) serveApp(w http.ResponseWriter, r *http.Request, m match) {
+	app, ok := a.apps.ByID(m.appID)
+	if !ok {
+		writeError(w, http.StatusNotFound, "unknown app")
+		return
+	}
+	body, err := readBody(w, r, bodyLimit(m.route, app))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is over %d bytes", tooBig.Limit))
+			return
+		}
+		writeError(w, http.StatusBadRequest, "reading request body failed")
+		return
+	}
+	if err := a.verify(r, body, app); err != nil {
+		writeError(w, http.StatusUnauthorized, err.Error())
+		return
+	}
+	// Checked after the signature, so that only the app's owner learns
+	// that it is disabled.
+	if app.Disabled {
+		writeError(w, http.StatusForbidden, "app is disabled")
+		return
+	}
+	switch m.route {
+	case routeEvents:
+		a.events(w, r, app, body)
+	case routeBatch:
+		a.batchEvents(w, r, app, body)
+	default:
+		// Channel state comes from the presence service, which does not
+		// publish it yet.
+		writeError(w, http.StatusNotImplemented, "not available yet")
+	}
+}

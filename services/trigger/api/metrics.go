@@ -1,0 +1,75 @@
+package api
+
+import (
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	requests  *prometheus.CounterVec
+	events    prometheus.Counter
+	publishes prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "herald_trigger",
+			Name:      "requests_total",
+			Help:      "HTTP API requests by route and status code.",
+		}, []string{"route", "code"}),
+		events: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "herald_trigger",
+			Name:      "events_published_total",
+			Help:      "Channel events stored (one per channel of an event).",
+		}),
+		publishes: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "herald_trigger",
+			Name:      "publish_duration_seconds",
+			Help:      "Time from publishing a request's events to their last acknowledgement, for requests that succeeded.",
+			Buckets:   []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	var err error
+	m.requests, err = register(reg, m.requests)
+	if err != nil {
+		return nil, err
+	}
+	if m.events, err = register(reg, m.events); err != nil {
+		return nil, err
+	}
+	if m.publishes, err = register(reg, m.publishes); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// register adds c to reg, or returns the collector already registered
+// there under the same name (a second API on the same registry).
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing, nil
+			}
+		}
+		return c, err
+	}
+	return c, nil
+}
+
+func (m *metrics) request(route string, code int) {
+	m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
+}
+
+func (m *metrics) published(n int, d time.Duration) {
+	m.events.Add(float64(n))
+	m.publishes.Observe(d.Seconds())
+}

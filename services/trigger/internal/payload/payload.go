@@ -1,0 +1,177 @@
+// Package payload parses and checks the bodies of the trigger API's publish
+// requests: POST /apps/{id}/events and POST /apps/{id}/batch_events.
+package payload
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/herald-ws/herald/shared/protocol"
+)
+
+// Pusher's limits on one request.
+const (
+	MaxChannels = 100 // channels of one event
+	MaxBatch    = 10  // events of one batch
+)
+
+// Event is one checked event, ready to publish on each of its channels.
+type Event struct {
+	Name     string
+	Data     string
+	Channels []string // valid, distinct, 1 to MaxChannels
+	SocketID string   // "" or a valid socket id
+	Info     string   // attributes asked for in the answer, as sent
+}
+
+// Error is a refused body and the HTTP status it answers with.
+type Error struct {
+	Status  int
+	Message string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+func badRequest(format string, args ...any) error {
+	return &Error{Status: http.StatusBadRequest, Message: fmt.Sprintf(format, args...)}
+}
+
+// rawEvent is the body of /events and one item of a batch. Data stays raw so
+// that a non-string can be told apart from a missing one.
+type rawEvent struct {
+	Name     *string         `json:"name"`
+	Data     json.RawMessage `json:"data"`
+	Channels []string        `json:"channels"`
+	Channel  string          `json:"channel"`
+	SocketID string          `json:"socket_id"`
+	Info     string          `json:"info"`
+}
+
+// ParseEvent reads the body of POST /apps/{id}/events: {name, data,
+// channels | channel, socket_id?, info?}. maxDataBytes bounds the data
+// (413 beyond it).
+func ParseEvent(body []byte, maxDataBytes int) (Event, error) {
+	var raw rawEvent
+	if err := decode(body, &raw); err != nil {
+		return Event{}, err
+	}
+	channels := raw.Channels
+	if len(channels) == 0 && raw.Channel != "" {
+		channels = []string{raw.Channel}
+	}
+	return check(raw, channels, maxDataBytes, "")
+}
+
+// ParseBatch reads the body of POST /apps/{id}/batch_events: {batch:[{name,
+// data, channel, socket_id?, info?}, …]}, 1 to MaxBatch events of one
+// channel each.
+func ParseBatch(body []byte, maxDataBytes int) ([]Event, error) {
+	var raw struct {
+		Batch []rawEvent `json:"batch"`
+	}
+	if err := decode(body, &raw); err != nil {
+		return nil, err
+	}
+	switch {
+	case len(raw.Batch) == 0:
+		return nil, badRequest("batch is missing or empty")
+	case len(raw.Batch) > MaxBatch:
+		return nil, badRequest("batch holds %d events, more than %d", len(raw.Batch), MaxBatch)
+	}
+	evs := make([]Event, 0, len(raw.Batch))
+	for i, r := range raw.Batch {
+		var channels []string
+		if r.Channel != "" {
+			channels = []string{r.Channel}
+		}
+		ev, err := check(r, channels, maxDataBytes, fmt.Sprintf("batch[%d]: ", i))
+		if err != nil {
+			return nil, err
+		}
+		evs = append(evs, ev)
+	}
+	return evs, nil
+}
+
+func decode(body []byte, v any) error {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 || body[0] != '{' {
+		return badRequest("body is not a JSON object")
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return badRequest("field %s has the wrong type: JSON %s", te.Field, te.Value)
+		}
+		return badRequest("body is not valid JSON: %v", err)
+	}
+	return nil
+}
+
+func check(raw rawEvent, channels []string, maxDataBytes int, where string) (Event, error) {
+	if raw.Name == nil {
+		return Event{}, badRequest("%smissing event name", where)
+	}
+	if err := protocol.ValidateEventName(*raw.Name); err != nil {
+		return Event{}, badRequest("%s%v", where, err)
+	}
+	ev := Event{Name: *raw.Name, SocketID: raw.SocketID, Info: raw.Info}
+
+	// Pusher takes data as a string: the SDKs JSON-encode objects first.
+	data := bytes.TrimSpace(raw.Data)
+	if len(data) == 0 {
+		return Event{}, badRequest("%smissing data", where)
+	}
+	if data[0] != '"' {
+		return Event{}, badRequest("%sdata must be a string (JSON-encode objects first)", where)
+	}
+	if err := json.Unmarshal(data, &ev.Data); err != nil {
+		return Event{}, badRequest("%sdata is not a valid JSON string", where)
+	}
+	if len(ev.Data) > maxDataBytes {
+		return Event{}, &Error{Status: http.StatusRequestEntityTooLarge,
+			Message: fmt.Sprintf("%sevent data is %d bytes, over the limit of %d", where, len(ev.Data), maxDataBytes)}
+	}
+
+	switch {
+	case len(channels) == 0:
+		return Event{}, badRequest("%smissing channel", where)
+	case len(channels) > MaxChannels:
+		return Event{}, badRequest("%sevent goes to %d channels, more than %d", where, len(channels), MaxChannels)
+	}
+	ev.Channels = make([]string, 0, len(channels))
+	seen := make(map[string]bool, len(channels))
+	for _, ch := range channels {
+		if err := protocol.ValidateChannel(ch); err != nil {
+			return Event{}, badRequest("%s%v", where, err)
+		}
+		// A channel named twice gets the event once, as on Pusher.
+		if !seen[ch] {
+			seen[ch] = true
+			ev.Channels = append(ev.Channels, ch)
+		}
+	}
+
+	if ev.SocketID != "" && !ValidSocketID(ev.SocketID) {
+		return Event{}, badRequest("%ssocket_id %q is not of the form 123.456", where, ev.SocketID)
+	}
+	return ev, nil
+}
+
+// ValidSocketID reports whether s matches ^\d+\.\d+$.
+func ValidSocketID(s string) bool {
+	dot := -1
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9':
+		case c == '.' && dot < 0:
+			dot = i
+		default:
+			return false
+		}
+	}
+	return dot > 0 && dot < len(s)-1
+}

@@ -1,0 +1,58 @@
+// Command trigger serves Herald's HTTP API (Pusher's REST API): it checks
+// signed publish requests and stores their events in NATS JetStream.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/herald-ws/herald/shared/appconf"
+)
+
+// config is read once from the environment.
+type config struct {
+	Host       string `env:"HERALD_TRIGGER_HOST" envDefault:"0.0.0.0"`
+	Port       int    `env:"HERALD_TRIGGER_PORT" envDefault:"8081"`
+	PathPrefix string `env:"REVERB_SERVER_PATH"`
+	NATSURL    string `env:"NATS_URL,required,notEmpty"`
+	// StreamReplicas is 1 on a single NATS server, 3 on a cluster.
+	StreamReplicas int `env:"HERALD_STREAM_REPLICAS" envDefault:"1"`
+	// StreamMaxBytes caps each app's events stream; 0 means 1 GiB.
+	StreamMaxBytes int64      `env:"HERALD_STREAM_MAX_BYTES" envDefault:"0"`
+	LogLevel       slog.Level `env:"HERALD_LOG_LEVEL" envDefault:"info"`
+	LogFormat      string     `env:"HERALD_LOG_FORMAT" envDefault:"text"`
+}
+
+func main() {
+	cfg, err := appconf.Parse[config]()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "trigger: reading settings: %v\n", err)
+		os.Exit(2)
+	}
+	log, err := newLogger(cfg.LogFormat, cfg.LogLevel)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "trigger: %v\n", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, log); err != nil {
+		log.Error("trigger stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+func newLogger(format string, level slog.Level) (*slog.Logger, error) {
+	opts := &slog.HandlerOptions{Level: level}
+	switch format {
+	case "text", "":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("HERALD_LOG_FORMAT is %q: want text or json", format)
+}
