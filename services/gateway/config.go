@@ -1,0 +1,83 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+)
+
+// config is every setting of the gateway binary. App settings (REVERB_APP_*,
+// HERALD_APPS_FILE and the limits) are read by appconf.
+type config struct {
+	Host string `env:"REVERB_SERVER_HOST" envDefault:"0.0.0.0"`
+	Port int    `env:"REVERB_SERVER_PORT" envDefault:"8080"`
+	// Path is a prefix before /app, as Reverb's REVERB_SERVER_PATH.
+	Path    string `env:"REVERB_SERVER_PATH"`
+	NATSURL string `env:"NATS_URL,required,notEmpty"`
+
+	// WriteQueueBytes bounds each connection's send queue; a client that
+	// falls further behind is closed with 4100.
+	WriteQueueBytes int           `env:"HERALD_WRITE_QUEUE_BYTES" envDefault:"1048576"`
+	WriteTimeout    time.Duration `env:"HERALD_WRITE_TIMEOUT" envDefault:"10s"`
+	StreamReplicas  int           `env:"HERALD_STREAM_REPLICAS" envDefault:"1"`
+	StreamMaxBytes  int64         `env:"HERALD_STREAM_MAX_BYTES" envDefault:"1073741824"`
+
+	LogLevel  string `env:"HERALD_LOG_LEVEL" envDefault:"info"`
+	LogFormat string `env:"HERALD_LOG_FORMAT" envDefault:"text"`
+}
+
+func parseConfig() (config, error) {
+	c, err := env.ParseAs[config]()
+	if err != nil {
+		return c, fmt.Errorf("reading settings: %w", nameSetting(err))
+	}
+	switch {
+	case c.Port < 1 || c.Port > 65535:
+		return c, fmt.Errorf("REVERB_SERVER_PORT=%d is not a port", c.Port)
+	case c.WriteQueueBytes < 1:
+		return c, fmt.Errorf("HERALD_WRITE_QUEUE_BYTES=%d must be positive", c.WriteQueueBytes)
+	case c.WriteTimeout <= 0:
+		return c, fmt.Errorf("HERALD_WRITE_TIMEOUT=%s must be positive", c.WriteTimeout)
+	case c.StreamReplicas < 1 || c.StreamReplicas > 5:
+		return c, fmt.Errorf("HERALD_STREAM_REPLICAS=%d must be 1 to 5", c.StreamReplicas)
+	case c.StreamMaxBytes < 1:
+		return c, fmt.Errorf("HERALD_STREAM_MAX_BYTES=%d must be positive", c.StreamMaxBytes)
+	}
+	return c, nil
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("HERALD_LOG_LEVEL=%q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("HERALD_LOG_FORMAT=%q: want text or json", format)
+}
+
+// nameSetting rewrites a parse error, which names a struct field, to name
+// the environment variable instead.
+func nameSetting(err error) error {
+	var pe env.ParseError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	f, ok := reflect.TypeFor[config]().FieldByName(pe.Name)
+	if !ok {
+		return err
+	}
+	key, _, _ := strings.Cut(f.Tag.Get("env"), ",")
+	return fmt.Errorf("%s: %w", key, pe.Err)
+}

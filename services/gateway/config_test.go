@@ -1,0 +1,69 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		wantErr string
+	}{
+		{"defaults", map[string]string{"NATS_URL": "nats://127.0.0.1:4222"}, ""},
+		{"no NATS_URL", map[string]string{}, "NATS_URL"},
+		{"empty NATS_URL", map[string]string{"NATS_URL": ""}, "NATS_URL"},
+		{"bad port", map[string]string{"NATS_URL": "nats://x", "REVERB_SERVER_PORT": "70000"}, "REVERB_SERVER_PORT"},
+		{"bad timeout", map[string]string{"NATS_URL": "nats://x", "HERALD_WRITE_TIMEOUT": "soon"}, "HERALD_WRITE_TIMEOUT"},
+		{"bad replicas", map[string]string{"NATS_URL": "nats://x", "HERALD_STREAM_REPLICAS": "0"}, "HERALD_STREAM_REPLICAS"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, k := range []string{"NATS_URL", "REVERB_SERVER_HOST", "REVERB_SERVER_PORT", "REVERB_SERVER_PATH",
+				"HERALD_WRITE_QUEUE_BYTES", "HERALD_WRITE_TIMEOUT", "HERALD_STREAM_REPLICAS", "HERALD_STREAM_MAX_BYTES"} {
+				t.Setenv(k, "")
+			}
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			if _, ok := tt.env["NATS_URL"]; !ok {
+				unsetenv(t, "NATS_URL")
+			}
+			c, err := parseConfig()
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one naming %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Host != "0.0.0.0" || c.Port != 8080 || c.WriteQueueBytes != 1<<20 || c.WriteTimeout != 10*time.Second ||
+				c.StreamReplicas != 1 || c.LogLevel != "info" || c.LogFormat != "text" {
+				t.Errorf("defaults: %+v", c)
+			}
+		})
+	}
+}
+
+func TestNewLogger(t *testing.T) {
+	var buf bytes.Buffer
+	log, err := newLogger(&buf, "debug", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Debug("hello", "app_id", "a")
+	if !strings.Contains(buf.String(), `"app_id":"a"`) {
+		t.Errorf("json log: %s", buf.String())
+	}
+	if _, err := newLogger(&buf, "loud", "text"); err == nil {
+		t.Error("accepted level loud")
+	}
+	if _, err := newLogger(&buf, "info", "xml"); err == nil {
+		t.Error("accepted format xml")
+	}
+}

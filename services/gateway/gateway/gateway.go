@@ -1,0 +1,339 @@
+// Package gateway serves Pusher protocol 7 WebSocket connections, as pusher-js
+// 8 and laravel-echo 2 expect them, and delivers channel events from the apps'
+// events streams and client events from other gateways through NATS.
+//
+// A Gateway shares nothing with other gateways but NATS: any number of them
+// may serve the same apps.
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/herald-ws/herald/services/gateway/internal/hub"
+	"github.com/herald-ws/herald/services/gateway/internal/metrics"
+	"github.com/herald-ws/herald/services/gateway/internal/presence"
+	"github.com/herald-ws/herald/services/gateway/internal/session"
+	"github.com/herald-ws/herald/services/gateway/internal/ws"
+	"github.com/herald-ws/herald/shared/appconf"
+	"github.com/herald-ws/herald/shared/events"
+	"github.com/herald-ws/herald/shared/protocol"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Options configure a Gateway. Zero values mean the defaults.
+type Options struct {
+	Apps *appconf.Registry
+	// NC is the gateway's own NATS connection; the caller owns and closes it
+	// (after Shutdown). It must not use nats.NoEcho: client events reach
+	// this gateway's other subscribers through it.
+	NC      *nats.Conn
+	Logger  *slog.Logger
+	Metrics prometheus.Registerer // may be nil
+	// PathPrefix goes before /app/{key}: "" or "/ws" (REVERB_SERVER_PATH).
+	PathPrefix string
+	Stream     events.StreamOptions
+	// WriteQueueBytes bounds each connection's send queue (default 1 MiB):
+	// a client that lets more pile up is closed with 4100.
+	WriteQueueBytes int
+	// WriteTimeout bounds one write to a client (default 10 s).
+	WriteTimeout time.Duration
+	// PongTimeout is how long a pinged client has to answer (default
+	// appconf.PongTimeout).
+	PongTimeout time.Duration
+	// ChannelLinger is how long a channel's NATS subscription outlives its
+	// last local subscriber (default 5 s).
+	ChannelLinger time.Duration
+}
+
+// Shutdown closes connections in batches of this size, so that clients do not
+// all reconnect elsewhere in the same instant.
+const shutdownBatch = 256
+
+// maxShutdownSpread bounds the time over which Shutdown spreads its batches.
+const maxShutdownSpread = 2 * time.Second
+
+// Gateway serves WebSocket clients.
+type Gateway struct {
+	opt      Options
+	apps     *appconf.Registry
+	log      *slog.Logger
+	metrics  *metrics.Metrics
+	hub      *hub.Hub
+	presence *presence.Store
+	upgrader websocket.Upgrader
+	handler  http.Handler
+
+	id       string
+	prefix   uint64
+	counter  atomic.Uint64
+	perApp   map[string]*atomic.Int64 // open connections by app id
+	draining atomic.Bool
+
+	mu       sync.Mutex
+	sessions map[*session.Session]struct{}
+	active   sync.WaitGroup
+}
+
+// New builds a gateway and ensures each app's events stream exists.
+func New(ctx context.Context, opt Options) (*Gateway, error) {
+	if opt.Apps == nil {
+		return nil, errors.New("gateway: no apps")
+	}
+	if opt.NC == nil {
+		return nil, errors.New("gateway: no NATS connection")
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opt.WriteQueueBytes <= 0 {
+		opt.WriteQueueBytes = ws.DefaultQueueBytes
+	}
+	if opt.WriteTimeout <= 0 {
+		opt.WriteTimeout = ws.DefaultWriteTimeout
+	}
+	if opt.PongTimeout <= 0 {
+		opt.PongTimeout = appconf.PongTimeout
+	}
+	if opt.ChannelLinger <= 0 {
+		opt.ChannelLinger = hub.DefaultLinger
+	}
+	opt.PathPrefix = strings.TrimRight(opt.PathPrefix, "/")
+	if opt.PathPrefix != "" && !strings.HasPrefix(opt.PathPrefix, "/") {
+		opt.PathPrefix = "/" + opt.PathPrefix
+	}
+
+	js, err := jetstream.New(opt.NC)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: jetstream: %w", err)
+	}
+	for _, app := range opt.Apps.All() {
+		if _, err := events.EnsureStream(ctx, js, app, opt.Stream); err != nil {
+			return nil, fmt.Errorf("gateway: app %s: %w", app.ID, err)
+		}
+	}
+	m, err := metrics.New(opt.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	prefix, err := socketPrefix()
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	g := &Gateway{
+		opt:      opt,
+		apps:     opt.Apps,
+		log:      opt.Logger,
+		metrics:  m,
+		presence: presence.NewStore(),
+		prefix:   prefix,
+		id:       strconv.FormatUint(prefix, 10),
+		perApp:   map[string]*atomic.Int64{},
+		sessions: map[*session.Session]struct{}{},
+		upgrader: websocket.Upgrader{
+			// Origins are checked per app after the upgrade: pusher-js
+			// cannot read an HTTP 403, but it reads pusher:error 4009.
+			CheckOrigin: func(*http.Request) bool { return true },
+			// Frames are written by ws.Writer, never through gorilla's
+			// buffer: a pool keeps gorilla from holding one per connection.
+			WriteBufferPool: &sync.Pool{},
+		},
+	}
+	for _, app := range opt.Apps.All() {
+		g.perApp[app.ID] = new(atomic.Int64)
+	}
+	g.hub = hub.New(opt.NC, hub.Options{
+		Linger:      opt.ChannelLinger,
+		Logger:      opt.Logger,
+		NATSDropped: m.NATSSlowConsumer,
+	})
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+opt.PathPrefix+"/app/{key}", g.serveWS)
+	g.handler = mux
+	return g, nil
+}
+
+// socketPrefix is the random per-boot first half of socket ids: 10 digits,
+// so that socket ids are unique across gateways without coordination.
+func socketPrefix() (uint64, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return 0, fmt.Errorf("random socket id prefix: %w", err)
+	}
+	const lo, span = 1_000_000_000, 9_000_000_000
+	return lo + binary.BigEndian.Uint64(b[:])%span, nil
+}
+
+// ID is this gateway's id, unique per boot. It is also the first half of
+// every socket_id the gateway hands out.
+func (g *Gateway) ID() string { return g.id }
+
+// Handler serves {PathPrefix}/app/{key}; any other path is 404.
+func (g *Gateway) Handler() http.Handler { return g.handler }
+
+func (g *Gateway) newSocketID() string {
+	return g.id + "." + strconv.FormatUint(g.counter.Add(1), 10)
+}
+
+// serveWS upgrades a client and serves it until it goes. Refusals happen after
+// the upgrade, as pusher:error then a close with the same code, because
+// pusher-js decides whether to reconnect from the close code.
+func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
+	if g.draining.Load() {
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	app, known := g.apps.ByKey(r.PathValue("key"))
+	c, err := g.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // gorilla answered with an HTTP error
+	}
+	wopt := ws.Options{
+		QueueBytes:   g.opt.WriteQueueBytes,
+		WriteTimeout: g.opt.WriteTimeout,
+		PongTimeout:  g.opt.PongTimeout,
+		Sent:         g.metrics.MessagesSent,
+		SlowConsumer: g.metrics.SlowConsumerCloses,
+	}
+	if known {
+		wopt.PingInterval = app.PingInterval.D()
+	}
+	conn := ws.New(c, wopt)
+	if perr := g.admit(app, known, r); perr != nil {
+		conn.Close(perr.Code, perr.Message)
+		conn.Discard()
+		return
+	}
+	open := g.perApp[app.ID]
+	defer open.Add(-1)
+
+	s := session.New(session.Config{
+		App:      app,
+		SocketID: g.newSocketID(),
+		Conn:     conn,
+		Hub:      g.hub,
+		Presence: g.presence,
+		Metrics:  g.metrics,
+		Logger:   g.log,
+	})
+	if !g.track(s) {
+		conn.Close(protocol.CodeGenericReconnect, "Server is shutting down")
+		conn.Discard()
+		return
+	}
+	defer g.untrack(s)
+	g.metrics.ConnectionsTotal.WithLabelValues(app.ID).Inc()
+	gauge := g.metrics.Connections.WithLabelValues(app.ID)
+	gauge.Inc()
+	defer gauge.Dec()
+	s.Run()
+}
+
+// admit checks a new connection against its app; on success it holds one of
+// the app's connection slots.
+func (g *Gateway) admit(app *appconf.App, known bool, r *http.Request) *protocol.Error {
+	switch {
+	case !known:
+		return protocol.Fatalf(protocol.CodeAppNotFound, "Application does not exist")
+	case app.Disabled:
+		return protocol.Fatalf(protocol.CodeAppDisabled, "Application is disabled")
+	}
+	q := r.URL.Query()
+	if !q.Has("protocol") {
+		return protocol.Fatalf(protocol.CodeNoProtocolVersion, "No protocol version supplied")
+	}
+	if v, err := strconv.Atoi(q.Get("protocol")); err != nil || v < 7 {
+		return protocol.Fatalf(protocol.CodeUnsupportedProtocol, "Unsupported protocol version %q", q.Get("protocol"))
+	}
+	if !app.OriginAllowed(r.Header.Get("Origin")) {
+		return protocol.Fatalf(protocol.CodeUnauthorized, "Origin not allowed")
+	}
+	open := g.perApp[app.ID]
+	if n := open.Add(1); app.MaxConnections > 0 && n > int64(app.MaxConnections) {
+		open.Add(-1)
+		return protocol.Fatalf(protocol.CodeOverConnectionQuota, "Application is over its connection quota")
+	}
+	return nil
+}
+
+func (g *Gateway) track(s *session.Session) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.draining.Load() {
+		return false
+	}
+	g.sessions[s] = struct{}{}
+	g.active.Add(1)
+	return true
+}
+
+func (g *Gateway) untrack(s *session.Session) {
+	g.mu.Lock()
+	delete(g.sessions, s)
+	g.mu.Unlock()
+	g.active.Done()
+}
+
+// Shutdown stops accepting connections and closes every open one with
+// pusher:error 4200 (pusher-js reconnects at once, to another gateway), in
+// batches spread over part of the time left, then drops this gateway's NATS
+// subscriptions. Connections still open at ctx's deadline are dropped; the
+// error is then ctx's.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.mu.Lock()
+	g.draining.Store(true)
+	list := make([]*session.Session, 0, len(g.sessions))
+	for s := range g.sessions {
+		list = append(list, s)
+	}
+	g.mu.Unlock()
+
+	batches := (len(list) + shutdownBatch - 1) / shutdownBatch
+	var pause time.Duration
+	if deadline, ok := ctx.Deadline(); ok && batches > 1 {
+		spread := min(time.Until(deadline)/2, maxShutdownSpread)
+		pause = max(spread/time.Duration(batches), 0)
+	}
+	for i := 0; i < len(list); i += shutdownBatch {
+		if i > 0 && pause > 0 {
+			select {
+			case <-time.After(pause):
+			case <-ctx.Done():
+			}
+		}
+		for _, s := range list[i:min(i+shutdownBatch, len(list))] {
+			s.Close(protocol.CodeGenericReconnect, "Server is shutting down")
+		}
+	}
+
+	done := make(chan struct{})
+	go func() {
+		g.active.Wait()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		for _, s := range list {
+			s.Abort()
+		}
+		<-done
+	}
+	g.hub.Close()
+	return err
+}

@@ -1,0 +1,486 @@
+// Package hub holds the channels that have subscribers on this gateway and
+// fans NATS messages out to them.
+//
+// Each channel with local subscribers has one core NATS subscription on its
+// live subject (channel events republished by the app's events stream) and
+// one on its client-event subject, reference-counted and dropped Linger after
+// the last subscriber left, so that NATS routes a channel's traffic only to
+// gateways that need it. The subscriptions deliver into a few Go channels
+// (shards, chosen by a hash of the channel), each drained by one dispatcher
+// goroutine: a channel's messages are all handled by the same goroutine, in
+// order, and there is no goroutine per subscription.
+//
+// Each message's frame is encoded once and the same bytes are queued on every
+// local subscriber except the socket named in its Herald-Exclude header.
+//
+// Lock order: presence channel lock, then shard lock. Subscriber.Send is
+// called with a shard lock held only for the first frame of a subscription,
+// and must never block.
+package hub
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/herald-ws/herald/shared/events"
+	"github.com/herald-ws/herald/shared/names"
+	"github.com/herald-ws/herald/shared/protocol"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Subscriber is one local connection.
+type Subscriber interface {
+	SocketID() string
+	// Send queues a frame without blocking; the frame is shared and must
+	// not be changed.
+	Send(frame []byte) bool
+}
+
+// Options tune the hub. Zero values mean the defaults.
+type Options struct {
+	// Shards is the number of dispatcher goroutines (default GOMAXPROCS,
+	// at least 2).
+	Shards int
+	// ShardQueue is how many messages may wait for one dispatcher; beyond
+	// it NATS drops messages (counted in NATSDropped). Default 65536.
+	ShardQueue int
+	// Linger is how long a channel's NATS subscriptions outlive its last
+	// local subscriber, so that a page reload does not resubscribe.
+	// Default 5 s.
+	Linger time.Duration
+	// FlushTimeout bounds the wait for NATS to confirm a new channel's
+	// subscriptions before the subscriber is told it is subscribed.
+	// Default 2 s.
+	FlushTimeout time.Duration
+	// DropCheck is how often dropped NATS messages are counted. Default 5 s.
+	DropCheck time.Duration
+
+	Logger      *slog.Logger
+	NATSDropped prometheus.Counter // may be nil
+}
+
+// Defaults of Options.
+const (
+	DefaultShardQueue   = 1 << 16
+	DefaultLinger       = 5 * time.Second
+	DefaultFlushTimeout = 2 * time.Second
+	DefaultDropCheck    = 5 * time.Second
+)
+
+// ErrClosed is returned by Subscribe after Close.
+var ErrClosed = errors.New("hub: closed")
+
+// Hub is the set of channels with local subscribers.
+type Hub struct {
+	nc     *nats.Conn
+	opt    Options
+	log    *slog.Logger
+	shards []*shard
+
+	closeOnce sync.Once
+	done      chan struct{}
+	wg        sync.WaitGroup
+}
+
+type shard struct {
+	h  *Hub
+	in chan *nats.Msg
+
+	mu        sync.RWMutex
+	closed    bool
+	channels  map[string]*channel // by live subject
+	bySubject map[string]*channel // by live and client-event subject
+}
+
+type channel struct {
+	app, name    string
+	live, client string
+
+	// Guarded by the shard lock.
+	refs  int    // subscribers, including those waiting for ready
+	gen   uint64 // bumped on every new reference: cancels a pending expiry
+	subs  map[Subscriber]struct{}
+	list  []Subscriber // copy of subs for fan-out; rebuilt when dirty
+	dirty bool
+
+	ready     chan struct{} // closed once the NATS subscriptions are made
+	err       error         // why they could not be; set before ready closes
+	liveSub   *nats.Subscription
+	clientSub *nats.Subscription
+	dropped   int // NATS drops already counted
+}
+
+// New starts the hub's dispatchers on nc, which the caller keeps owning.
+func New(nc *nats.Conn, opt Options) *Hub {
+	if opt.Shards <= 0 {
+		opt.Shards = max(2, runtime.GOMAXPROCS(0))
+	}
+	if opt.ShardQueue <= 0 {
+		opt.ShardQueue = DefaultShardQueue
+	}
+	if opt.Linger <= 0 {
+		opt.Linger = DefaultLinger
+	}
+	if opt.FlushTimeout <= 0 {
+		opt.FlushTimeout = DefaultFlushTimeout
+	}
+	if opt.DropCheck <= 0 {
+		opt.DropCheck = DefaultDropCheck
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	h := &Hub{nc: nc, opt: opt, log: opt.Logger, done: make(chan struct{})}
+	for range opt.Shards {
+		sh := &shard{
+			h:         h,
+			in:        make(chan *nats.Msg, opt.ShardQueue),
+			channels:  map[string]*channel{},
+			bySubject: map[string]*channel{},
+		}
+		h.shards = append(h.shards, sh)
+		h.wg.Add(1)
+		go sh.dispatch()
+	}
+	h.wg.Add(1)
+	go h.countDrops()
+	return h
+}
+
+// shardFor picks the shard of a channel by its live subject (FNV-1a).
+func (h *Hub) shardFor(live string) *shard {
+	var x uint32 = 2166136261
+	for i := 0; i < len(live); i++ {
+		x ^= uint32(live[i])
+		x *= 16777619
+	}
+	return h.shards[x%uint32(len(h.shards))]
+}
+
+// Subscribe adds s to a channel. The first frame (subscription_succeeded) is
+// queued on s before any event of the channel, and once Subscribe returns
+// every event NATS receives for the channel reaches s.
+func (h *Hub) Subscribe(appID, channelName string, s Subscriber, first []byte) error {
+	live := names.LiveSubject(appID, channelName)
+	sh := h.shardFor(live)
+	sh.mu.Lock()
+	if sh.closed {
+		sh.mu.Unlock()
+		return ErrClosed
+	}
+	c := sh.channels[live]
+	create := c == nil
+	if create {
+		c = &channel{
+			app: appID, name: channelName,
+			live: live, client: names.ClientEventSubject(appID, channelName),
+			subs:  map[Subscriber]struct{}{},
+			ready: make(chan struct{}),
+		}
+		sh.channels[live] = c
+		sh.bySubject[c.live] = c
+		sh.bySubject[c.client] = c
+	}
+	c.refs++
+	c.gen++
+	sh.mu.Unlock()
+
+	if create {
+		c.err = h.natsSubscribe(sh, c)
+		close(c.ready)
+	}
+	<-c.ready
+	if c.err != nil {
+		sh.mu.Lock()
+		h.releaseLocked(sh, c)
+		sh.mu.Unlock()
+		return c.err
+	}
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.closed {
+		return ErrClosed
+	}
+	if _, dup := c.subs[s]; dup {
+		c.refs-- // already counted by the earlier Subscribe
+	} else {
+		c.subs[s] = struct{}{}
+		c.dirty = true
+	}
+	if first != nil {
+		s.Send(first)
+	}
+	return nil
+}
+
+// natsSubscribe makes a new channel's subscriptions and waits until the
+// server has them. A failed flush is not an error: the subscriptions are in
+// place and nats.go resends them when it reconnects.
+func (h *Hub) natsSubscribe(sh *shard, c *channel) error {
+	live, err := h.nc.ChanSubscribe(c.live, sh.in)
+	if err != nil {
+		return fmt.Errorf("subscribing to %s: %w", c.live, err)
+	}
+	client, err := h.nc.ChanSubscribe(c.client, sh.in)
+	if err != nil {
+		_ = live.Unsubscribe()
+		return fmt.Errorf("subscribing to %s: %w", c.client, err)
+	}
+	sh.mu.Lock()
+	closed := sh.closed
+	if !closed {
+		c.liveSub, c.clientSub = live, client
+	}
+	sh.mu.Unlock()
+	if closed {
+		_ = live.Unsubscribe()
+		_ = client.Unsubscribe()
+		return ErrClosed
+	}
+	if err := h.nc.FlushTimeout(h.opt.FlushTimeout); err != nil {
+		h.log.Debug("nats flush after subscribe", "subject", c.live, "err", err)
+	}
+	return nil
+}
+
+// Unsubscribe removes s from a channel.
+func (h *Hub) Unsubscribe(appID, channelName string, s Subscriber) {
+	live := names.LiveSubject(appID, channelName)
+	sh := h.shardFor(live)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	c := sh.channels[live]
+	if c == nil {
+		return
+	}
+	if _, ok := c.subs[s]; !ok {
+		return
+	}
+	delete(c.subs, s)
+	c.dirty = true
+	h.releaseLocked(sh, c)
+}
+
+// releaseLocked drops one reference; the last one schedules the channel's
+// expiry (or removes a channel whose subscriptions failed at once).
+func (h *Hub) releaseLocked(sh *shard, c *channel) {
+	c.refs--
+	if c.refs > 0 || sh.closed {
+		return
+	}
+	if c.err != nil {
+		sh.removeLocked(c)
+		return
+	}
+	gen := c.gen
+	time.AfterFunc(h.opt.Linger, func() { sh.expire(c, gen) })
+}
+
+func (sh *shard) expire(c *channel, gen uint64) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.closed || c.refs > 0 || c.gen != gen || sh.channels[c.live] != c {
+		return
+	}
+	sh.removeLocked(c)
+}
+
+// removeLocked forgets a channel and drops its NATS subscriptions.
+func (sh *shard) removeLocked(c *channel) {
+	delete(sh.channels, c.live)
+	delete(sh.bySubject, c.live)
+	delete(sh.bySubject, c.client)
+	sh.countDropsLocked(c)
+	for _, s := range []*nats.Subscription{c.liveSub, c.clientSub} {
+		if s != nil {
+			_ = s.Unsubscribe()
+		}
+	}
+}
+
+// Local sends a frame to this gateway's subscribers of a channel, except the
+// socket exclude. Presence member events use it.
+func (h *Hub) Local(appID, channelName string, frame []byte, exclude string) {
+	live := names.LiveSubject(appID, channelName)
+	sh := h.shardFor(live)
+	list := sh.subscribers(live)
+	fanOut(list, frame, exclude)
+}
+
+// PublishClientEvent relays a client event to every gateway (this one
+// included) on core NATS.
+func (h *Hub) PublishClientEvent(ev events.ClientEvent) error {
+	if err := h.nc.PublishMsg(ev.Msg()); err != nil {
+		return fmt.Errorf("publishing client event on %s: %w", names.ClientEventSubject(ev.AppID, ev.Channel), err)
+	}
+	return nil
+}
+
+// Channels reports how many channels have NATS subscriptions.
+func (h *Hub) Channels() int {
+	n := 0
+	for _, sh := range h.shards {
+		sh.mu.RLock()
+		n += len(sh.channels)
+		sh.mu.RUnlock()
+	}
+	return n
+}
+
+// Close stops the dispatchers and drops every NATS subscription. Subscribe
+// fails afterwards; Unsubscribe and Local do nothing.
+func (h *Hub) Close() {
+	h.closeOnce.Do(func() {
+		for _, sh := range h.shards {
+			sh.mu.Lock()
+			sh.closed = true
+			for _, c := range sh.channels {
+				sh.removeLocked(c)
+			}
+			sh.mu.Unlock()
+		}
+		close(h.done)
+		h.wg.Wait()
+	})
+}
+
+// subscribers returns the fan-out list of the channel with that live subject,
+// rebuilding it if subscribers changed.
+func (sh *shard) subscribers(live string) []Subscriber {
+	sh.mu.RLock()
+	c := sh.bySubject[live]
+	if c == nil {
+		sh.mu.RUnlock()
+		return nil
+	}
+	list, dirty := c.list, c.dirty
+	sh.mu.RUnlock()
+	if dirty {
+		sh.mu.Lock()
+		list = c.snapshotLocked()
+		sh.mu.Unlock()
+	}
+	return list
+}
+
+// snapshotLocked rebuilds the fan-out list when subscribers changed. The old
+// list may still be in use by a fan-out, so it is replaced, never modified.
+func (c *channel) snapshotLocked() []Subscriber {
+	if c.dirty {
+		list := make([]Subscriber, 0, len(c.subs))
+		for s := range c.subs {
+			list = append(list, s)
+		}
+		c.list, c.dirty = list, false
+	}
+	return c.list
+}
+
+func (sh *shard) dispatch() {
+	defer sh.h.wg.Done()
+	for {
+		select {
+		case m := <-sh.in:
+			sh.deliver(m)
+		case <-sh.h.done:
+			return
+		}
+	}
+}
+
+// deliver fans one NATS message out to the channel's local subscribers.
+func (sh *shard) deliver(m *nats.Msg) {
+	sh.mu.RLock()
+	c := sh.bySubject[m.Subject]
+	if c == nil {
+		sh.mu.RUnlock()
+		return
+	}
+	list, dirty, isClient := c.list, c.dirty, m.Subject == c.client
+	sh.mu.RUnlock()
+	if dirty {
+		sh.mu.Lock()
+		list = c.snapshotLocked()
+		sh.mu.Unlock()
+	}
+	if len(list) == 0 {
+		return
+	}
+	event := m.Header.Get(names.HeaderEvent)
+	if event == "" {
+		sh.h.log.Debug("message without event name", "subject", m.Subject)
+		return
+	}
+	var extra []byte
+	if isClient {
+		if uid := m.Header.Get(names.HeaderUserID); uid != "" {
+			extra = userIDMember(uid)
+		}
+	}
+	frame := protocol.EventFrame(event, c.name, string(m.Data), extra)
+	fanOut(list, frame, m.Header.Get(names.HeaderExclude))
+}
+
+// userIDMember is the top-level `"user_id":"…"` of a presence client event.
+func userIDMember(uid string) []byte {
+	q, _ := json.Marshal(uid) // a string always marshals
+	return append([]byte(`"user_id":`), q...)
+}
+
+func fanOut(list []Subscriber, frame []byte, exclude string) {
+	for _, s := range list {
+		if exclude != "" && s.SocketID() == exclude {
+			continue
+		}
+		s.Send(frame)
+	}
+}
+
+// countDrops adds NATS's dropped-message counts to NATSDropped now and then.
+func (h *Hub) countDrops() {
+	defer h.wg.Done()
+	if h.opt.NATSDropped == nil {
+		return
+	}
+	t := time.NewTicker(h.opt.DropCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			for _, sh := range h.shards {
+				sh.mu.Lock()
+				for _, c := range sh.channels {
+					sh.countDropsLocked(c)
+				}
+				sh.mu.Unlock()
+			}
+		case <-h.done:
+			return
+		}
+	}
+}
+
+func (sh *shard) countDropsLocked(c *channel) {
+	if sh.h.opt.NATSDropped == nil {
+		return
+	}
+	total := 0
+	for _, s := range []*nats.Subscription{c.liveSub, c.clientSub} {
+		if s == nil {
+			continue
+		}
+		if n, err := s.Dropped(); err == nil {
+			total += n
+		}
+	}
+	if total > c.dropped {
+		sh.h.opt.NATSDropped.Add(float64(total - c.dropped))
+		c.dropped = total
+	}
+}

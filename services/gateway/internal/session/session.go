@@ -1,0 +1,337 @@
+// Package session speaks the Pusher protocol with one client: it reads the
+// client's frames, answers pings, checks and makes subscriptions, relays
+// client events, and leaves every channel when the connection ends.
+//
+// A session's state (its channels, its rate limit, its bad-frame count) is
+// touched only by the goroutine that runs Run. Frames reach the client only
+// through the connection's writer.
+package session
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/herald-ws/herald/services/gateway/internal/hub"
+	"github.com/herald-ws/herald/services/gateway/internal/metrics"
+	"github.com/herald-ws/herald/services/gateway/internal/presence"
+	"github.com/herald-ws/herald/services/gateway/internal/ratelimit"
+	"github.com/herald-ws/herald/services/gateway/internal/ws"
+	"github.com/herald-ws/herald/shared/appconf"
+	"github.com/herald-ws/herald/shared/events"
+	"github.com/herald-ws/herald/shared/protocol"
+	"github.com/herald-ws/herald/shared/signing"
+)
+
+// The policy for clients that send bad frames.
+//
+// A malformed frame (not JSON, no event, wrong types, an unknown pusher:
+// event) gets pusher:error 4200 and is ignored; an oversized frame (over the
+// app's MaxMessageSize) gets pusher:error 4302 and is dropped. Either way the
+// connection stays usable. A client may send BadFrameBudget such frames in
+// BadFrameWindow; the next one closes it, with 4200 after a malformed frame
+// (pusher-js reconnects, as from a glitch) or 4302 after an oversized one
+// (pusher-js gives up: it would only send it again). A frame over HardCap is
+// not read to its end: the connection is closed with 4302 at once.
+const (
+	BadFrameBudget = 10
+	BadFrameWindow = time.Minute
+
+	// CodeMalformed and CodeTooLarge are the pusher:error codes of bad frames.
+	CodeMalformed = protocol.CodeGenericReconnect
+	CodeTooLarge  = protocol.CodeMessageTooLarge
+)
+
+// HardCap is the size past which a frame closes the connection:
+// 4 × the app's limit, at least 64 KiB.
+func HardCap(limit int) int { return max(4*limit, 64<<10) }
+
+// Subscription error types and statuses, as pusher-js reports them.
+const (
+	errAuth           = "AuthError"
+	errLimit          = "LimitReached"
+	errInvalidChannel = "InvalidChannel"
+	errServer         = "ServerError"
+)
+
+// Config is what a session needs.
+type Config struct {
+	App      *appconf.App
+	SocketID string
+	Conn     *ws.Conn
+	Hub      *hub.Hub
+	Presence *presence.Store
+	Metrics  *metrics.Metrics
+	Logger   *slog.Logger
+}
+
+// Session is one client's protocol state.
+type Session struct {
+	app      *appconf.App
+	id       string
+	conn     *ws.Conn
+	hub      *hub.Hub
+	presence *presence.Store
+	metrics  *metrics.Metrics
+	log      *slog.Logger
+
+	channels map[string]*subscription
+	limiter  ratelimit.Bucket
+	badStart time.Time
+	badCount int
+}
+
+type subscription struct {
+	userID string // presence channels
+}
+
+// New returns the session of a connection; Run serves it.
+func New(cfg Config) *Session {
+	return &Session{
+		app:      cfg.App,
+		id:       cfg.SocketID,
+		conn:     cfg.Conn,
+		hub:      cfg.Hub,
+		presence: cfg.Presence,
+		metrics:  cfg.Metrics,
+		log:      cfg.Logger.With("app_id", cfg.App.ID, "socket_id", cfg.SocketID),
+		channels: map[string]*subscription{},
+		limiter:  ratelimit.New(cfg.App.ClientEventsPerSecond),
+	}
+}
+
+// SocketID is the client's socket_id.
+func (s *Session) SocketID() string { return s.id }
+
+// Send queues a frame for the client; it never blocks.
+func (s *Session) Send(frame []byte) bool { return s.conn.Send(frame) }
+
+// Close sends pusher:error and closes the connection with code.
+func (s *Session) Close(code int, message string) { s.conn.Close(code, message) }
+
+// Abort drops the connection at once.
+func (s *Session) Abort() { s.conn.Abort() }
+
+// Done is closed when the connection is closed.
+func (s *Session) Done() <-chan struct{} { return s.conn.Done() }
+
+// Run greets the client and handles its frames until the connection ends,
+// then leaves every channel.
+func (s *Session) Run() {
+	defer s.conn.ReaderDone()
+	defer s.leaveAll()
+	s.Send(protocol.ConnectionEstablished(s.id, int(s.app.ActivityTimeout.D()/time.Second)))
+	limit := s.app.MaxMessageSize
+	hardCap := HardCap(limit)
+	for {
+		buf, err := s.conn.ReadMessage(limit, hardCap)
+		switch {
+		case errors.Is(err, ws.ErrTooLarge):
+			s.bad(CodeTooLarge, fmt.Sprintf("Message is larger than %d bytes and was dropped", limit))
+			continue
+		case errors.Is(err, ws.ErrOverHardCap):
+			// Reading goes on (and discards) until the client answers the
+			// close or the writer hangs up.
+			s.conn.Close(CodeTooLarge, fmt.Sprintf("Message is larger than %d bytes", limit))
+			continue
+		case err != nil:
+			return
+		}
+		if !s.conn.Closing() {
+			s.handle(buf.Bytes())
+		}
+		s.conn.Release(buf)
+	}
+}
+
+// handle acts on one frame from the client.
+func (s *Session) handle(b []byte) {
+	f, err := protocol.DecodeFrame(b)
+	if err != nil {
+		s.bad(CodeMalformed, "Invalid message: "+strings.TrimPrefix(err.Error(), "protocol: "))
+		return
+	}
+	switch {
+	case f.Event == protocol.EventPing:
+		s.Send(protocol.Pong)
+	case f.Event == protocol.EventPong:
+		// Activity was recorded by the reader.
+	case f.Event == protocol.EventSubscribe:
+		s.subscribe(f)
+	case f.Event == protocol.EventUnsubscribe:
+		s.unsubscribe(f)
+	case f.Event == protocol.EventSignin:
+		s.Send(protocol.ErrorFrame(protocol.CodeGenericReconnect, "User sign-in is not enabled on this server"))
+	case strings.HasPrefix(f.Event, "pusher:"), strings.HasPrefix(f.Event, "pusher_internal:"):
+		s.bad(CodeMalformed, fmt.Sprintf("Unknown event %q", f.Event))
+	default:
+		s.clientEvent(f)
+	}
+}
+
+// bad answers a malformed or oversized frame, and closes a client that
+// keeps sending them (see BadFrameBudget).
+func (s *Session) bad(code int, message string) {
+	now := time.Now()
+	if now.Sub(s.badStart) > BadFrameWindow {
+		s.badStart, s.badCount = now, 0
+	}
+	s.badCount++
+	if s.badCount > BadFrameBudget {
+		s.conn.Close(code, "Too many invalid messages; last: "+message)
+		return
+	}
+	s.Send(protocol.ErrorFrame(code, message))
+}
+
+func succeeded(channel string, data []byte) []byte {
+	return protocol.EventFrame(protocol.EventSubscriptionSucceeded, channel, string(data), nil)
+}
+
+var emptyObject = []byte("{}")
+
+func (s *Session) subscribe(f protocol.Frame) {
+	var d protocol.SubscribeData
+	if err := protocol.DecodeData(f.Data, &d); err != nil {
+		s.bad(CodeMalformed, "Invalid pusher:subscribe: "+strings.TrimPrefix(err.Error(), "protocol: "))
+		return
+	}
+	ch := d.Channel
+	if err := protocol.ValidateChannel(ch); err != nil {
+		s.Send(protocol.SubscriptionError(ch, errInvalidChannel, err.Error(), 400))
+		return
+	}
+	kind := protocol.ChannelKind(ch)
+	switch {
+	case kind == protocol.ServerToUser:
+		s.Send(protocol.SubscriptionError(ch, errAuth, "Sign in before subscribing to a server-to-user channel", 401))
+		return
+	case kind.NeedsAuth() && !signing.VerifyChannelAuth(s.app.Key, s.app.Secret, s.id, ch, d.ChannelData, d.Auth):
+		s.Send(protocol.SubscriptionError(ch, errAuth, "Invalid signature for channel "+ch, 401))
+		return
+	}
+	if _, ok := s.channels[ch]; ok {
+		// Already subscribed: confirm again, without a second delivery.
+		data := emptyObject
+		if kind == protocol.Presence {
+			data = s.presence.Snapshot(s.app.ID, ch)
+		}
+		s.Send(succeeded(ch, data))
+		return
+	}
+	sub := &subscription{}
+	var err error
+	if kind == protocol.Presence {
+		sub.userID, err = s.joinPresence(ch, d.ChannelData)
+	} else {
+		err = s.hub.Subscribe(s.app.ID, ch, s, succeeded(ch, emptyObject))
+	}
+	switch {
+	case errors.Is(err, presence.ErrInvalid):
+		s.Send(protocol.SubscriptionError(ch, errAuth, err.Error(), 401))
+	case errors.Is(err, presence.ErrTooLarge), errors.Is(err, presence.ErrFull):
+		s.Send(protocol.SubscriptionError(ch, errLimit, err.Error(), 403))
+	case err != nil:
+		s.log.Warn("subscribe failed", "channel", ch, "err", err)
+		s.Send(protocol.SubscriptionError(ch, errServer, "The server could not subscribe to the channel", 503))
+	default:
+		s.channels[ch] = sub
+		s.metrics.Subscriptions.Inc()
+	}
+}
+
+// joinPresence joins a presence channel: the subscription and member_added
+// to the others happen under the channel's presence lock, so that every
+// subscriber sees each member either in its member list or as member_added.
+func (s *Session) joinPresence(ch, channelData string) (string, error) {
+	if channelData == "" {
+		return "", fmt.Errorf("%w: presence channels need channel_data", presence.ErrInvalid)
+	}
+	m, err := presence.ParseChannelData(channelData, s.app.MaxUserIDLength, s.app.MaxUserInfoBytes)
+	if err != nil {
+		return "", err
+	}
+	err = s.presence.Join(s.app.ID, ch, s.id, m, s.app.MaxPresenceMembers, func(data []byte, added bool) error {
+		if err := s.hub.Subscribe(s.app.ID, ch, s, succeeded(ch, data)); err != nil {
+			return err
+		}
+		if added {
+			frame := protocol.EventFrame(protocol.EventMemberAdded, ch, string(presence.AddedData(m)), nil)
+			s.hub.Local(s.app.ID, ch, frame, s.id)
+		}
+		return nil
+	})
+	return m.UserID, err
+}
+
+func (s *Session) unsubscribe(f protocol.Frame) {
+	var d struct {
+		Channel string `json:"channel"`
+	}
+	if err := protocol.DecodeData(f.Data, &d); err != nil {
+		s.bad(CodeMalformed, "Invalid pusher:unsubscribe: "+strings.TrimPrefix(err.Error(), "protocol: "))
+		return
+	}
+	if _, ok := s.channels[d.Channel]; ok {
+		s.leave(d.Channel)
+	}
+}
+
+func (s *Session) leave(ch string) {
+	delete(s.channels, ch)
+	s.metrics.Subscriptions.Dec()
+	if protocol.ChannelKind(ch) != protocol.Presence {
+		s.hub.Unsubscribe(s.app.ID, ch, s)
+		return
+	}
+	s.presence.Leave(s.app.ID, ch, s.id, func(removed *presence.Member) {
+		s.hub.Unsubscribe(s.app.ID, ch, s)
+		if removed != nil {
+			frame := protocol.EventFrame(protocol.EventMemberRemoved, ch, string(presence.RemovedData(removed.UserID)), nil)
+			s.hub.Local(s.app.ID, ch, frame, "")
+		}
+	})
+}
+
+func (s *Session) leaveAll() {
+	for ch := range s.channels {
+		s.leave(ch)
+	}
+}
+
+// clientEvent relays a client-* event to the channel's other subscribers on
+// every gateway, or tells the sender why it was refused (code null, as
+// Pusher does, or 4301 over the rate).
+func (s *Session) clientEvent(f protocol.Frame) {
+	refuse := func(format string, args ...any) {
+		s.Send(protocol.ErrorFrame(0, fmt.Sprintf(format, args...)))
+	}
+	ch := f.Channel
+	sub, subscribed := s.channels[ch]
+	switch {
+	case !strings.HasPrefix(f.Event, "client-"):
+		refuse("Event %q was not sent: client event names must start with client-", f.Event)
+	case protocol.ValidateEventName(f.Event) != nil:
+		refuse("Event was not sent: %v", protocol.ValidateEventName(f.Event))
+	case ch == "":
+		refuse("Client event %q was not sent: it names no channel", f.Event)
+	case !subscribed:
+		refuse("Client event %q was not sent: not subscribed to channel %s", f.Event, ch)
+	case protocol.ChannelKind(ch) == protocol.PrivateEncrypted:
+		refuse("Client event %q was not sent: client events are not allowed on encrypted channels", f.Event)
+	case protocol.ChannelKind(ch) != protocol.Private && protocol.ChannelKind(ch) != protocol.Presence:
+		refuse("Client event %q was not sent: client events are only allowed on private and presence channels", f.Event)
+	case !s.limiter.Allow(time.Now()):
+		s.Send(protocol.ErrorFrame(protocol.CodeClientEventRateLimit,
+			fmt.Sprintf("Client event %q was not sent: over the rate limit of %d per second", f.Event, s.app.ClientEventsPerSecond)))
+	default:
+		ev := events.ClientEvent{AppID: s.app.ID, Channel: ch, Name: f.Event, Data: f.Data, SocketID: s.id, UserID: sub.userID}
+		if err := s.hub.PublishClientEvent(ev); err != nil {
+			s.log.Warn("client event not relayed", "channel", ch, "err", err)
+			return
+		}
+		s.metrics.ClientEvents.Inc()
+	}
+}

@@ -1,0 +1,123 @@
+package ws
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Read errors that leave the connection usable or not.
+var (
+	// ErrTooLarge: the message was over the limit and has been dropped; the
+	// connection can go on.
+	ErrTooLarge = errors.New("ws: message over the size limit")
+	// ErrOverHardCap: the message was over the hard cap; reading stopped in
+	// its middle, so the connection must be closed.
+	ErrOverHardCap = errors.New("ws: message over the hard cap")
+)
+
+// Conn is one upgraded WebSocket connection: one reader (the caller of
+// ReadMessage) and the Writer.
+type Conn struct {
+	*Writer
+	ws *websocket.Conn
+}
+
+// New takes over an upgraded connection and starts its writer. Ping, pong and
+// close frames from the client count as activity; pings are answered and a
+// close frame is echoed through the writer.
+func New(c *websocket.Conn, opt Options) *Conn {
+	// net/http may leave its request deadlines on a hijacked connection;
+	// liveness is the writer's job from here on.
+	_ = c.NetConn().SetDeadline(time.Time{})
+	w := NewWriter(c.NetConn(), opt)
+	// No gorilla read limit: ReadMessage enforces its own, so that an
+	// oversized frame gets a pusher:error instead of a bare close 1009.
+	c.SetReadLimit(0)
+	c.SetPingHandler(func(data string) error {
+		w.Touch()
+		w.pong([]byte(data))
+		return nil
+	})
+	c.SetPongHandler(func(string) error {
+		w.Touch()
+		return nil
+	})
+	c.SetCloseHandler(func(code int, _ string) error {
+		w.Touch()
+		if code == websocket.CloseNoStatusReceived {
+			code = 0 // echoed as a close frame without a code
+		}
+		w.closeReply(code)
+		return nil
+	})
+	return &Conn{Writer: w, ws: c}
+}
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooled keeps buffers that once held a huge message out of the pool.
+const maxPooled = 64 << 10
+
+// ReadMessage waits for the next data message and reads it into a pooled
+// buffer, which the caller hands back with Release. A message longer than
+// limit bytes is dropped with ErrTooLarge, as long as it stays within hardCap;
+// past hardCap it returns ErrOverHardCap without reading further. Any other
+// error is final.
+func (c *Conn) ReadMessage(limit, hardCap int) (*bytes.Buffer, error) {
+	_, r, err := c.ws.NextReader()
+	if err != nil {
+		return nil, err
+	}
+	c.Touch()
+	buf := bufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	n, err := buf.ReadFrom(io.LimitReader(r, int64(limit)+1))
+	if err != nil {
+		c.Release(buf)
+		return nil, fmt.Errorf("ws: reading a message: %w", err)
+	}
+	if n <= int64(limit) {
+		return buf, nil
+	}
+	c.Release(buf)
+	// Skip the rest of the oversized message, up to the hard cap.
+	rest := int64(hardCap) - n + 1
+	_, err = io.CopyN(io.Discard, r, rest)
+	switch {
+	case errors.Is(err, io.EOF):
+		return nil, ErrTooLarge
+	case err != nil:
+		return nil, fmt.Errorf("ws: reading a message: %w", err)
+	}
+	return nil, ErrOverHardCap // CopyN read all of rest: one byte past the cap
+}
+
+// Release hands a buffer from ReadMessage back.
+func (c *Conn) Release(buf *bytes.Buffer) {
+	if buf != nil && buf.Cap() <= maxPooled {
+		bufPool.Put(buf)
+	}
+}
+
+// Discard reads and drops messages until the connection ends, then tells the
+// writer. A connection refused right after the upgrade uses it to wait for
+// the client's close reply.
+func (c *Conn) Discard() {
+	for {
+		_, r, err := c.ws.NextReader()
+		if err != nil {
+			break
+		}
+		c.Touch()
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			break
+		}
+	}
+	c.ReaderDone()
+}

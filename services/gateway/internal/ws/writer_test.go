@@ -1,0 +1,236 @@
+package ws
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/herald-ws/herald/shared/protocol"
+)
+
+func TestAppendHeader(t *testing.T) {
+	tests := []struct {
+		name string
+		op   byte
+		n    int
+		want []byte
+	}{
+		{"empty close", opClose, 0, []byte{0x88, 0}},
+		{"short text", opText, 125, []byte{0x81, 125}},
+		{"16-bit length", opText, 126, []byte{0x81, 126, 0, 126}},
+		{"largest 16-bit", opText, 65535, []byte{0x81, 126, 0xFF, 0xFF}},
+		{"64-bit length", opText, 65536, []byte{0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0}},
+		{"pong", opPong, 3, []byte{0x8A, 3}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := appendHeader(nil, tt.op, tt.n); !bytes.Equal(got, tt.want) {
+				t.Errorf("got % x, want % x", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestClosePayload(t *testing.T) {
+	if p := closePayload(0, "ignored"); p != nil {
+		t.Errorf("code 0: % x", p)
+	}
+	p := closePayload(4100, "slow")
+	if binary.BigEndian.Uint16(p) != 4100 || string(p[2:]) != "slow" {
+		t.Errorf("got % x", p)
+	}
+	long := strings.Repeat("é", 100) // 200 bytes
+	p = closePayload(4200, long)
+	if len(p) > 125 || !utf8.Valid(p[2:]) {
+		t.Errorf("long reason: %d bytes, valid UTF-8 %v", len(p), utf8.Valid(p[2:]))
+	}
+}
+
+// wsFrame is one frame read back from the writer.
+type wsFrame struct {
+	op      byte
+	payload []byte
+}
+
+func readFrame(t *testing.T, r *bufio.Reader) wsFrame {
+	t.Helper()
+	var h [2]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		t.Fatalf("reading a frame header: %v", err)
+	}
+	if h[0]&0x80 == 0 || h[1]&0x80 != 0 {
+		t.Fatalf("not a final unmasked frame: % x", h)
+	}
+	n := int(h[1] & 0x7F)
+	switch n {
+	case 126:
+		var b [2]byte
+		_, _ = io.ReadFull(r, b[:])
+		n = int(binary.BigEndian.Uint16(b[:]))
+	case 127:
+		var b [8]byte
+		_, _ = io.ReadFull(r, b[:])
+		n = int(binary.BigEndian.Uint64(b[:]))
+	}
+	p := make([]byte, n)
+	if _, err := io.ReadFull(r, p); err != nil {
+		t.Fatalf("reading a payload of %d: %v", n, err)
+	}
+	return wsFrame{h[0] & 0x0F, p}
+}
+
+func expectText(t *testing.T, r *bufio.Reader, want string) {
+	t.Helper()
+	f := readFrame(t, r)
+	if f.op != opText || string(f.payload) != want {
+		t.Fatalf("got op %x %q, want text %q", f.op, f.payload, want)
+	}
+}
+
+func expectClose(t *testing.T, r *bufio.Reader, code int) {
+	t.Helper()
+	f := readFrame(t, r)
+	if f.op != opText || !strings.Contains(string(f.payload), `"pusher:error"`) {
+		t.Fatalf("got op %x %q, want pusher:error", f.op, f.payload)
+	}
+	f = readFrame(t, r)
+	if f.op != opClose || len(f.payload) < 2 || int(binary.BigEndian.Uint16(f.payload)) != code {
+		t.Fatalf("got op %x % x, want close %d", f.op, f.payload, code)
+	}
+}
+
+func pipe(t *testing.T, opt Options) (*Writer, *bufio.Reader, net.Conn) {
+	t.Helper()
+	server, client := net.Pipe()
+	t.Cleanup(func() { client.Close() })
+	w := NewWriter(server, opt)
+	t.Cleanup(w.Abort)
+	return w, bufio.NewReader(client), client
+}
+
+func TestWriterKeepsOrder(t *testing.T) {
+	w, r, _ := pipe(t, Options{})
+	for i := range 100 {
+		w.Send([]byte(strings.Repeat("x", i)))
+	}
+	for i := range 100 {
+		expectText(t, r, strings.Repeat("x", i))
+	}
+}
+
+func TestSlowConsumerIsClosed(t *testing.T) {
+	w, r, _ := pipe(t, Options{QueueBytes: 100})
+	// net.Pipe does not buffer: the first frame blocks the writer until it
+	// is read, and the rest pile up in the queue.
+	if !w.Send([]byte("first")) {
+		t.Fatal("first frame refused")
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		w.mu.Lock()
+		taken := len(w.queue) == 0
+		w.mu.Unlock()
+		if taken {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the writer never took the first frame")
+		}
+	}
+	sent := 1
+	for w.Send([]byte(strings.Repeat("q", 30))) {
+		sent++
+		if sent > 100 {
+			t.Fatal("the queue never filled")
+		}
+	}
+	if w.Send([]byte("after")) {
+		t.Error("a closing writer accepted a frame")
+	}
+	expectText(t, r, "first")
+	// What was queued is dropped: only the error and the close follow.
+	expectClose(t, r, protocol.CodeOverCapacity)
+	w.ReaderDone()
+	<-w.Done()
+}
+
+func TestCloseFlushesQueuedFrames(t *testing.T) {
+	w, r, _ := pipe(t, Options{})
+	w.Send([]byte("a"))
+	w.Send([]byte("b"))
+	w.Close(protocol.CodeGenericReconnect, "bye")
+	w.Close(protocol.CodePongNotReceived, "ignored: already closing")
+	if !w.Closing() {
+		t.Error("not closing")
+	}
+	expectText(t, r, "a")
+	expectText(t, r, "b")
+	expectClose(t, r, protocol.CodeGenericReconnect)
+	select {
+	case <-w.Done():
+		t.Fatal("hung up before the client answered")
+	default:
+	}
+	w.ReaderDone()
+	<-w.Done()
+}
+
+func TestCloseGrace(t *testing.T) {
+	w, r, _ := pipe(t, Options{CloseGrace: 10 * time.Millisecond})
+	w.Close(protocol.CodeGenericReconnect, "bye")
+	expectClose(t, r, protocol.CodeGenericReconnect)
+	<-w.Done() // without a reply from the client
+}
+
+func TestReaderDoneEndsTheConnection(t *testing.T) {
+	w, r, _ := pipe(t, Options{})
+	w.ReaderDone()
+	f := readFrame(t, r)
+	if f.op != opClose || int(binary.BigEndian.Uint16(f.payload)) != 1000 {
+		t.Fatalf("got op %x % x, want close 1000", f.op, f.payload)
+	}
+	<-w.Done()
+}
+
+func TestLiveness(t *testing.T) {
+	t.Run("silent client", func(t *testing.T) {
+		w, r, _ := pipe(t, Options{PingInterval: 20 * time.Millisecond, PongTimeout: 20 * time.Millisecond})
+		expectText(t, r, string(protocol.Ping))
+		expectClose(t, r, protocol.CodePongNotReceived)
+		w.ReaderDone()
+	})
+	t.Run("active client", func(t *testing.T) {
+		w, r, _ := pipe(t, Options{PingInterval: 20 * time.Millisecond, PongTimeout: 20 * time.Millisecond})
+		for range 3 {
+			expectText(t, r, string(protocol.Ping))
+			w.Touch()
+		}
+		if w.Closing() {
+			t.Fatal("closed an active client")
+		}
+	})
+}
+
+func TestWriteTimeout(t *testing.T) {
+	w, _, _ := pipe(t, Options{WriteTimeout: 20 * time.Millisecond})
+	w.Send([]byte("never read"))
+	<-w.Done()
+	if w.Send([]byte("x")) {
+		t.Error("a stopped writer accepted a frame")
+	}
+}
+
+func TestPong(t *testing.T) {
+	w, r, _ := pipe(t, Options{})
+	w.pong([]byte("abc"))
+	w.Send([]byte("text"))
+	if f := readFrame(t, r); f.op != opPong || string(f.payload) != "abc" {
+		t.Fatalf("got op %x %q", f.op, f.payload)
+	}
+	expectText(t, r, "text")
+}
