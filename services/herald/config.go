@@ -1,0 +1,81 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/herald-ws/herald/shared/appconf"
+)
+
+// config is every setting of the all-in-one process. App settings
+// (REVERB_APP_*, HERALD_APPS_FILE and the limits) are read by appconf.
+type config struct {
+	Host string `env:"REVERB_SERVER_HOST" envDefault:"0.0.0.0"`
+	Port int    `env:"REVERB_SERVER_PORT" envDefault:"8080"`
+	// Path is a prefix before /app and /apps, as Reverb's REVERB_SERVER_PATH.
+	Path string `env:"REVERB_SERVER_PATH"`
+
+	// NATSURL, when set, joins an external NATS instead of embedding one.
+	NATSURL string `env:"NATS_URL"`
+	// DataDir holds the embedded JetStream store and the generated app.
+	DataDir string `env:"HERALD_DATA_DIR" envDefault:".data"`
+	// NATSListen lets other processes (gateways, a trigger API) join the
+	// embedded NATS server, e.g. 127.0.0.1:4222. Empty: in-process only.
+	NATSListen string `env:"HERALD_NATS_LISTEN"`
+
+	StreamReplicas  int           `env:"HERALD_STREAM_REPLICAS" envDefault:"1"`
+	StreamMaxBytes  int64         `env:"HERALD_STREAM_MAX_BYTES" envDefault:"1073741824"`
+	WriteQueueBytes int           `env:"HERALD_WRITE_QUEUE_BYTES" envDefault:"1048576"`
+	WriteTimeout    time.Duration `env:"HERALD_WRITE_TIMEOUT" envDefault:"10s"`
+	ShutdownTimeout time.Duration `env:"HERALD_SHUTDOWN_TIMEOUT" envDefault:"10s"`
+
+	LogLevel  string `env:"HERALD_LOG_LEVEL" envDefault:"info"`
+	LogFormat string `env:"HERALD_LOG_FORMAT" envDefault:"text"`
+}
+
+func parseConfig() (config, error) {
+	c, err := appconf.Parse[config]()
+	if err != nil {
+		return c, fmt.Errorf("reading settings: %w", err)
+	}
+	switch {
+	case c.Port < 1 || c.Port > 65535:
+		return c, fmt.Errorf("REVERB_SERVER_PORT=%d is not a port", c.Port)
+	case c.Path != "" && (!strings.HasPrefix(c.Path, "/") || strings.HasSuffix(c.Path, "/")):
+		return c, fmt.Errorf("REVERB_SERVER_PATH=%q must start with / and not end with /", c.Path)
+	case c.StreamReplicas < 1 || c.StreamReplicas > 5:
+		return c, fmt.Errorf("HERALD_STREAM_REPLICAS=%d must be 1 to 5", c.StreamReplicas)
+	case c.StreamMaxBytes < 1<<20:
+		return c, fmt.Errorf("HERALD_STREAM_MAX_BYTES=%d is below 1 MiB", c.StreamMaxBytes)
+	case c.WriteQueueBytes < 64<<10:
+		return c, fmt.Errorf("HERALD_WRITE_QUEUE_BYTES=%d is below 64 KiB", c.WriteQueueBytes)
+	case c.WriteTimeout <= 0:
+		return c, fmt.Errorf("HERALD_WRITE_TIMEOUT=%s must be positive", c.WriteTimeout)
+	case c.ShutdownTimeout <= 0:
+		return c, fmt.Errorf("HERALD_SHUTDOWN_TIMEOUT=%s must be positive", c.ShutdownTimeout)
+	case c.NATSURL != "" && c.NATSListen != "":
+		return c, fmt.Errorf("NATS_URL and HERALD_NATS_LISTEN are both set: HERALD_NATS_LISTEN only applies to the embedded server")
+	}
+	if c.DataDir == "" {
+		return c, fmt.Errorf("HERALD_DATA_DIR is empty")
+	}
+	return c, nil
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("HERALD_LOG_LEVEL=%q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("HERALD_LOG_FORMAT=%q: want text or json", format)
+}
