@@ -1,15 +1,11 @@
 package main
 
 import (
-	"errors"
 	"fmt"
+	"github.com/herald-ws/herald/shared/appconf"
 	"io"
 	"log/slog"
-	"reflect"
-	"strings"
 	"time"
-
-	"github.com/caarlos0/env/v11"
 )
 
 // config is every setting of the gateway binary. App settings (REVERB_APP_*,
@@ -33,9 +29,9 @@ type config struct {
 }
 
 func parseConfig() (config, error) {
-	c, err := env.ParseAs[config]()
+	c, err := appconf.Parse[config]()
 	if err != nil {
-		return c, fmt.Errorf("reading settings: %w", nameSetting(err))
+		return c, fmt.Errorf("reading settings: %w", err)
 	}
 	switch {
 	case c.Port < 1 || c.Port > 65535:
@@ -65,19 +61,4 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("HERALD_LOG_FORMAT=%q: want text or json", format)
-}
-
-// nameSetting rewrites a parse error, which names a struct field, to name
-// the environment variable instead.
-func nameSetting(err error) error {
-	var pe env.ParseError
-	if !errors.As(err, &pe) {
-		return err
-	}
-	f, ok := reflect.TypeFor[config]().FieldByName(pe.Name)
-	if !ok {
-		return err
-	}
-	key, _, _ := strings.Cut(f.Tag.Get("env"), ",")
-	return fmt.Errorf("%s: %w", key, pe.Err)
 }
