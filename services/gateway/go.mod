@@ -3,7 +3,6 @@ module github.com/herald-ws/herald/services/gateway
 go 1.26.0
 
 require (
-	github.com/caarlos0/env/v11 v11.4.2
 	github.com/gorilla/websocket v1.5.3
 	github.com/herald-ws/herald/shared v0.0.0
 	github.com/nats-io/nats-server/v2 v2.15.2
@@ -12,10 +11,16 @@ require (
 )
 
 require (
+	github.com/caarlos0/env/v11 v11.4.2 // indirect
+	github.com/kylelemons/godebug v1.1.0 // indirect
+)
+
+require (
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/google/go-tpm v0.9.8 // indirect
+	github.com/herald-ws/herald/services/presence v0.0.0
 	github.com/klauspost/compress v1.20.3 // indirect
 	github.com/minio/highwayhash v1.0.4 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
@@ -32,3 +37,5 @@ require (
 )
 
 replace github.com/herald-ws/herald/shared => ../../shared
+
+replace github.com/herald-ws/herald/services/presence => ../presence

@@ -1,0 +1,223 @@
+package globalstate
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	servicepresence "github.com/herald-ws/herald/services/presence/presence"
+	"github.com/herald-ws/herald/shared/appconf"
+	"github.com/herald-ws/herald/shared/natstest"
+	"github.com/herald-ws/herald/shared/presence"
+	"github.com/herald-ws/herald/shared/protocol"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+const (
+	testApp  = "app1"
+	testRoom = "presence-room"
+)
+
+// testApps allows 3 members per presence channel and subscription counts.
+func testApps(t *testing.T) *appconf.Registry {
+	t.Helper()
+	reg, err := appconf.NewRegistry([]appconf.App{{ID: testApp, Key: "key1", Secret: "s3cr3t-for-tests-0123",
+		MaxPresenceMembers: 3, SubscriptionCount: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reg
+}
+
+// instance is one running presence service.
+type instance struct {
+	svc    *servicepresence.Service
+	nc     *nats.Conn
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// startService runs a presence instance with short timings. A long flush
+// interval leaves applied operations unpersisted and unacknowledged for a
+// while, so that a crash makes the next instance replay them.
+func startService(t *testing.T, s *server.Server, name string, flush time.Duration) *instance {
+	t.Helper()
+	nc, err := nats.Connect(s.ClientURL(), nats.Name(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := servicepresence.New(servicepresence.Options{
+		NC: nc, Apps: testApps(t), Instance: name,
+		DrainGrace: time.Second, LockTTL: time.Second, FlushInterval: flush,
+		CountInterval: 200 * time.Millisecond, ReconcileInterval: 500 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	in := &instance{svc: svc, nc: nc, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(in.done)
+		if err := svc.Run(ctx); err != nil {
+			t.Errorf("presence %s: %v", name, err)
+		}
+	}()
+	t.Cleanup(in.stop)
+	return in
+}
+
+// stop ends the service cleanly: it persists, acks and hands the lock over.
+func (in *instance) stop() {
+	in.cancel()
+	<-in.done
+	in.nc.Close()
+}
+
+const fastFlush = 20 * time.Millisecond
+
+// crash cuts the service off NATS first: nothing more is persisted or
+// acknowledged, and the lock is left to expire.
+func (in *instance) crash() {
+	in.nc.Close()
+	in.cancel()
+	<-in.done
+}
+
+func startGateway(t *testing.T, s *server.Server, id string) (*Client, *nats.Conn) {
+	t.Helper()
+	nc, err := nats.Connect(s.ClientURL(), nats.Name(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	c, err := New(context.Background(), Options{NC: nc, ID: id, TTL: time.Second, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = c.Close(ctx)
+	})
+	return c, nc
+}
+
+// socket records what one subscription receives, as "+user", "-user",
+// "count:n" and, first, "ok:[ids]".
+type socket struct {
+	mu     sync.Mutex
+	frames []string
+}
+
+func (s *socket) add(f string) {
+	s.mu.Lock()
+	s.frames = append(s.frames, f)
+	s.mu.Unlock()
+}
+
+func (s *socket) got() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.frames)
+}
+
+func (s *socket) request(app, channel, id, user string) JoinRequest {
+	req := JoinRequest{App: app, Channel: channel, SocketID: id, UserID: user,
+		Ready: func(snap Snapshot) { s.add("ok:" + strings.Join(snap.IDs(), ",")) },
+		Deliver: func(e *Event) {
+			switch e.Name {
+			case protocol.EventMemberAdded:
+				s.add("+" + e.UserID)
+			case protocol.EventMemberRemoved:
+				s.add("-" + e.UserID)
+			case protocol.EventSubscriptionCount:
+				n, _ := presence.ParseCountData(e.Data)
+				s.add(fmt.Sprintf("count:%d", n))
+			}
+			if !json.Valid(e.Frame()) {
+				panic("invalid frame " + string(e.Frame()))
+			}
+		}}
+	if user != "" {
+		req.UserInfo = json.RawMessage(`{"name":"` + user + `"}`)
+	}
+	return req
+}
+
+// join subscribes a new recorded socket, failing the test on error.
+func join(t *testing.T, c *Client, channel, id, user string) *socket {
+	t.Helper()
+	s := &socket{}
+	if _, err := c.Join(context.Background(), s.request(testApp, channel, id, user)); err != nil {
+		t.Fatalf("join %s as %s on %s: %v", id, user, c.ID(), err)
+	}
+	return s
+}
+
+// stored waits until a gateway's operations are in the stream: operations
+// of different gateways are ordered only by when they are stored.
+func stored(c *Client) { <-c.js.PublishAsyncComplete() }
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %s: %s", within, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// expect waits until the socket received want (exactly, in order).
+func expect(t *testing.T, s *socket, within time.Duration, want ...string) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		got := s.got()
+		if slices.Equal(got, want) {
+			return
+		}
+		if len(got) > len(want) || time.Now().After(deadline) {
+			t.Fatalf("socket got %v, want %v", got, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func waitActive(t *testing.T, ins ...*instance) *instance {
+	t.Helper()
+	var active *instance
+	eventually(t, 5*time.Second, "one active presence instance", func() bool {
+		active = nil
+		n := 0
+		for _, in := range ins {
+			if in.svc.Active() {
+				active, n = in, n+1
+			}
+		}
+		return n == 1
+	})
+	return active
+}
+
+func reader(t *testing.T, s *server.Server) *presence.Reader {
+	t.Helper()
+	js, err := jetstream.New(natstest.Connect(t, s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := presence.NewReader(context.Background(), js, presence.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}

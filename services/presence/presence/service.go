@@ -1,0 +1,283 @@
+// Package presence is Herald's presence service: the single writer of global
+// channel state. It applies the subscription operations that gateways
+// publish, keeps who is subscribed where and who is a member of each presence
+// channel, emits member_added and member_removed on a user's first and last
+// connection anywhere, publishes throttled subscription counts, removes the
+// subscriptions of gateways whose heartbeat ended, and persists the state so
+// that the trigger API answers channel queries and a restarted or standby
+// instance carries on. shared/presence documents the protocol.
+//
+// Several instances may run: one is active (it holds the lock), the others
+// wait to take over.
+package presence
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/herald-ws/herald/services/presence/internal/lease"
+	"github.com/herald-ws/herald/shared/appconf"
+	"github.com/herald-ws/herald/shared/names"
+	"github.com/herald-ws/herald/shared/presence"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Options configure the service. Zero durations take the defaults below.
+type Options struct {
+	// NC is the NATS connection; the caller owns it (drains and closes it).
+	NC *nats.Conn
+	// Apps gives each app's member limit and whether it wants
+	// subscription counts; nil applies the defaults to every app.
+	Apps   *appconf.Registry
+	Logger *slog.Logger
+	// Metrics receives the herald_presence_* collectors; nil keeps them
+	// unregistered.
+	Metrics prometheus.Registerer
+	Infra   presence.Options
+
+	// Instance names this instance in the lock and the meta record;
+	// empty means a random one.
+	Instance string
+	// DrainGrace holds member_removed for the users of a draining gateway
+	// (default 10 s), so that a rolling restart does not flap presence.
+	DrainGrace time.Duration
+	// LockTTL is how long the lock outlives an active instance that
+	// stopped renewing it: a standby takes over within it (default 10 s).
+	LockTTL time.Duration
+	// FlushInterval coalesces state writes (default 50 ms): operations are
+	// acknowledged once the state they produced is written.
+	FlushInterval time.Duration
+	// CountInterval is the shortest time between two subscription counts
+	// of one channel (default 1 s).
+	CountInterval time.Duration
+	// ReconcileInterval is how often gateways are checked against their
+	// heartbeats, besides the expiry markers (default 5 s).
+	ReconcileInterval time.Duration
+
+	// OnOccupancy, when set, is called by the active instance when a
+	// channel becomes occupied or vacated anywhere, after the change is
+	// persisted. It runs on the service's goroutine: it must not block.
+	// An instance that takes over after a crash may repeat a change.
+	OnOccupancy func(Occupancy)
+}
+
+// Occupancy is a channel's change between occupied and vacated.
+type Occupancy struct {
+	AppID    string
+	Channel  string
+	Occupied bool
+	At       time.Time
+}
+
+// Defaults.
+const (
+	DefaultDrainGrace        = 10 * time.Second
+	DefaultLockTTL           = 10 * time.Second
+	DefaultFlushInterval     = 50 * time.Millisecond
+	DefaultCountInterval     = time.Second
+	DefaultReconcileInterval = 5 * time.Second
+)
+
+// Service is one presence instance.
+type Service struct {
+	opt     Options
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	log     *slog.Logger
+	metrics *metrics
+	active  atomic.Bool
+	running atomic.Bool
+}
+
+// New checks the options and builds the service; Run starts it.
+func New(opt Options) (*Service, error) {
+	if opt.NC == nil {
+		return nil, errors.New("presence: no NATS connection")
+	}
+	setDefault(&opt.DrainGrace, DefaultDrainGrace)
+	setDefault(&opt.LockTTL, DefaultLockTTL)
+	setDefault(&opt.FlushInterval, DefaultFlushInterval)
+	setDefault(&opt.CountInterval, DefaultCountInterval)
+	setDefault(&opt.ReconcileInterval, DefaultReconcileInterval)
+	if opt.LockTTL < time.Second {
+		return nil, fmt.Errorf("presence: lock TTL %s is below the 1 s that JetStream allows", opt.LockTTL)
+	}
+	if opt.DrainGrace < 0 {
+		return nil, fmt.Errorf("presence: negative drain grace %s", opt.DrainGrace)
+	}
+	if opt.Instance == "" {
+		opt.Instance = "presence-" + appconf.RandomHex(6)
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	js, err := jetstream.New(opt.NC)
+	if err != nil {
+		return nil, fmt.Errorf("presence: %w", err)
+	}
+	m, err := newMetrics(opt.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("presence: %w", err)
+	}
+	return &Service{opt: opt, nc: opt.NC, js: js, log: opt.Logger.With("instance", opt.Instance), metrics: m}, nil
+}
+
+func setDefault(d *time.Duration, v time.Duration) {
+	if *d == 0 {
+		*d = v
+	}
+}
+
+// Instance returns the instance name.
+func (s *Service) Instance() string { return s.opt.Instance }
+
+// Active reports whether this instance holds the lock and applies
+// operations.
+func (s *Service) Active() bool { return s.active.Load() }
+
+// Run ensures the streams and buckets, then takes turns: wait for the lock,
+// apply operations while holding it, and start over if the term fails. It
+// returns nil when ctx ends, after handing the lock over.
+func (s *Service) Run(ctx context.Context) error {
+	if !s.running.CompareAndSwap(false, true) {
+		return errors.New("presence: Run called twice")
+	}
+	infra, err := s.ensure(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	poll := min(max(s.opt.LockTTL/10, 100*time.Millisecond), time.Second)
+	for {
+		l, err := lease.Acquire(ctx, s.js, infra.lock, names.PresenceLeaderKey,
+			presence.Lock{Instance: s.opt.Instance, Since: time.Now()}, s.opt.LockTTL, poll)
+		if err != nil {
+			return nil // ctx ended
+		}
+		s.log.Info("presence active")
+		s.active.Store(true)
+		s.metrics.active.Set(1)
+		s.metrics.terms.Inc()
+		err = s.runTerm(ctx, l, infra)
+		s.active.Store(false)
+		s.metrics.active.Set(0)
+
+		rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if rerr := l.Release(rctx); rerr != nil && !errors.Is(err, lease.ErrLost) {
+			s.log.Warn("releasing the presence lock", "err", rerr)
+		}
+		cancel()
+		if ctx.Err() != nil {
+			s.log.Info("presence stopped")
+			return nil
+		}
+		s.log.Warn("presence term ended, starting over", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(poll):
+		}
+	}
+}
+
+// infra holds the streams and buckets of the contract.
+type infra struct {
+	ops, members          jetstream.Stream
+	gateways, state, lock jetstream.KeyValue
+}
+
+// ensure creates or updates every stream and bucket, retrying while NATS is
+// not ready, until ctx ends.
+func (s *Service) ensure(ctx context.Context) (*infra, error) {
+	for attempt := 0; ; attempt++ {
+		in, err := s.ensureOnce(ctx)
+		if err == nil {
+			return in, nil
+		}
+		if attempt == 0 || attempt%20 == 0 {
+			s.log.Warn("preparing presence streams and buckets", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func (s *Service) ensureOnce(ctx context.Context) (*infra, error) {
+	o := s.opt.Infra
+	var in infra
+	var err error
+	if in.ops, err = presence.EnsureStream(ctx, s.js, presence.OpsStreamConfig(o)); err != nil {
+		return nil, err
+	}
+	if in.members, err = presence.EnsureStream(ctx, s.js, presence.MembersStreamConfig(o)); err != nil {
+		return nil, err
+	}
+	if in.gateways, err = presence.EnsureBucket(ctx, s.js, presence.GatewaysBucketConfig(o)); err != nil {
+		return nil, err
+	}
+	if in.state, err = presence.EnsureBucket(ctx, s.js, presence.StateBucketConfig(o)); err != nil {
+		return nil, err
+	}
+	if in.lock, err = presence.EnsureBucket(ctx, s.js, presence.LockBucketConfig(o)); err != nil {
+		return nil, err
+	}
+	return &in, nil
+}
+
+// Handler serves GET /up: 200 while NATS is connected, with the role of
+// this instance; 503 otherwise.
+func (s *Service) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, `{"error":"method not allowed"}`, http.StatusMethodNotAllowed)
+			return
+		}
+		role := "standby"
+		if s.Active() {
+			role = "active"
+		}
+		code, status := http.StatusOK, "ok"
+		if !s.nc.IsConnected() {
+			code, status = http.StatusServiceUnavailable, "nats disconnected"
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		_ = json.NewEncoder(w).Encode(map[string]string{"status": status, "role": role, "instance": s.opt.Instance})
+	})
+}
+
+// maxMembers is an app's presence member limit.
+func (s *Service) maxMembers(appID string) int {
+	if s.opt.Apps != nil {
+		if a, ok := s.opt.Apps.ByID(appID); ok {
+			return a.MaxPresenceMembers
+		}
+	}
+	return appconf.DefaultMaxPresenceMembers
+}
+
+// wantsCounts reports whether an app's gateways relay subscription counts.
+// An app this instance does not know gets them: a gateway that does not want
+// them does not listen.
+func (s *Service) wantsCounts(appID string) bool {
+	if s.opt.Apps != nil {
+		if a, ok := s.opt.Apps.ByID(appID); ok {
+			return a.SubscriptionCount
+		}
+	}
+	return true
+}
