@@ -1,0 +1,60 @@
+// Command loadgen measures a Herald installation: connections, fan-out
+// throughput, trigger-to-client latency, losses, server CPU and memory.
+//
+// It speaks to Herald only as an app would: WebSocket clients on the Pusher
+// protocol and the signed HTTP API. Every address must be a loopback one;
+// runs are bounded in connections, rate and time and end by themselves.
+//
+// # Load
+//
+//	go run ./scripts/loadgen -ws ws://127.0.0.1:8080 -api http://127.0.0.1:8080 \
+//	    -app-id ID -key KEY -secret SECRET \
+//	    -conns 1000 -channels 1 -rate 100 -duration 30s -size 100 -server-pid PID
+//
+// Connections are started at -ramp a second with at most -inflight
+// handshakes at once, spread round-robin over every -ws URL; connection i
+// subscribes to channel i mod -channels (private channels with -private,
+// signed as an app's auth endpoint would). Once all are subscribed, events
+// are published at -rate a second for -duration, round-robin over the
+// channels, -batch events a request (batch_events above 1), with up to
+// -senders requests in flight. Each event's data holds its sequence number
+// on its channel, the channel's index and the time it was sent, padded to
+// -size bytes. Subscribers account every receipt: latency is receive time
+// minus send time on the same clock; an accepted event still missing at a
+// subscriber when the drain ends is missing (the drain's outcome says
+// whether messages were still arriving), a second receipt is a duplicate,
+// and an event is out of order when it arrives after one whose request
+// started after this one's request had been answered (requests in flight
+// together may be stored in either order).
+//
+// With -server-pid the report also gives the CPU the whole machine spent
+// outside loadgen and the server during the run: on a shared machine, that
+// is the interference the figures suffered.
+//
+// # Idle
+//
+// With -idle no event is sent: the connections are held for -duration,
+// answering the server's pings and pinging when quiet as pusher-js does, and
+// the report gives the server's memory per connection.
+//
+// # Cold start
+//
+//	loadgen -coldstart -runs 10 -api http://127.0.0.1:8081 -app-id … -key … -secret … -- bin/trigger
+//
+// starts the command (with loadgen's environment) -runs times and posts an
+// event in a loop from the moment of the start until one is accepted, then
+// stops the command with SIGTERM. The report gives each run, the median and
+// the max.
+//
+// # Server figures
+//
+// -server-pid names the processes to charge (repeat it or give a comma
+// list for a split deployment): CPU is utime+stime from /proc/PID/stat
+// before and after each phase, memory VmRSS from /proc/PID/status, its peak
+// sampled every 100 ms, and memory per connection is (RSS after connecting
+// - RSS before) / connections opened. loadgen's own CPU is reported too:
+// on one machine, it competes with the server.
+//
+// The text report goes to stdout; with -json, one JSON object goes to
+// stdout and the text to stderr.
+package main
