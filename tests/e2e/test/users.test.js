@@ -1,0 +1,174 @@
+// The HTTP API's channel queries, and users: pusher-js sign-in, events sent
+// to a user with the SDK's sendToUser, and terminateUserConnections.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { isDeepStrictEqual } from 'node:util';
+
+import { connectPusher, record, subscribe } from '../lib/clients.js';
+import { pending } from '../lib/pending.js';
+import { TOPOLOGIES, startTopology } from '../lib/topology.js';
+import { Recorder, randomId, waitFor } from '../lib/wait.js';
+
+// eventually polls a query until check accepts its answer: channel state
+// reaches the HTTP API a moment after the subscribe, as on Pusher.
+async function eventually(sdk, path, params, check) {
+  let last;
+  await waitFor(
+    async () => {
+      last = await getJSON(sdk, path, params);
+      return check(last);
+    },
+    { what: `GET ${path} ${JSON.stringify(params)} to answer as expected`, seen: () => last },
+  );
+  return last;
+}
+
+async function getJSON(sdk, path, params) {
+  let res;
+  try {
+    res = await sdk.get({ path, params });
+  } catch (err) {
+    throw new Error(`GET ${path} ${JSON.stringify(params)}: ${err.status ?? err.message} ${err.body ?? ''}`.trim());
+  }
+  assert.equal(res.status, 200);
+  return res.json();
+}
+
+function presenceAuthorizer(sdk, userId) {
+  return (params, callback) => {
+    try {
+      callback(null, sdk.authorizeChannel(params.socketId, params.channelName, { user_id: userId, user_info: {} }));
+    } catch (err) {
+      callback(err, null);
+    }
+  };
+}
+
+// signedIn returns a pusher-js client signed in as userId, its
+// #server-to-user channel subscribed.
+async function signedIn(topo, i, sdk, userId) {
+  const client = await connectPusher(topo, i, {
+    sdk,
+    options: {
+      userAuthentication: {
+        customHandler: (params, callback) => {
+          try {
+            callback(null, sdk.authenticateUser(params.socketId, { id: userId, name: `user ${userId}` }));
+          } catch (err) {
+            callback(err, null);
+          }
+        },
+      },
+    },
+  });
+  const signinErrors = new Recorder('signin errors');
+  client.user.bind('pusher:signin_error', signinErrors.push);
+  client.signin();
+  await waitFor(() => client.user.serverToUserChannel?.subscribed, {
+    what: `sign-in of ${userId} and its #server-to-user channel`,
+    seen: () => ({ errors: client.errors.items, signinErrors: signinErrors.items, states: client.states.items }),
+  });
+  return client;
+}
+
+for (const kind of TOPOLOGIES) {
+  const SIGNIN = pending('user sign-in is not served yet');
+
+  describe(`channel queries and users [${kind}]`, { concurrency: true }, () => {
+    let topo;
+    let sdk;
+    before(async () => {
+      topo = await startTopology(kind, { label: 'users' });
+      sdk = topo.sdk();
+    });
+    after(() => topo?.stop());
+
+    it('lists occupied channels, filtered by prefix', async () => {
+      const prefix = `q${randomId(6)}-`;
+      const a = await connectPusher(topo, 0);
+      const b = await connectPusher(topo, 1);
+      await subscribe(a, `${prefix}one`);
+      await subscribe(b, `${prefix}two`);
+      const want = [`${prefix}one`, `${prefix}two`];
+      await eventually(sdk, '/channels', { filter_by_prefix: prefix }, (body) =>
+        isDeepStrictEqual(Object.keys(body.channels ?? {}).sort(), want),
+      );
+    });
+
+    it('counts the subscribers of a channel on both gateways', async () => {
+      const name = `counted-${randomId()}`;
+      for (const i of [0, 1, 1]) await subscribe(await connectPusher(topo, i), name);
+      await eventually(
+        sdk,
+        `/channels/${name}`,
+        { info: 'subscription_count' },
+        (body) => body.occupied === true && body.subscription_count === 3,
+      );
+      const empty = await getJSON(sdk, `/channels/nobody-${randomId()}`, {});
+      assert.equal(empty.occupied, false, JSON.stringify(empty));
+    });
+
+    it('lists the users of a presence channel', async () => {
+      const name = `presence-q.${randomId()}`;
+      for (const [i, user] of [
+        [0, 'u1'],
+        [1, 'u2'],
+      ]) {
+        const c = await connectPusher(topo, i, {
+          sdk,
+          options: { channelAuthorization: { customHandler: presenceAuthorizer(sdk, user) } },
+        });
+        await subscribe(c, name);
+      }
+      await eventually(sdk, `/channels/${name}/users`, {}, (body) =>
+        isDeepStrictEqual((body.users ?? []).map((u) => u.id).sort(), ['u1', 'u2']),
+      );
+    });
+
+    it('signs a user in and delivers sendToUser to every connection of that user', SIGNIN, async () => {
+      const userId = `user-${randomId(6)}`;
+      const tabs = [await signedIn(topo, 0, sdk, userId), await signedIn(topo, 1, sdk, userId)];
+      const got = tabs.map((t) => {
+        const r = new Recorder(`notice for ${userId}`);
+        t.user.bind('notice', r.push);
+        return r;
+      });
+      const other = await signedIn(topo, 1, sdk, `other-${randomId(6)}`);
+      const otherGot = new Recorder('notice for another user');
+      other.user.bind('notice', otherGot.push);
+      await sdk.sendToUser(userId, 'notice', { text: 'hi' });
+      for (const r of got) assert.deepEqual(await r.waitCount(1), [{ text: 'hi' }]);
+      // The other user's own notice arrives alone.
+      await sdk.sendToUser(other.user.user_data.id, 'notice', { text: 'yours' });
+      assert.deepEqual(await otherGot.waitCount(1), [{ text: 'yours' }]);
+    });
+
+    it("refuses another user's #server-to-user channel", SIGNIN, async () => {
+      const client = await signedIn(topo, 0, sdk, `me-${randomId(6)}`);
+      const foreign = `#server-to-user-someone-else-${randomId(6)}`;
+      const ch = client.subscribe(foreign);
+      const errors = record(ch, 'pusher:subscription_error');
+      const ok = record(ch, 'pusher:subscription_succeeded');
+      await errors.waitCount(1);
+      assert.equal(ok.count, 0);
+    });
+
+    it('terminateUserConnections closes every connection of that user only', SIGNIN, async () => {
+      const userId = `leaving-${randomId(6)}`;
+      const tabs = [await signedIn(topo, 0, sdk, userId), await signedIn(topo, 1, sdk, userId)];
+      const bystander = await signedIn(topo, 0, sdk, `stays-${randomId(6)}`);
+      const before = bystander.states.count;
+      const res = await sdk.terminateUserConnections(userId);
+      assert.equal(res.status, 200);
+      for (const t of tabs) {
+        await waitFor(() => t.states.items.some((s) => s !== 'connected'), {
+          what: `${userId}'s connection on ${t.endpoint.name} to be closed`,
+          seen: () => ({ states: t.states.items, errors: t.errors.items }),
+        });
+      }
+      assert.equal(bystander.states.count, before, JSON.stringify(bystander.states.items));
+      assert.equal(bystander.connection.state, 'connected');
+    });
+  });
+}
