@@ -24,6 +24,13 @@ type config struct {
 	StreamReplicas  int           `env:"HERALD_STREAM_REPLICAS" envDefault:"1"`
 	StreamMaxBytes  int64         `env:"HERALD_STREAM_MAX_BYTES" envDefault:"1073741824"`
 
+	// GatewayTTL is the heartbeat's time to live: the presence service
+	// removes the members of a gateway that died within about that time.
+	GatewayTTL time.Duration `env:"HERALD_GATEWAY_TTL" envDefault:"15s"`
+	// PresenceTimeout bounds a presence subscribe's wait for the presence
+	// service.
+	PresenceTimeout time.Duration `env:"HERALD_PRESENCE_TIMEOUT" envDefault:"5s"`
+
 	LogLevel  string `env:"HERALD_LOG_LEVEL" envDefault:"info"`
 	LogFormat string `env:"HERALD_LOG_FORMAT" envDefault:"text"`
 }
@@ -44,6 +51,10 @@ func parseConfig() (config, error) {
 		return c, fmt.Errorf("HERALD_STREAM_REPLICAS=%d must be 1 to 5", c.StreamReplicas)
 	case c.StreamMaxBytes < 1:
 		return c, fmt.Errorf("HERALD_STREAM_MAX_BYTES=%d must be positive", c.StreamMaxBytes)
+	case c.GatewayTTL < time.Second:
+		return c, fmt.Errorf("HERALD_GATEWAY_TTL=%s is below 1s", c.GatewayTTL)
+	case c.PresenceTimeout <= 0:
+		return c, fmt.Errorf("HERALD_PRESENCE_TIMEOUT=%s must be positive", c.PresenceTimeout)
 	}
 	return c, nil
 }

@@ -19,11 +19,14 @@ func TestParseConfig(t *testing.T) {
 		{"bad port", map[string]string{"NATS_URL": "nats://x", "REVERB_SERVER_PORT": "70000"}, "REVERB_SERVER_PORT"},
 		{"bad timeout", map[string]string{"NATS_URL": "nats://x", "HERALD_WRITE_TIMEOUT": "soon"}, "HERALD_WRITE_TIMEOUT"},
 		{"bad replicas", map[string]string{"NATS_URL": "nats://x", "HERALD_STREAM_REPLICAS": "0"}, "HERALD_STREAM_REPLICAS"},
+		{"gateway TTL below 1s", map[string]string{"NATS_URL": "nats://x", "HERALD_GATEWAY_TTL": "500ms"}, "HERALD_GATEWAY_TTL"},
+		{"zero presence timeout", map[string]string{"NATS_URL": "nats://x", "HERALD_PRESENCE_TIMEOUT": "0s"}, "HERALD_PRESENCE_TIMEOUT"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			for _, k := range []string{"NATS_URL", "REVERB_SERVER_HOST", "REVERB_SERVER_PORT", "REVERB_SERVER_PATH",
-				"HERALD_WRITE_QUEUE_BYTES", "HERALD_WRITE_TIMEOUT", "HERALD_STREAM_REPLICAS", "HERALD_STREAM_MAX_BYTES"} {
+				"HERALD_WRITE_QUEUE_BYTES", "HERALD_WRITE_TIMEOUT", "HERALD_STREAM_REPLICAS", "HERALD_STREAM_MAX_BYTES",
+				"HERALD_GATEWAY_TTL", "HERALD_PRESENCE_TIMEOUT"} {
 				t.Setenv(k, "")
 			}
 			for k, v := range tt.env {
@@ -43,7 +46,8 @@ func TestParseConfig(t *testing.T) {
 				t.Fatal(err)
 			}
 			if c.Host != "0.0.0.0" || c.Port != 8080 || c.WriteQueueBytes != 1<<20 || c.WriteTimeout != 10*time.Second ||
-				c.StreamReplicas != 1 || c.LogLevel != "info" || c.LogFormat != "text" {
+				c.StreamReplicas != 1 || c.LogLevel != "info" || c.LogFormat != "text" ||
+				c.GatewayTTL != 15*time.Second || c.PresenceTimeout != 5*time.Second {
 				t.Errorf("defaults: %+v", c)
 			}
 		})

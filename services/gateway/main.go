@@ -55,13 +55,21 @@ func run(ctx context.Context) error {
 		return fmt.Errorf("app settings: %w", err)
 	}
 
+	// The gateway exists only after the connection does; the reconnect
+	// handler finds it here.
+	var gw atomic.Pointer[gateway.Gateway]
 	nc, err := nats.Connect(cfg.NATSURL, nats.Name("herald-gateway"), nats.MaxReconnects(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil { // nil: closed on purpose
 				log.Warn("nats disconnected", "err", err)
 			}
 		}),
-		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected", "url", c.ConnectedUrlRedacted()) }))
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			log.Info("nats reconnected", "url", c.ConnectedUrlRedacted())
+			if g := gw.Load(); g != nil {
+				g.Reconnected()
+			}
+		}))
 	if err != nil {
 		return fmt.Errorf("connecting to NATS: %w", err)
 	}
@@ -79,11 +87,14 @@ func run(ctx context.Context) error {
 		Stream:          events.StreamOptions{Replicas: cfg.StreamReplicas, MaxBytes: cfg.StreamMaxBytes},
 		WriteQueueBytes: cfg.WriteQueueBytes,
 		WriteTimeout:    cfg.WriteTimeout,
+		GatewayTTL:      cfg.GatewayTTL,
+		PresenceTimeout: cfg.PresenceTimeout,
 	})
 	cancel()
 	if err != nil {
 		return err
 	}
+	gw.Store(g)
 
 	var draining atomic.Bool
 	mux := http.NewServeMux()

@@ -67,6 +67,11 @@ func TestBadSettingsStopStartup(t *testing.T) {
 		{"path", "REVERB_SERVER_PATH", "ws/", "REVERB_SERVER_PATH"},
 		{"replicas", "HERALD_STREAM_REPLICAS", "0", "HERALD_STREAM_REPLICAS"},
 		{"timeout", "HERALD_WRITE_TIMEOUT", "soon", "HERALD_WRITE_TIMEOUT"},
+		{"gateway TTL", "HERALD_GATEWAY_TTL", "500ms", "HERALD_GATEWAY_TTL"},
+		{"presence timeout", "HERALD_PRESENCE_TIMEOUT", "0s", "HERALD_PRESENCE_TIMEOUT"},
+		{"negative drain grace", "HERALD_PRESENCE_DRAIN_GRACE", "-1s", "HERALD_PRESENCE_DRAIN_GRACE"},
+		{"lock TTL", "HERALD_PRESENCE_LOCK_TTL", "100ms", "HERALD_PRESENCE_LOCK_TTL"},
+		{"flush interval", "HERALD_PRESENCE_FLUSH_INTERVAL", "2s", "HERALD_PRESENCE_FLUSH_INTERVAL"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

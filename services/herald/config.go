@@ -32,6 +32,15 @@ type config struct {
 	WriteTimeout    time.Duration `env:"HERALD_WRITE_TIMEOUT" envDefault:"10s"`
 	ShutdownTimeout time.Duration `env:"HERALD_SHUTDOWN_TIMEOUT" envDefault:"10s"`
 
+	// Global channel state: the gateway's heartbeat TTL and its wait for
+	// the presence service, and the presence service's own settings (see
+	// services/presence).
+	GatewayTTL            time.Duration `env:"HERALD_GATEWAY_TTL" envDefault:"15s"`
+	PresenceTimeout       time.Duration `env:"HERALD_PRESENCE_TIMEOUT" envDefault:"5s"`
+	PresenceDrainGrace    time.Duration `env:"HERALD_PRESENCE_DRAIN_GRACE" envDefault:"10s"`
+	PresenceLockTTL       time.Duration `env:"HERALD_PRESENCE_LOCK_TTL" envDefault:"10s"`
+	PresenceFlushInterval time.Duration `env:"HERALD_PRESENCE_FLUSH_INTERVAL" envDefault:"50ms"`
+
 	LogLevel  string `env:"HERALD_LOG_LEVEL" envDefault:"info"`
 	LogFormat string `env:"HERALD_LOG_FORMAT" envDefault:"text"`
 }
@@ -56,6 +65,16 @@ func parseConfig() (config, error) {
 		return c, fmt.Errorf("HERALD_WRITE_TIMEOUT=%s must be positive", c.WriteTimeout)
 	case c.ShutdownTimeout <= 0:
 		return c, fmt.Errorf("HERALD_SHUTDOWN_TIMEOUT=%s must be positive", c.ShutdownTimeout)
+	case c.GatewayTTL < time.Second:
+		return c, fmt.Errorf("HERALD_GATEWAY_TTL=%s is below 1s", c.GatewayTTL)
+	case c.PresenceTimeout <= 0:
+		return c, fmt.Errorf("HERALD_PRESENCE_TIMEOUT=%s must be positive", c.PresenceTimeout)
+	case c.PresenceDrainGrace < 0:
+		return c, fmt.Errorf("HERALD_PRESENCE_DRAIN_GRACE=%s is negative", c.PresenceDrainGrace)
+	case c.PresenceLockTTL < time.Second:
+		return c, fmt.Errorf("HERALD_PRESENCE_LOCK_TTL=%s is below 1s", c.PresenceLockTTL)
+	case c.PresenceFlushInterval <= 0 || c.PresenceFlushInterval > time.Second:
+		return c, fmt.Errorf("HERALD_PRESENCE_FLUSH_INTERVAL=%s must be above 0 and at most 1s", c.PresenceFlushInterval)
 	case c.NATSURL != "" && c.NATSListen != "":
 		return c, fmt.Errorf("NATS_URL and HERALD_NATS_LISTEN are both set: HERALD_NATS_LISTEN only applies to the embedded server")
 	}

@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/gorilla/websocket v1.5.3
 	github.com/herald-ws/herald/services/gateway v0.0.0
+	github.com/herald-ws/herald/services/presence v0.0.0
 	github.com/herald-ws/herald/services/trigger v0.0.0
 	github.com/herald-ws/herald/shared v0.0.0
 	github.com/nats-io/nats-server/v2 v2.15.2
@@ -35,6 +36,7 @@ require (
 
 replace (
 	github.com/herald-ws/herald/services/gateway => ../gateway
+	github.com/herald-ws/herald/services/presence => ../presence
 	github.com/herald-ws/herald/services/trigger => ../trigger
 	github.com/herald-ws/herald/shared => ../../shared
 )

@@ -21,7 +21,8 @@ import (
 )
 
 // run starts Herald and blocks until ctx ends, then shuts down in order:
-// clients get 4200 (reconnect now), HTTP stops, NATS drains.
+// clients get 4200 (reconnect now), the presence service stops, HTTP stops,
+// NATS drains.
 func run(ctx context.Context, _ []string, stdout, stderr io.Writer) error {
 	cfg, err := parseConfig()
 	if err != nil {
@@ -51,10 +52,23 @@ func run(ctx context.Context, _ []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer apiConn.Close()
+	presenceConn, err := connect("herald-presence")
+	if err != nil {
+		return err
+	}
+	defer presenceConn.Close()
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	stream := events.StreamOptions{Replicas: cfg.StreamReplicas, MaxBytes: cfg.StreamMaxBytes}
+
+	// Presence first, so that the gateway's first presence subscribes find
+	// it (gateways also wait for one that starts later).
+	stopPresence, err := startPresence(cfg, presenceConn, apps, log.With("service", "presence"), reg)
+	if err != nil {
+		return err
+	}
+	defer stopPresence()
 
 	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -67,10 +81,13 @@ func run(ctx context.Context, _ []string, stdout, stderr io.Writer) error {
 		Stream:          stream,
 		WriteQueueBytes: cfg.WriteQueueBytes,
 		WriteTimeout:    cfg.WriteTimeout,
+		GatewayTTL:      cfg.GatewayTTL,
+		PresenceTimeout: cfg.PresenceTimeout,
 	})
 	if err != nil {
 		return fmt.Errorf("starting gateway: %w", err)
 	}
+	gwConn.SetReconnectHandler(func(*nats.Conn) { gw.Reconnected() })
 	httpAPI, err := api.New(startCtx, api.Options{
 		Apps:       apps,
 		NC:         apiConn,
@@ -121,10 +138,15 @@ func run(ctx context.Context, _ []string, stdout, stderr io.Writer) error {
 	if err := gw.Shutdown(sctx); err != nil {
 		errs = append(errs, fmt.Errorf("shutting down gateway: %w", err))
 	}
+	// After the gateway drained: its leaves wait in the operations stream
+	// for the next start if this instance does not apply them first.
+	if err := stopPresence(); err != nil {
+		errs = append(errs, err)
+	}
 	if err := srv.Shutdown(sctx); err != nil {
 		errs = append(errs, fmt.Errorf("shutting down HTTP: %w", err))
 	}
-	for _, nc := range []*nats.Conn{gwConn, apiConn} {
+	for _, nc := range []*nats.Conn{gwConn, apiConn, presenceConn} {
 		if err := drain(sctx, nc); err != nil {
 			errs = append(errs, err)
 		}

@@ -24,6 +24,11 @@ type config struct {
 	// FlushInterval coalesces writes of channel state.
 	FlushInterval time.Duration `env:"HERALD_PRESENCE_FLUSH_INTERVAL" envDefault:"50ms"`
 
+	// WebhookRetryFor is how long a webhook batch is retried after it was
+	// queued; WebhookTimeout bounds one POST.
+	WebhookRetryFor time.Duration `env:"HERALD_WEBHOOK_RETRY_FOR" envDefault:"5m"`
+	WebhookTimeout  time.Duration `env:"HERALD_WEBHOOK_TIMEOUT" envDefault:"5s"`
+
 	StreamReplicas  int           `env:"HERALD_STREAM_REPLICAS" envDefault:"1"`
 	ShutdownTimeout time.Duration `env:"HERALD_SHUTDOWN_TIMEOUT" envDefault:"10s"`
 
@@ -45,6 +50,10 @@ func parseConfig() (config, error) {
 		return c, fmt.Errorf("HERALD_PRESENCE_LOCK_TTL=%s is below 1s", c.LockTTL)
 	case c.FlushInterval <= 0 || c.FlushInterval > time.Second:
 		return c, fmt.Errorf("HERALD_PRESENCE_FLUSH_INTERVAL=%s must be above 0 and at most 1s", c.FlushInterval)
+	case c.WebhookRetryFor <= 0:
+		return c, fmt.Errorf("HERALD_WEBHOOK_RETRY_FOR=%s must be positive", c.WebhookRetryFor)
+	case c.WebhookTimeout <= 0:
+		return c, fmt.Errorf("HERALD_WEBHOOK_TIMEOUT=%s must be positive", c.WebhookTimeout)
 	case c.StreamReplicas < 1 || c.StreamReplicas > 5:
 		return c, fmt.Errorf("HERALD_STREAM_REPLICAS=%d must be 1 to 5", c.StreamReplicas)
 	case c.ShutdownTimeout <= 0:

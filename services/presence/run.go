@@ -62,6 +62,9 @@ func run(ctx context.Context) error {
 		DrainGrace:    cfg.DrainGrace,
 		LockTTL:       cfg.LockTTL,
 		FlushInterval: cfg.FlushInterval,
+
+		WebhookRetryFor: cfg.WebhookRetryFor,
+		WebhookTimeout:  cfg.WebhookTimeout,
 	})
 	if err != nil {
 		return err

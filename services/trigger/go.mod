@@ -4,6 +4,9 @@ go 1.26.0
 
 require (
 	github.com/caarlos0/env/v11 v11.4.2
+	github.com/gorilla/websocket v1.5.3
+	github.com/herald-ws/herald/services/gateway v0.0.0
+	github.com/herald-ws/herald/services/presence v0.0.0
 	github.com/herald-ws/herald/shared v0.0.0
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
@@ -30,4 +33,8 @@ require (
 	google.golang.org/protobuf v1.36.12 // indirect
 )
 
-replace github.com/herald-ws/herald/shared => ../../shared
+replace (
+	github.com/herald-ws/herald/services/gateway => ../gateway
+	github.com/herald-ws/herald/services/presence => ../presence
+	github.com/herald-ws/herald/shared => ../../shared
+)

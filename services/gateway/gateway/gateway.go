@@ -21,9 +21,10 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/herald-ws/herald/services/gateway/internal/globalstate"
 	"github.com/herald-ws/herald/services/gateway/internal/hub"
 	"github.com/herald-ws/herald/services/gateway/internal/metrics"
-	"github.com/herald-ws/herald/services/gateway/internal/presence"
+	"github.com/herald-ws/herald/services/gateway/internal/replay"
 	"github.com/herald-ws/herald/services/gateway/internal/session"
 	"github.com/herald-ws/herald/services/gateway/internal/ws"
 	"github.com/herald-ws/herald/shared/appconf"
@@ -57,6 +58,15 @@ type Options struct {
 	// ChannelLinger is how long a channel's NATS subscription outlives its
 	// last local subscriber (default 5 s).
 	ChannelLinger time.Duration
+	// GatewayTTL is the time to live of this gateway's heartbeat
+	// (HERALD_GATEWAY_TTL, default 15 s, at least 1 s): the presence service
+	// removes the members and subscriptions of a gateway that died within
+	// about that time.
+	GatewayTTL time.Duration
+	// PresenceTimeout bounds a presence subscribe's wait for the presence
+	// service (HERALD_PRESENCE_TIMEOUT, default 5 s); past it the client gets
+	// subscription_error 503.
+	PresenceTimeout time.Duration
 }
 
 // Shutdown closes connections in batches of this size, so that clients do not
@@ -73,7 +83,9 @@ type Gateway struct {
 	log      *slog.Logger
 	metrics  *metrics.Metrics
 	hub      *hub.Hub
-	presence *presence.Store
+	state    *globalstate.Client // state.go
+	users    *userIndex          // users.go
+	replay   session.Replay
 	upgrader websocket.Upgrader
 	handler  http.Handler
 
@@ -124,8 +136,19 @@ func New(ctx context.Context, opt Options) (*Gateway, error) {
 		if _, err := events.EnsureStream(ctx, js, app, opt.Stream); err != nil {
 			return nil, fmt.Errorf("gateway: app %s: %w", app.ID, err)
 		}
+		if _, err := events.EnsureCacheStream(ctx, js, app, opt.Stream); err != nil {
+			return nil, fmt.Errorf("gateway: app %s: %w", app.ID, err)
+		}
 	}
 	m, err := metrics.New(opt.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	rm, err := metrics.NewReplay(opt.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	eng, err := replay.New(opt.NC, replay.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
@@ -138,11 +161,12 @@ func New(ctx context.Context, opt Options) (*Gateway, error) {
 		apps:     opt.Apps,
 		log:      opt.Logger,
 		metrics:  m,
-		presence: presence.NewStore(),
+		replay:   session.Replay{Engine: eng, Metrics: rm},
 		prefix:   prefix,
 		id:       strconv.FormatUint(prefix, 10),
 		perApp:   map[string]*atomic.Int64{},
 		sessions: map[*session.Session]struct{}{},
+		users:    newUserIndex(),
 		upgrader: websocket.Upgrader{
 			// Origins are checked per app after the upgrade: pusher-js
 			// cannot read an HTTP 403, but it reads pusher:error 4009.
@@ -159,8 +183,19 @@ func New(ctx context.Context, opt Options) (*Gateway, error) {
 		Linger:      opt.ChannelLinger,
 		Logger:      opt.Logger,
 		NATSDropped: m.NATSSlowConsumer,
+		Repair:      hub.RepairOptions{Engine: eng, Recovered: rm.LiveRecovered, Unrecoverable: rm.LiveUnrecoverable},
 	})
+	if err := g.startUsers(); err != nil {
+		g.hub.Close()
+		return nil, err
+	}
+	if err := g.startState(ctx); err != nil {
+		g.stopUsers()
+		g.hub.Close()
+		return nil, err
+	}
 	mux := http.NewServeMux()
+	mux.Handle("GET "+opt.PathPrefix+ReplayJSPath, replayJS())
 	mux.HandleFunc("GET "+opt.PathPrefix+"/app/{key}", g.serveWS)
 	g.handler = mux
 	return g, nil
@@ -181,7 +216,8 @@ func socketPrefix() (uint64, error) {
 // every socket_id the gateway hands out.
 func (g *Gateway) ID() string { return g.id }
 
-// Handler serves {PathPrefix}/app/{key}; any other path is 404.
+// Handler serves {PathPrefix}/app/{key} and {PathPrefix}/app/_herald/replay.js;
+// any other path is 404.
 func (g *Gateway) Handler() http.Handler { return g.handler }
 
 func (g *Gateway) newSocketID() string {
@@ -225,9 +261,11 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 		SocketID: g.newSocketID(),
 		Conn:     conn,
 		Hub:      g.hub,
-		Presence: g.presence,
+		State:    g.state,
 		Metrics:  g.metrics,
 		Logger:   g.log,
+		Replay:   g.replay,
+		Users:    g.users,
 	})
 	if !g.track(s) {
 		conn.Close(protocol.CodeGenericReconnect, "Server is shutting down")
@@ -235,6 +273,7 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer g.untrack(s)
+	defer g.users.drop(s)
 	g.metrics.ConnectionsTotal.WithLabelValues(app.ID).Inc()
 	gauge := g.metrics.Connections.WithLabelValues(app.ID)
 	gauge.Inc()
@@ -287,11 +326,13 @@ func (g *Gateway) untrack(s *session.Session) {
 	g.active.Done()
 }
 
-// Shutdown stops accepting connections and closes every open one with
-// pusher:error 4200 (pusher-js reconnects at once, to another gateway), in
-// batches spread over part of the time left, then drops this gateway's NATS
-// subscriptions. Connections still open at ctx's deadline are dropped; the
-// error is then ctx's.
+// Shutdown stops accepting connections, tells the presence service that
+// this gateway is draining (its users stay members through the drain grace),
+// closes every open connection with pusher:error 4200 (pusher-js reconnects
+// at once, to another gateway), in batches spread over part of the time
+// left, then ends its registration with the presence service and drops its
+// NATS subscriptions. Connections still open at ctx's deadline are dropped;
+// the error then includes ctx's.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.mu.Lock()
 	g.draining.Store(true)
@@ -300,6 +341,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		list = append(list, s)
 	}
 	g.mu.Unlock()
+	errs := []error{g.drainState(ctx)}
 
 	batches := (len(list) + shutdownBatch - 1) / shutdownBatch
 	var pause time.Duration
@@ -324,16 +366,17 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		g.active.Wait()
 		close(done)
 	}()
-	var err error
 	select {
 	case <-done:
 	case <-ctx.Done():
-		err = ctx.Err()
+		errs = append(errs, ctx.Err())
 		for _, s := range list {
 			s.Abort()
 		}
 		<-done
 	}
+	errs = append(errs, g.closeState(ctx))
+	g.stopUsers()
 	g.hub.Close()
-	return err
+	return errors.Join(errs...)
 }

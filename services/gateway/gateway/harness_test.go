@@ -32,6 +32,7 @@ var testApps = []appconf.App{
 	{ID: "app-max", Key: "key-max", Secret: "secret-of-app-max-00001", MaxConnections: 1},
 	{ID: "app-ping", Key: "key-ping", Secret: "secret-of-app-ping-0001", PingInterval: appconf.Duration(100 * time.Millisecond)},
 	{ID: "app-rate", Key: "key-rate", Secret: "secret-of-app-rate-0001", ClientEventsPerSecond: 1},
+	{ID: "app-count", Key: "key-count", Secret: "secret-of-app-count-001", SubscriptionCount: true},
 }
 
 // env is one NATS server with JetStream and a gateway behind an HTTP server.
@@ -44,6 +45,8 @@ type env struct {
 	gw   *gateway.Gateway
 	hs   *httptest.Server
 	reg  *prometheus.Registry
+	// presence is the presence service in this process (presence_test.go).
+	presence *presenceService
 }
 
 func newEnv(t testing.TB, opts ...func(*gateway.Options)) *env {
@@ -58,6 +61,7 @@ func newEnv(t testing.TB, opts ...func(*gateway.Options)) *env {
 	if e.js, err = jetstream.New(e.nc); err != nil {
 		t.Fatal(err)
 	}
+	e.startPresence() // presence_test.go
 	e.gw, e.hs, e.reg = e.startGateway(opts...)
 	return e
 }

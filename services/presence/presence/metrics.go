@@ -18,6 +18,7 @@ type metrics struct {
 	subscriptions prometheus.Gauge
 	members       prometheus.Gauge
 	gatewaysGone  prometheus.Counter
+	webhooks      *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -43,12 +44,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Members of presence channels, a user counted once per channel."}),
 		gatewaysGone: prometheus.NewCounter(prometheus.CounterOpts{Name: "herald_presence_gateways_gone_total",
 			Help: "Gateways whose heartbeat ended."}),
+		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "herald_presence_webhooks_total",
+			Help: "Webhook batches: queued; and POSTs by outcome: ok, failed (retried), dropped (retried too long)."},
+			[]string{"result"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.active, m.terms, m.ops, m.memberEvents, m.requests, m.flushSeconds,
-		m.channels, m.subscriptions, m.members, m.gatewaysGone} {
+		m.channels, m.subscriptions, m.members, m.gatewaysGone, m.webhooks} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

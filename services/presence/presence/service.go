@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/herald-ws/herald/services/presence/internal/lease"
+	"github.com/herald-ws/herald/services/presence/internal/webhook"
 	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/names"
 	"github.com/herald-ws/herald/shared/presence"
@@ -67,6 +68,15 @@ type Options struct {
 	// persisted. It runs on the service's goroutine: it must not block.
 	// An instance that takes over after a crash may repeat a change.
 	OnOccupancy func(Occupancy)
+
+	// Webhooks of the apps in Apps are queued in a JetStream work queue
+	// and delivered by the active instance. WebhookTimeout bounds one POST
+	// (default 5 s); WebhookRetryFor is how long a batch is retried after
+	// it was queued (default 5 min); WebhookBackoff is the first wait
+	// between attempts, doubling up to a minute (default 1 s).
+	WebhookTimeout  time.Duration
+	WebhookRetryFor time.Duration
+	WebhookBackoff  time.Duration
 }
 
 // Occupancy is a channel's change between occupied and vacated.
@@ -107,6 +117,12 @@ func New(opt Options) (*Service, error) {
 	setDefault(&opt.FlushInterval, DefaultFlushInterval)
 	setDefault(&opt.CountInterval, DefaultCountInterval)
 	setDefault(&opt.ReconcileInterval, DefaultReconcileInterval)
+	setDefault(&opt.WebhookTimeout, webhook.DefaultTimeout)
+	setDefault(&opt.WebhookRetryFor, webhook.DefaultRetryFor)
+	setDefault(&opt.WebhookBackoff, webhook.DefaultBackoff)
+	if opt.WebhookTimeout < 0 || opt.WebhookRetryFor < 0 || opt.WebhookBackoff < 0 {
+		return nil, errors.New("presence: negative webhook timeout, retry period or backoff")
+	}
 	if opt.LockTTL < time.Second {
 		return nil, fmt.Errorf("presence: lock TTL %s is below the 1 s that JetStream allows", opt.LockTTL)
 	}
@@ -192,7 +208,7 @@ func (s *Service) Run(ctx context.Context) error {
 
 // infra holds the streams and buckets of the contract.
 type infra struct {
-	ops, members          jetstream.Stream
+	ops, members, hooks   jetstream.Stream
 	gateways, state, lock jetstream.KeyValue
 }
 
@@ -223,6 +239,9 @@ func (s *Service) ensureOnce(ctx context.Context) (*infra, error) {
 		return nil, err
 	}
 	if in.members, err = presence.EnsureStream(ctx, s.js, presence.MembersStreamConfig(o)); err != nil {
+		return nil, err
+	}
+	if in.hooks, err = presence.EnsureStream(ctx, s.js, webhook.StreamConfig(o)); err != nil {
 		return nil, err
 	}
 	if in.gateways, err = presence.EnsureBucket(ctx, s.js, presence.GatewaysBucketConfig(o)); err != nil {
@@ -268,6 +287,31 @@ func (s *Service) maxMembers(appID string) int {
 		}
 	}
 	return appconf.DefaultMaxPresenceMembers
+}
+
+// webhookApp returns an app with an endpoint that takes webhook event name.
+func (s *Service) webhookApp(appID, name string) (*appconf.App, bool) {
+	if s.opt.Apps == nil {
+		return nil, false
+	}
+	a, ok := s.opt.Apps.ByID(appID)
+	if !ok || !webhook.Wanted(a, name) {
+		return nil, false
+	}
+	return a, true
+}
+
+// hasWebhooks reports whether any app has an endpoint.
+func (s *Service) hasWebhooks() bool {
+	if s.opt.Apps == nil {
+		return false
+	}
+	for _, a := range s.opt.Apps.All() {
+		if len(a.Webhooks) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // wantsCounts reports whether an app's gateways relay subscription counts.

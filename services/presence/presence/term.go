@@ -44,7 +44,10 @@ type term struct {
 	// held are the parts of unfinished snapshots, by gateway.
 	held map[string]*heldSnapshot
 	// events are member events published and not yet acknowledged.
-	events    []jetstream.PubAckFuture
+	events []jetstream.PubAckFuture
+	// hooks are webhook batches queued and not yet acknowledged.
+	hooks     []jetstream.PubAckFuture
+	epoch     string
 	memberPos uint64
 	refused   map[uint64]refusal
 	parked    []*memberRequest
@@ -168,6 +171,7 @@ func (t *term) start() (func(), error) {
 	// Sequences restart when the stream is recreated: its creation time
 	// tells the streams apart.
 	epoch := strconv.FormatInt(opsInfo.Created.UnixNano(), 36)
+	t.epoch = epoch
 	t.st = state.New(state.Config{
 		Grace:         s.opt.DrainGrace,
 		MaxMembers:    s.maxMembers,
@@ -210,9 +214,10 @@ func (t *term) start() (func(), error) {
 		return stop, fmt.Errorf("subscribing to member requests: %w", err)
 	}
 	stops = append(stops, func() { _ = sub.Unsubscribe() })
+	stops = append(stops, t.deliverWebhooks())
 
 	// Drain graces that ended while no instance was active.
-	if err := t.effects(t.st.Expire(time.Now())); err != nil {
+	if err := t.effects(t.st.Expire(time.Now()), ""); err != nil {
 		return stop, err
 	}
 	t.hb.reconcile()
@@ -337,7 +342,7 @@ func (t *term) loop() error {
 				return err
 			}
 		case now := <-ticker.C:
-			if err := t.effects(t.st.Expire(now)); err != nil {
+			if err := t.effects(t.st.Expire(now), ""); err != nil {
 				return err
 			}
 			t.publishCounts(now)
@@ -486,13 +491,17 @@ func (t *term) apply(seq uint64, op *presence.Op) error {
 		}
 	}
 	t.svc.metrics.ops.WithLabelValues(result).Inc()
-	return t.effects(fx)
+	return t.effects(fx, t.epoch+"-"+strconv.FormatUint(seq, 10))
 }
 
-// effects publishes what a step produced. Member events go out at once
-// (before the state that contains them is written: a crash in between
-// re-emits them under the same id, which the stream drops).
-func (t *term) effects(fx state.Effects) error {
+// effects publishes what a step produced. Member events and webhooks go
+// out at once (before the state that contains them is written: a crash in
+// between re-emits them under the same id, which the stream drops). id names
+// the step: the operation applied, or empty for grace expiries.
+func (t *term) effects(fx state.Effects, id string) error {
+	if err := t.queueWebhooks(&fx, id); err != nil {
+		return err
+	}
 	for i := range fx.Events {
 		f, err := t.svc.js.PublishMsgAsync(fx.Events[i].Msg())
 		if err != nil {
@@ -533,6 +542,16 @@ func (t *term) settle(ctx context.Context) error {
 		}
 	}
 	t.events = t.events[:0]
+	for _, f := range t.hooks {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("queueing a webhook: %w", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	t.hooks = t.hooks[:0]
 	return nil
 }
 

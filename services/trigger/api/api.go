@@ -18,6 +18,7 @@ import (
 	"github.com/herald-ws/herald/services/trigger/internal/publish"
 	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/events"
+	"github.com/herald-ws/herald/shared/presence"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -47,6 +48,7 @@ type API struct {
 	now     func() time.Time
 	pub     *publish.Publisher
 	metrics *metrics
+	state   *presence.Reader // channels.go
 }
 
 // ensureConcurrency bounds stream creations in flight at start.
@@ -75,6 +77,9 @@ func New(ctx context.Context, opt Options) (*API, error) {
 		return nil, fmt.Errorf("trigger api: %w", err)
 	}
 	if err := a.ensureStreams(ctx); err != nil {
+		return nil, fmt.Errorf("trigger api: %w", err)
+	}
+	if a.state, err = presence.NewReader(ctx, a.pub.JetStream(), presence.Options{Replicas: opt.Stream.Replicas}); err != nil {
 		return nil, fmt.Errorf("trigger api: %w", err)
 	}
 	return a, nil
@@ -242,9 +247,13 @@ func (a *API) serveApp(w http.ResponseWriter, r *http.Request, m match) {
 		a.events(w, r, app, body)
 	case routeBatch:
 		a.batchEvents(w, r, app, body)
-	default:
-		// Channel state comes from the presence service, which does not
-		// publish it yet.
-		writeError(w, http.StatusNotImplemented, "not available yet")
+	case routeChannel:
+		a.channel(w, r, app, m.channel)
+	case routeChannels:
+		a.channels(w, r, app)
+	case routeChannelUsers:
+		a.channelUsers(w, r, app, m.channel)
+	case routeTerminate:
+		a.terminate(w, r, app, m.userID) // users.go
 	}
 }

@@ -219,10 +219,9 @@ func TestRefusals(t *testing.T) {
 		{"batch item without channel", req{path: "/apps/app1/batch_events", body: `{"batch":[{"name":"e","data":"x"}]}`}, 400, "batch[0]: missing channel"},
 		{"batch item with bad socket_id", req{path: "/apps/app1/batch_events",
 			body: `{"batch":[{"name":"e","data":"x","channel":"c"},{"name":"e","data":"x","channel":"c","socket_id":"x"}]}`}, 400, "batch[1]"},
-		{"channels not yet", req{method: "GET", path: "/apps/app1/channels"}, 501, "not available yet"},
-		{"channel not yet", req{method: "GET", path: "/apps/app1/channels/presence-room"}, 501, "not available yet"},
-		{"channel users not yet", req{method: "GET", path: "/apps/app1/channels/presence-room/users"}, 501, "not available yet"},
-		{"terminate not yet", req{path: "/apps/app1/users/42/terminate_connections"}, 501, "not available yet"},
+		{"users of a public channel", req{method: "GET", path: "/apps/app1/channels/news/users"}, 400, "presence channels"},
+		{"event info attribute unknown", req{path: "/apps/app1/events", body: `{"name":"e","data":"x","channel":"c","info":"nope"}`}, 400, "info"},
+		{"terminate a user id over the limit", req{path: "/apps/app1/users/" + strings.Repeat("u", 129) + "/terminate_connections"}, 400, "user id"},
 		{"channels unsigned", req{method: "GET", path: "/apps/app1/channels", unsigned: true}, 401, "auth_key"},
 	}
 	for _, tt := range tests {
@@ -376,12 +375,14 @@ func TestEventsAreStored(t *testing.T) {
 		if got.status != 200 {
 			t.Fatalf("answer %d %s", got.status, got.raw)
 		}
-		want := `{"channels":{"i1":{},"presence-i2":{}}}` + "\n"
+		// Nobody is subscribed: every count is 0, user_count only where
+		// there can be users.
+		want := `{"channels":{"i1":{"subscription_count":0},"presence-i2":{"subscription_count":0,"user_count":0}}}` + "\n"
 		if got.raw != want {
 			t.Errorf("answer = %s, want %s", got.raw, want)
 		}
 		got = f.do(t, req{path: "/apps/app1/batch_events", body: `{"batch":[{"name":"e","data":"x","channel":"i1","info":"subscription_count"},{"name":"e","data":"x","channel":"i1"}]}`})
-		if want := `{"batch":[{},{}]}` + "\n"; got.raw != want {
+		if want := `{"batch":[{"subscription_count":0},{}]}` + "\n"; got.raw != want {
 			t.Errorf("batch answer = %s, want %s", got.raw, want)
 		}
 	})

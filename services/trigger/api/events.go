@@ -42,6 +42,10 @@ func (a *API) events(w http.ResponseWriter, r *http.Request, app *appconf.App, b
 		writePayloadError(w, err)
 		return
 	}
+	if msg := eventInfoError(ev.Info); msg != "" {
+		writeError(w, http.StatusBadRequest, msg)
+		return
+	}
 	key, err := idempotencyKey(r)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
@@ -62,13 +66,7 @@ func (a *API) events(w http.ResponseWriter, r *http.Request, app *appconf.App, b
 		writeJSON(w, http.StatusOK, struct{}{})
 		return
 	}
-	// The attributes asked for come from channel state, which the presence
-	// service does not publish yet: each channel answers an empty object.
-	channels := make(map[string]struct{}, len(ev.Channels))
-	for _, ch := range ev.Channels {
-		channels[ch] = struct{}{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"channels": channels})
+	writeJSON(w, http.StatusOK, map[string]any{"channels": a.eventInfo(r, app, ev.Channels, ev.Info)})
 }
 
 // batchEvents serves POST /apps/{id}/batch_events.
@@ -86,6 +84,12 @@ func (a *API) batchEvents(w http.ResponseWriter, r *http.Request, app *appconf.A
 	msgs := make([]events.Event, 0, len(evs))
 	info := false
 	for i, ev := range evs {
+		if msg := eventInfoError(ev.Info); msg != "" {
+			writeError(w, http.StatusBadRequest, "batch["+strconv.Itoa(i)+"]: "+msg)
+			return
+		}
+	}
+	for i, ev := range evs {
 		ch := ev.Channels[0]
 		m := events.Event{AppID: app.ID, Channel: ch, Name: ev.Name, Data: ev.Data, ExcludeSocketID: ev.SocketID}
 		if key != "" {
@@ -101,7 +105,13 @@ func (a *API) batchEvents(w http.ResponseWriter, r *http.Request, app *appconf.A
 		writeJSON(w, http.StatusOK, struct{}{})
 		return
 	}
-	batch := make([]struct{}, len(evs))
+	batch := make([]map[string]any, len(evs))
+	for i, ev := range evs {
+		batch[i] = map[string]any{}
+		if ev.Info != "" {
+			batch[i] = a.eventInfo(r, app, ev.Channels, ev.Info)[ev.Channels[0]]
+		}
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"batch": batch})
 }
 

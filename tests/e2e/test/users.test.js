@@ -6,7 +6,6 @@ import { after, before, describe, it } from 'node:test';
 import { isDeepStrictEqual } from 'node:util';
 
 import { connectPusher, record, subscribe } from '../lib/clients.js';
-import { pending } from '../lib/pending.js';
 import { TOPOLOGIES, startTopology } from '../lib/topology.js';
 import { Recorder, randomId, waitFor } from '../lib/wait.js';
 
@@ -73,8 +72,6 @@ async function signedIn(topo, i, sdk, userId) {
 }
 
 for (const kind of TOPOLOGIES) {
-  const SIGNIN = pending('user sign-in is not served yet');
-
   describe(`channel queries and users [${kind}]`, { concurrency: true }, () => {
     let topo;
     let sdk;
@@ -126,7 +123,7 @@ for (const kind of TOPOLOGIES) {
       );
     });
 
-    it('signs a user in and delivers sendToUser to every connection of that user', SIGNIN, async () => {
+    it('signs a user in and delivers sendToUser to every connection of that user', async () => {
       const userId = `user-${randomId(6)}`;
       const tabs = [await signedIn(topo, 0, sdk, userId), await signedIn(topo, 1, sdk, userId)];
       const got = tabs.map((t) => {
@@ -144,7 +141,7 @@ for (const kind of TOPOLOGIES) {
       assert.deepEqual(await otherGot.waitCount(1), [{ text: 'yours' }]);
     });
 
-    it("refuses another user's #server-to-user channel", SIGNIN, async () => {
+    it("refuses another user's #server-to-user channel", async () => {
       const client = await signedIn(topo, 0, sdk, `me-${randomId(6)}`);
       const foreign = `#server-to-user-someone-else-${randomId(6)}`;
       const ch = client.subscribe(foreign);
@@ -154,7 +151,7 @@ for (const kind of TOPOLOGIES) {
       assert.equal(ok.count, 0);
     });
 
-    it('terminateUserConnections closes every connection of that user only', SIGNIN, async () => {
+    it('terminateUserConnections closes every connection of that user only', async () => {
       const userId = `leaving-${randomId(6)}`;
       const tabs = [await signedIn(topo, 0, sdk, userId), await signedIn(topo, 1, sdk, userId)];
       const bystander = await signedIn(topo, 0, sdk, `stays-${randomId(6)}`);

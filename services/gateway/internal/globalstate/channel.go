@@ -134,6 +134,26 @@ func (ch *channel) activate(ls *localSub, rep *presence.MembersReply) (Snapshot,
 	return snap, nil
 }
 
+// Members calls f with the current members of a presence channel that has
+// local subscribers, under the channel's lock (so that f is ordered with the
+// channel's Deliver calls: it must not block either). It reports whether the
+// channel has a member list.
+func (c *Client) Members(app, channel string, f func(Snapshot)) bool {
+	c.mu.Lock()
+	ch := c.channels[chanKey{app, channel}]
+	c.mu.Unlock()
+	if ch == nil || !ch.presence {
+		return false
+	}
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if !ch.synced {
+		return false
+	}
+	f(Snapshot{Members: maps.Clone(ch.view)})
+	return true
+}
+
 // adopt takes a member list as of seq, if it is newer than the view, and
 // tells active sockets what changed.
 func (ch *channel) adopt(members map[string]json.RawMessage, seq uint64) {

@@ -312,7 +312,16 @@ func (c *Client) Join(ctx context.Context, req JoinRequest) (Snapshot, error) {
 		ls.info = req.UserInfo
 		return nil
 	})
-	if err != nil {
+	switch {
+	case err == nil:
+	case !isPresence && errors.Is(err, ErrUnavailable):
+		// The subscription is in the local set, and the snapshot that the
+		// failed publish asked for carries it to the presence service.
+		return ch.activate(ls, nil)
+	case errors.Is(err, ErrUnavailable):
+		c.abandon(ls, ch)
+		return Snapshot{}, err
+	default:
 		c.detach(ch, ls)
 		return Snapshot{}, err
 	}

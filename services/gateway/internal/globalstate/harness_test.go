@@ -12,6 +12,7 @@ import (
 
 	servicepresence "github.com/herald-ws/herald/services/presence/presence"
 	"github.com/herald-ws/herald/shared/appconf"
+	"github.com/herald-ws/herald/shared/names"
 	"github.com/herald-ws/herald/shared/natstest"
 	"github.com/herald-ws/herald/shared/presence"
 	"github.com/herald-ws/herald/shared/protocol"
@@ -70,7 +71,27 @@ func startService(t *testing.T, s *server.Server, name string, flush time.Durati
 		}
 	}()
 	t.Cleanup(in.stop)
+	serving(t, s)
 	return in
+}
+
+// serving waits until a presence instance answers member requests: it is
+// active and has applied every operation stored when its term began. A join
+// made before that would spend part of its timeout on the start of the
+// service.
+func serving(t *testing.T, s *server.Server) {
+	t.Helper()
+	nc := natstest.Connect(t, s)
+	req, _ := json.Marshal(presence.MembersRequest{App: testApp, Channel: "presence-probe", Gateway: "probe", SocketID: "0.0"})
+	eventually(t, 10*time.Second, "a presence instance answers", func() bool {
+		m, err := nc.Request(names.PresenceMembersSubject, req, time.Second)
+		if err != nil {
+			return false
+		}
+		var rep presence.MembersReply
+		return json.Unmarshal(m.Data, &rep) == nil && rep.Status == presence.StatusOK
+	})
+	nc.Close()
 }
 
 // stop ends the service cleanly: it persists, acks and hands the lock over.

@@ -13,9 +13,14 @@
 // Each message's frame is encoded once and the same bytes are queued on every
 // local subscriber except the socket named in its Herald-Exclude header.
 //
-// Lock order: presence channel lock, then shard lock. Subscriber.Send is
-// called with a shard lock held only for the first frame of a subscription,
-// and must never block.
+// With gap repair on (Options.Repair), a channel's stored events go out in
+// sequence order, each once, with what live delivery missed read from the
+// stream first (gaprepair.go); subscribers that opted in to positions get
+// them as Events (event.go).
+//
+// Lock order: presence channel lock, then a channel's seq lock, then shard
+// lock. Subscriber.Send is called with a shard lock held only for the first
+// frame of a subscription, and must never block.
 package hub
 
 import (
@@ -63,6 +68,9 @@ type Options struct {
 
 	Logger      *slog.Logger
 	NATSDropped prometheus.Counter // may be nil
+
+	// Repair turns on gap repair of the live path (gaprepair.go).
+	Repair RepairOptions
 }
 
 // Defaults of Options.
@@ -82,6 +90,7 @@ type Hub struct {
 	opt    Options
 	log    *slog.Logger
 	shards []*shard
+	rp     *repairer // nil without gap repair
 
 	closeOnce sync.Once
 	done      chan struct{}
@@ -108,6 +117,10 @@ type channel struct {
 	subs  map[Subscriber]struct{}
 	list  []Subscriber // copy of subs for fan-out; rebuilt when dirty
 	dirty bool
+	// targets are the subscribers that get Events; guarded by the shard
+	// lock. seq tracks the live sequence (gaprepair.go).
+	targets eventTargets
+	seq     seqState
 
 	ready     chan struct{} // closed once the NATS subscriptions are made
 	err       error         // why they could not be; set before ready closes
@@ -150,6 +163,9 @@ func New(nc *nats.Conn, opt Options) *Hub {
 	}
 	h.wg.Add(1)
 	go h.countDrops()
+	if h.rp = newRepairer(h, opt.Repair); h.rp != nil {
+		h.rp.start()
+	}
 	return h
 }
 
@@ -167,6 +183,18 @@ func (h *Hub) shardFor(live string) *shard {
 // queued on s before any event of the channel, and once Subscribe returns
 // every event NATS receives for the channel reaches s.
 func (h *Hub) Subscribe(appID, channelName string, s Subscriber, first []byte) error {
+	return h.subscribe(appID, channelName, s, first, nil)
+}
+
+// SubscribeEvents adds s to a channel with t receiving its frames: the
+// channel's stored events through t.Deliver, anything else through t.Send.
+// Once it returns, every event delivered on the channel reaches t.
+// Unsubscribe(s) removes t.
+func (h *Hub) SubscribeEvents(appID, channelName string, s Subscriber, t EventSubscriber) error {
+	return h.subscribe(appID, channelName, s, nil, t)
+}
+
+func (h *Hub) subscribe(appID, channelName string, s Subscriber, first []byte, t EventSubscriber) error {
 	live := names.LiveSubject(appID, channelName)
 	sh := h.shardFor(live)
 	sh.mu.Lock()
@@ -180,8 +208,9 @@ func (h *Hub) Subscribe(appID, channelName string, s Subscriber, first []byte) e
 		c = &channel{
 			app: appID, name: channelName,
 			live: live, client: names.ClientEventSubject(appID, channelName),
-			subs:  map[Subscriber]struct{}{},
-			ready: make(chan struct{}),
+			subs:    map[Subscriber]struct{}{},
+			targets: eventTargets{bySub: map[Subscriber]EventSubscriber{}},
+			ready:   make(chan struct{}),
 		}
 		sh.channels[live] = c
 		sh.bySubject[c.live] = c
@@ -213,6 +242,10 @@ func (h *Hub) Subscribe(appID, channelName string, s Subscriber, first []byte) e
 		c.subs[s] = struct{}{}
 		c.dirty = true
 	}
+	if t != nil {
+		c.targets.bySub[s] = t
+		c.dirty = true
+	}
 	if first != nil {
 		s.Send(first)
 	}
@@ -223,6 +256,9 @@ func (h *Hub) Subscribe(appID, channelName string, s Subscriber, first []byte) e
 // server has them. A failed flush is not an error: the subscriptions are in
 // place and nats.go resends them when it reconnects.
 func (h *Hub) natsSubscribe(sh *shard, c *channel) error {
+	if h.rp != nil {
+		h.rp.sync(c)
+	}
 	live, err := h.nc.ChanSubscribe(c.live, sh.in)
 	if err != nil {
 		return fmt.Errorf("subscribing to %s: %w", c.live, err)
@@ -246,6 +282,9 @@ func (h *Hub) natsSubscribe(sh *shard, c *channel) error {
 	if err := h.nc.FlushTimeout(h.opt.FlushTimeout); err != nil {
 		h.log.Debug("nats flush after subscribe", "subject", c.live, "err", err)
 	}
+	if h.rp != nil {
+		h.rp.subscribed(sh, c)
+	}
 	return nil
 }
 
@@ -263,6 +302,7 @@ func (h *Hub) Unsubscribe(appID, channelName string, s Subscriber) {
 		return
 	}
 	delete(c.subs, s)
+	delete(c.targets.bySub, s)
 	c.dirty = true
 	h.releaseLocked(sh, c)
 }
@@ -309,8 +349,9 @@ func (sh *shard) removeLocked(c *channel) {
 func (h *Hub) Local(appID, channelName string, frame []byte, exclude string) {
 	live := names.LiveSubject(appID, channelName)
 	sh := h.shardFor(live)
-	list := sh.subscribers(live)
+	list, targets := sh.subscribers(live)
 	fanOut(list, frame, exclude)
+	sendFrame(targets, frame, exclude)
 }
 
 // PublishClientEvent relays a client event to every gateway (this one
@@ -337,6 +378,9 @@ func (h *Hub) Channels() int {
 // fails afterwards; Unsubscribe and Local do nothing.
 func (h *Hub) Close() {
 	h.closeOnce.Do(func() {
+		if h.rp != nil {
+			h.rp.close()
+		}
 		for _, sh := range h.shards {
 			sh.mu.Lock()
 			sh.closed = true
@@ -350,23 +394,16 @@ func (h *Hub) Close() {
 	})
 }
 
-// subscribers returns the fan-out list of the channel with that live subject,
-// rebuilding it if subscribers changed.
-func (sh *shard) subscribers(live string) []Subscriber {
+// subscribers returns the fan-out lists of the channel with that live
+// subject, rebuilding them if subscribers changed.
+func (sh *shard) subscribers(live string) ([]Subscriber, []EventSubscriber) {
 	sh.mu.RLock()
 	c := sh.bySubject[live]
-	if c == nil {
-		sh.mu.RUnlock()
-		return nil
-	}
-	list, dirty := c.list, c.dirty
 	sh.mu.RUnlock()
-	if dirty {
-		sh.mu.Lock()
-		list = c.snapshotLocked()
-		sh.mu.Unlock()
+	if c == nil {
+		return nil, nil
 	}
-	return list
+	return sh.lists(c)
 }
 
 // snapshotLocked rebuilds the fan-out list when subscribers changed. The old
@@ -375,8 +412,11 @@ func (c *channel) snapshotLocked() []Subscriber {
 	if c.dirty {
 		list := make([]Subscriber, 0, len(c.subs))
 		for s := range c.subs {
-			list = append(list, s)
+			if !c.targets.has(s) {
+				list = append(list, s)
+			}
 		}
+		c.targets.rebuild()
 		c.list, c.dirty = list, false
 	}
 	return c.list
@@ -402,14 +442,21 @@ func (sh *shard) deliver(m *nats.Msg) {
 		sh.mu.RUnlock()
 		return
 	}
-	list, dirty, isClient := c.list, c.dirty, m.Subject == c.client
+	list, targets, dirty, isClient := c.list, c.targets.list, c.dirty, m.Subject == c.client
 	sh.mu.RUnlock()
+	if !isClient && sh.h.rp != nil {
+		// Tracked even without subscribers: a lingering channel must know
+		// its last sequence when a subscriber comes back.
+		sh.deliverLive(c, m)
+		return
+	}
 	if dirty {
 		sh.mu.Lock()
 		list = c.snapshotLocked()
+		targets = c.targets.list
 		sh.mu.Unlock()
 	}
-	if len(list) == 0 {
+	if len(list) == 0 && len(targets) == 0 {
 		return
 	}
 	event := m.Header.Get(names.HeaderEvent)
@@ -424,7 +471,9 @@ func (sh *shard) deliver(m *nats.Msg) {
 		}
 	}
 	frame := protocol.EventFrame(event, c.name, string(m.Data), extra)
-	fanOut(list, frame, m.Header.Get(names.HeaderExclude))
+	exclude := m.Header.Get(names.HeaderExclude)
+	fanOut(list, frame, exclude)
+	sendFrame(targets, frame, exclude)
 }
 
 // userIDMember is the top-level `"user_id":"…"` of a presence client event.

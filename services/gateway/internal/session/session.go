@@ -3,8 +3,9 @@
 // client events, and leaves every channel when the connection ends.
 //
 // A session's state (its channels, its rate limit, its bad-frame count) is
-// touched only by the goroutine that runs Run. Frames reach the client only
-// through the connection's writer.
+// touched only by the goroutine that runs Run; a stream subscription's
+// goroutine (replay.go) touches only that subscription. Frames reach the
+// client only through the connection's writer.
 package session
 
 import (
@@ -14,9 +15,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/herald-ws/herald/services/gateway/internal/globalstate"
 	"github.com/herald-ws/herald/services/gateway/internal/hub"
 	"github.com/herald-ws/herald/services/gateway/internal/metrics"
-	"github.com/herald-ws/herald/services/gateway/internal/presence"
 	"github.com/herald-ws/herald/services/gateway/internal/ratelimit"
 	"github.com/herald-ws/herald/services/gateway/internal/ws"
 	"github.com/herald-ws/herald/shared/appconf"
@@ -62,29 +63,39 @@ type Config struct {
 	SocketID string
 	Conn     *ws.Conn
 	Hub      *hub.Hub
-	Presence *presence.Store
+	State    *globalstate.Client // presence.go
 	Metrics  *metrics.Metrics
 	Logger   *slog.Logger
+	Replay   Replay // replay.go
+	Users    Users  // signin.go; may be nil
 }
 
 // Session is one client's protocol state.
 type Session struct {
-	app      *appconf.App
-	id       string
-	conn     *ws.Conn
-	hub      *hub.Hub
-	presence *presence.Store
-	metrics  *metrics.Metrics
-	log      *slog.Logger
+	app     *appconf.App
+	id      string
+	conn    *ws.Conn
+	hub     *hub.Hub
+	state   *globalstate.Client
+	metrics *metrics.Metrics
+	log     *slog.Logger
 
 	channels map[string]*subscription
 	limiter  ratelimit.Bucket
 	badStart time.Time
 	badCount int
+
+	replay  Replay
+	pending *stream // prepared by subscribe for hubSubscribe (replay.go)
+
+	user  string // signed-in user id (signin.go)
+	users Users
 }
 
 type subscription struct {
-	userID string // presence channels
+	userID string  // presence channels
+	stream *stream // positions, resume, rewind or cache channel (replay.go)
+	gate   *gate   // presence channels without a stream (presence.go)
 }
 
 // New returns the session of a connection; Run serves it.
@@ -94,11 +105,13 @@ func New(cfg Config) *Session {
 		id:       cfg.SocketID,
 		conn:     cfg.Conn,
 		hub:      cfg.Hub,
-		presence: cfg.Presence,
+		state:    cfg.State,
 		metrics:  cfg.Metrics,
 		log:      cfg.Logger.With("app_id", cfg.App.ID, "socket_id", cfg.SocketID),
 		channels: map[string]*subscription{},
 		limiter:  ratelimit.New(cfg.App.ClientEventsPerSecond),
+		replay:   cfg.Replay,
+		users:    cfg.Users,
 	}
 }
 
@@ -163,7 +176,7 @@ func (s *Session) handle(b []byte) {
 	case f.Event == protocol.EventUnsubscribe:
 		s.unsubscribe(f)
 	case f.Event == protocol.EventSignin:
-		s.Send(protocol.ErrorFrame(protocol.CodeGenericReconnect, "User sign-in is not enabled on this server"))
+		s.signin(f)
 	case strings.HasPrefix(f.Event, "pusher:"), strings.HasPrefix(f.Event, "pusher_internal:"):
 		s.bad(CodeMalformed, fmt.Sprintf("Unknown event %q", f.Event))
 	default:
@@ -205,7 +218,7 @@ func (s *Session) subscribe(f protocol.Frame) {
 	}
 	kind := protocol.ChannelKind(ch)
 	switch {
-	case kind == protocol.ServerToUser:
+	case kind == protocol.ServerToUser && !s.mayJoinUserChannel(ch):
 		s.Send(protocol.SubscriptionError(ch, errAuth, "Sign in before subscribing to a server-to-user channel", 401))
 		return
 	case kind.NeedsAuth() && !signing.VerifyChannelAuth(s.app.Key, s.app.Secret, s.id, ch, d.ChannelData, d.Auth):
@@ -213,26 +226,20 @@ func (s *Session) subscribe(f protocol.Frame) {
 		return
 	}
 	if _, ok := s.channels[ch]; ok {
-		// Already subscribed: confirm again, without a second delivery.
-		data := emptyObject
-		if kind == protocol.Presence {
-			data = s.presence.Snapshot(s.app.ID, ch)
-		}
-		s.Send(succeeded(ch, data))
+		s.confirm(ch)
 		return
 	}
 	sub := &subscription{}
+	s.pending = s.newStream(ch, &d)
 	var err error
 	if kind == protocol.Presence {
-		sub.userID, err = s.joinPresence(ch, d.ChannelData)
+		sub.userID, sub.gate, err = s.joinPresence(ch, d.ChannelData)
 	} else {
-		err = s.hub.Subscribe(s.app.ID, ch, s, succeeded(ch, emptyObject))
+		err = s.joinChannel(ch)
 	}
+	sub.stream = s.startStream(err)
 	switch {
-	case errors.Is(err, presence.ErrInvalid):
-		s.Send(protocol.SubscriptionError(ch, errAuth, err.Error(), 401))
-	case errors.Is(err, presence.ErrTooLarge), errors.Is(err, presence.ErrFull):
-		s.Send(protocol.SubscriptionError(ch, errLimit, err.Error(), 403))
+	case err != nil && s.presenceError(ch, err):
 	case err != nil:
 		s.log.Warn("subscribe failed", "channel", ch, "err", err)
 		s.Send(protocol.SubscriptionError(ch, errServer, "The server could not subscribe to the channel", 503))
@@ -240,30 +247,6 @@ func (s *Session) subscribe(f protocol.Frame) {
 		s.channels[ch] = sub
 		s.metrics.Subscriptions.Inc()
 	}
-}
-
-// joinPresence joins a presence channel: the subscription and member_added
-// to the others happen under the channel's presence lock, so that every
-// subscriber sees each member either in its member list or as member_added.
-func (s *Session) joinPresence(ch, channelData string) (string, error) {
-	if channelData == "" {
-		return "", fmt.Errorf("%w: presence channels need channel_data", presence.ErrInvalid)
-	}
-	m, err := presence.ParseChannelData(channelData, s.app.MaxUserIDLength, s.app.MaxUserInfoBytes)
-	if err != nil {
-		return "", err
-	}
-	err = s.presence.Join(s.app.ID, ch, s.id, m, s.app.MaxPresenceMembers, func(data []byte, added bool) error {
-		if err := s.hub.Subscribe(s.app.ID, ch, s, succeeded(ch, data)); err != nil {
-			return err
-		}
-		if added {
-			frame := protocol.EventFrame(protocol.EventMemberAdded, ch, string(presence.AddedData(m)), nil)
-			s.hub.Local(s.app.ID, ch, frame, s.id)
-		}
-		return nil
-	})
-	return m.UserID, err
 }
 
 func (s *Session) unsubscribe(f protocol.Frame) {
@@ -280,19 +263,14 @@ func (s *Session) unsubscribe(f protocol.Frame) {
 }
 
 func (s *Session) leave(ch string) {
+	sub := s.channels[ch]
+	if sub != nil && sub.stream != nil {
+		sub.stream.stop()
+	}
 	delete(s.channels, ch)
 	s.metrics.Subscriptions.Dec()
-	if protocol.ChannelKind(ch) != protocol.Presence {
-		s.hub.Unsubscribe(s.app.ID, ch, s)
-		return
-	}
-	s.presence.Leave(s.app.ID, ch, s.id, func(removed *presence.Member) {
-		s.hub.Unsubscribe(s.app.ID, ch, s)
-		if removed != nil {
-			frame := protocol.EventFrame(protocol.EventMemberRemoved, ch, string(presence.RemovedData(removed.UserID)), nil)
-			s.hub.Local(s.app.ID, ch, frame, "")
-		}
-	})
+	s.hub.Unsubscribe(s.app.ID, ch, sub.hubKey(s))
+	s.state.Leave(s.app.ID, ch, s.id)
 }
 
 func (s *Session) leaveAll() {

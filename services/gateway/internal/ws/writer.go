@@ -80,6 +80,9 @@ type Writer struct {
 	queue  []item
 	queued int // bytes of the frames in queue
 	state  int
+	// drained, when not nil, is closed when the writer next takes the
+	// queue (see WaitRoom).
+	drained chan struct{}
 
 	wake       chan struct{}
 	readerDone chan struct{}
@@ -255,6 +258,7 @@ func (w *Writer) run() {
 		w.mu.Lock()
 		batch, w.queue = w.queue, batch[:0]
 		w.queued = 0
+		w.signalDrainedLocked()
 		final := w.state == stateClosing
 		w.mu.Unlock()
 

@@ -54,22 +54,26 @@ func New(nc *nats.Conn, opt events.StreamOptions, log *slog.Logger) (*Publisher,
 // JetStream returns the JetStream context the publisher uses.
 func (p *Publisher) JetStream() jetstream.JetStream { return p.js }
 
-// Ensure creates or updates app's events stream.
+// Ensure creates or updates app's events stream and cache stream.
 func (p *Publisher) Ensure(ctx context.Context, app *appconf.App) error {
-	_, err := events.EnsureStream(ctx, p.js, app, p.opt)
+	if _, err := events.EnsureStream(ctx, p.js, app, p.opt); err != nil {
+		return err
+	}
+	_, err := events.EnsureCacheStream(ctx, p.js, app, p.opt)
 	return err
 }
 
-// Publish stores every event and returns nil once all are acknowledged. When
+// Publish stores every event and returns nil once all are acknowledged, the
+// cache stream's copies of cache channels' events included (cache.go). When
 // the app's stream is gone (deleted under a running service), it is created
 // again and the events that found no stream are published once more.
 func (p *Publisher) Publish(ctx context.Context, app *appconf.App, evs []events.Event) error {
 	if !p.nc.IsConnected() {
 		return ErrNotConnected
 	}
-	failed, err := p.publish(ctx, evs)
+	failed, acks, err := p.publish(ctx, evs)
 	if err == nil {
-		return nil
+		return p.storeCache(ctx, app, evs, acks)
 	}
 	if !errors.Is(err, jetstream.ErrNoStreamResponse) {
 		return err
@@ -82,8 +86,14 @@ func (p *Publisher) Publish(ctx context.Context, app *appconf.App, evs []events.
 	for i, n := range failed {
 		retry[i] = evs[n]
 	}
-	_, err = p.publish(ctx, retry)
-	return err
+	_, racks, err := p.publish(ctx, retry)
+	if err != nil {
+		return err
+	}
+	for i, n := range failed {
+		acks[n] = racks[i]
+	}
+	return p.storeCache(ctx, app, evs, acks)
 }
 
 // reensure calls EnsureStream for app unless another request just did.
@@ -100,11 +110,13 @@ func (p *Publisher) reensure(ctx context.Context, app *appconf.App) error {
 	return nil
 }
 
-// publish sends evs asynchronously and waits for every ack. When some failed
-// for lack of a stream and nothing else went wrong, it returns their indexes
-// with ErrNoStreamResponse; otherwise the first error.
-func (p *Publisher) publish(ctx context.Context, evs []events.Event) ([]int, error) {
+// publish sends evs asynchronously and waits for every ack, which it returns
+// by index. When some failed for lack of a stream and nothing else went
+// wrong, it returns their indexes with ErrNoStreamResponse; otherwise the
+// first error.
+func (p *Publisher) publish(ctx context.Context, evs []events.Event) ([]int, []*jetstream.PubAck, error) {
 	futures := make([]jetstream.PubAckFuture, len(evs))
+	acks := make([]*jetstream.PubAck, len(evs))
 	var firstErr error
 	for i, ev := range evs {
 		f, err := p.js.PublishMsgAsync(ev.Msg())
@@ -120,7 +132,8 @@ func (p *Publisher) publish(ctx context.Context, evs []events.Event) ([]int, err
 			continue
 		}
 		select {
-		case <-f.Ok():
+		case ack := <-f.Ok():
+			acks[i] = ack
 		case err := <-f.Err():
 			if errors.Is(err, jetstream.ErrNoStreamResponse) {
 				noStream = append(noStream, i)
@@ -133,16 +146,16 @@ func (p *Publisher) publish(ctx context.Context, evs []events.Event) ([]int, err
 			if firstErr == nil {
 				firstErr = fmt.Errorf("waiting for acknowledgements: %w", ctx.Err())
 			}
-			return nil, firstErr
+			return nil, nil, firstErr
 		}
 	}
 	if firstErr != nil {
-		return nil, firstErr
+		return nil, nil, firstErr
 	}
 	if len(noStream) > 0 {
-		return noStream, fmt.Errorf("storing %d events: %w", len(noStream), jetstream.ErrNoStreamResponse)
+		return noStream, acks, fmt.Errorf("storing %d events: %w", len(noStream), jetstream.ErrNoStreamResponse)
 	}
-	return nil, nil
+	return nil, acks, nil
 }
 
 // Unavailable reports an error that says NATS or the stream could not be

@@ -1,0 +1,115 @@
+package gateway
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/herald-ws/herald/services/gateway/internal/session"
+	"github.com/herald-ws/herald/shared/names"
+	"github.com/herald-ws/herald/shared/protocol"
+	"github.com/nats-io/nats.go"
+)
+
+// terminateMessage is what a connection closed by terminate_connections
+// reads: 4009 is in pusher-js's range that does not reconnect.
+const terminateMessage = "Connection terminated by the server"
+
+type userKey struct{ app, user string }
+
+// userIndex finds the signed-in connections of a user on this gateway.
+type userIndex struct {
+	mu        sync.Mutex
+	byUser    map[userKey]map[*session.Session]struct{}
+	bySession map[*session.Session]userKey
+	sub       *nats.Subscription
+}
+
+func newUserIndex() *userIndex {
+	return &userIndex{
+		byUser:    map[userKey]map[*session.Session]struct{}{},
+		bySession: map[*session.Session]userKey{},
+	}
+}
+
+// SignedIn records that s signed in as userID, in place of any former user.
+func (u *userIndex) SignedIn(s *session.Session, appID, userID string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.dropLocked(s)
+	k := userKey{appID, userID}
+	set := u.byUser[k]
+	if set == nil {
+		set = map[*session.Session]struct{}{}
+		u.byUser[k] = set
+	}
+	set[s] = struct{}{}
+	u.bySession[s] = k
+}
+
+// drop forgets s, once its connection has ended.
+func (u *userIndex) drop(s *session.Session) {
+	u.mu.Lock()
+	u.dropLocked(s)
+	u.mu.Unlock()
+}
+
+func (u *userIndex) dropLocked(s *session.Session) {
+	k, ok := u.bySession[s]
+	if !ok {
+		return
+	}
+	delete(u.bySession, s)
+	if set := u.byUser[k]; set != nil {
+		delete(set, s)
+		if len(set) == 0 {
+			delete(u.byUser, k)
+		}
+	}
+}
+
+// sessions returns the connections signed in as userID of app appID.
+func (u *userIndex) sessions(appID, userID string) []*session.Session {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	set := u.byUser[userKey{appID, userID}]
+	list := make([]*session.Session, 0, len(set))
+	for s := range set {
+		list = append(list, s)
+	}
+	return list
+}
+
+// startUsers listens for every app's terminate_connections requests.
+func (g *Gateway) startUsers() error {
+	sub, err := g.opt.NC.Subscribe(names.UserTerminateSubjects(), g.terminate)
+	if err != nil {
+		return fmt.Errorf("gateway: subscribe %s: %w", names.UserTerminateSubjects(), err)
+	}
+	g.users.sub = sub
+	// A request published right after New returns must find this gateway.
+	if err := g.opt.NC.Flush(); err != nil {
+		_ = sub.Unsubscribe()
+		return fmt.Errorf("gateway: subscribe %s: %w", names.UserTerminateSubjects(), err)
+	}
+	return nil
+}
+
+// stopUsers stops listening for terminate_connections requests.
+func (g *Gateway) stopUsers() {
+	if g.users.sub != nil {
+		_ = g.users.sub.Unsubscribe()
+	}
+}
+
+// terminate closes the connections of the user a terminate_connections
+// request names.
+func (g *Gateway) terminate(m *nats.Msg) {
+	appID, err := names.ChannelFromSubject(m.Subject)
+	if err != nil {
+		g.log.Warn("bad terminate_connections subject", "subject", m.Subject, "err", err)
+		return
+	}
+	for _, s := range g.users.sessions(appID, string(m.Data)) {
+		s.Close(protocol.CodeUnauthorized, terminateMessage)
+	}
+}

@@ -1,0 +1,517 @@
+package hub
+
+// Gap repair of the live path.
+//
+// RePublish is at-most-once: a NATS reconnect, a slow-consumer drop or
+// interest still spreading through a cluster can lose a live message, and
+// the last event of a burst would then vanish without a trace. So, for every
+// channel the hub holds, the stored events are delivered through a
+// replay.Merger that knows the last sequence delivered: a live message whose
+// Nats-Last-Sequence is newer than it shows a hole, which is read from the
+// stream (Engine.Fill) and delivered first, in order. A lost message with
+// nothing after it shows no hole, so the channel's tail is also read
+// (Engine.CatchUp) right after the channel's subscription is made, after a
+// NATS reconnect or a slow-consumer drop, and every TailCheck while the
+// channel has traffic.
+//
+// Reads happen on a goroutine of their own while the channel is busy: its
+// live messages wait in a backlog meanwhile, so other channels of the shard
+// keep flowing and the channel keeps its order. With nothing missing, the
+// dispatcher only parses the sequence headers and compares two numbers.
+//
+// Lock order: a channel's seq lock, then the shard lock (the repair reads
+// the subscriber lists while it holds the seq lock); never the reverse.
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/herald-ws/herald/services/gateway/internal/replay"
+	"github.com/herald-ws/herald/shared/names"
+	"github.com/herald-ws/herald/shared/position"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// RepairOptions turn on gap repair of the live path. Zero values mean the
+// defaults.
+type RepairOptions struct {
+	// Engine reads what live delivery missed. Nil turns gap repair off:
+	// frames then go out as they arrive, as a plain relay.
+	Engine *replay.Engine
+	// Tick is how often NATS reconnects, dropped messages and newly made
+	// channel subscriptions are looked at. Default 1 s.
+	Tick time.Duration
+	// TailCheck is how often a channel that had traffic within TailWindow
+	// gets its tail read, which finds the loss of a burst's last event.
+	// Default 5 s and 30 s: a few Direct Gets per active channel.
+	TailCheck  time.Duration
+	TailWindow time.Duration
+	// Workers bounds the tail checks running at once after a reconnect,
+	// when every channel is checked. Default 8.
+	Workers int
+	// Timeout bounds one repair's reads, retries included. Default 5 s.
+	Timeout time.Duration
+
+	// Recovered counts events that live delivery missed and the stream
+	// supplied; Unrecoverable counts holes given up because the stream no
+	// longer held what was missing. Both may be nil.
+	Recovered     prometheus.Counter
+	Unrecoverable prometheus.Counter
+}
+
+// Defaults of RepairOptions.
+const (
+	DefaultRepairTick    = time.Second
+	DefaultTailCheck     = 5 * time.Second
+	DefaultTailWindow    = 30 * time.Second
+	DefaultRepairWorkers = 8
+	DefaultRepairTimeout = 5 * time.Second
+)
+
+// repairAttempts bounds the reads of one hole when NATS errors; then the
+// hole is given up so that live delivery goes on.
+const repairAttempts = 3
+
+// seqState is a channel's live sequence tracking.
+type seqState struct {
+	mu      sync.Mutex
+	m       *replay.Merger // nil until the channel's start is known
+	busy    bool           // a repair owns m; live events go to backlog
+	again   bool           // a tail check was asked while busy
+	backlog []replay.Event
+	out     []replay.Event // the dispatcher's scratch
+
+	lastLive atomic.Int64 // 1 + the repairer's tick of the last live event; 0: none
+	recheck  atomic.Bool  // the subscription was just made: check the tail
+	drops    atomic.Int64 // NATS drops of the live subscription acted on
+}
+
+// eventTargets are a channel's EventSubscribers, guarded by the shard lock.
+type eventTargets struct {
+	bySub map[Subscriber]EventSubscriber
+	list  []EventSubscriber // rebuilt with the channel's list
+}
+
+func (t *eventTargets) has(s Subscriber) bool {
+	_, ok := t.bySub[s]
+	return ok
+}
+
+func (t *eventTargets) rebuild() {
+	list := make([]EventSubscriber, 0, len(t.bySub))
+	for _, e := range t.bySub {
+		list = append(list, e)
+	}
+	t.list = list
+}
+
+// repairer runs the reads of gap repair for one hub.
+type repairer struct {
+	h      *Hub
+	opt    RepairOptions
+	eng    *replay.Engine
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// ticks counts Tick periods: a coarse clock for the dispatchers.
+	ticks atomic.Int64
+
+	mu     sync.Mutex
+	closed bool
+}
+
+func newRepairer(h *Hub, opt RepairOptions) *repairer {
+	if opt.Engine == nil {
+		return nil
+	}
+	if opt.Tick <= 0 {
+		opt.Tick = DefaultRepairTick
+	}
+	if opt.TailCheck <= 0 {
+		opt.TailCheck = DefaultTailCheck
+	}
+	if opt.TailWindow <= 0 {
+		opt.TailWindow = DefaultTailWindow
+	}
+	if opt.Workers <= 0 {
+		opt.Workers = DefaultRepairWorkers
+	}
+	if opt.Timeout <= 0 {
+		opt.Timeout = DefaultRepairTimeout
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &repairer{h: h, opt: opt, eng: opt.Engine, ctx: ctx, cancel: cancel}
+}
+
+// start runs the periodic checks; Hub.Close stops them.
+func (rp *repairer) start() {
+	rp.h.wg.Add(1)
+	go rp.run()
+}
+
+// close stops new repairs and cancels those running. Hub.Close then waits
+// for them.
+func (rp *repairer) close() {
+	rp.mu.Lock()
+	rp.closed = true
+	rp.mu.Unlock()
+	rp.cancel()
+}
+
+// spawn runs f on a goroutine that Hub.Close waits for, unless the hub is
+// closing.
+func (rp *repairer) spawn(f func()) bool {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	if rp.closed {
+		return false
+	}
+	rp.h.wg.Add(1)
+	go func() {
+		defer rp.h.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// sync reads where a new channel stands, before its live subscription is
+// made: every event after that point then arrives live or shows up in a
+// tail check. On failure the channel starts from its first live message.
+func (rp *repairer) sync(c *channel) {
+	ctx, cancel := context.WithTimeout(rp.ctx, rp.opt.Timeout)
+	defer cancel()
+	p, err := rp.eng.CurrentPosition(ctx, c.app, c.name)
+	if err != nil {
+		rp.h.log.Debug("channel position unknown; starting from live", "app_id", c.app, "channel", c.name, "err", err)
+		return
+	}
+	c.seq.mu.Lock()
+	c.seq.m = replay.NewMerger(p)
+	c.seq.mu.Unlock()
+}
+
+// subscribed runs once a new channel's live subscription is in place:
+// events stored between sync and then arrived nowhere, so the tail is read
+// now, and again at the next tick for interest still spreading through a
+// cluster.
+func (rp *repairer) subscribed(sh *shard, c *channel) {
+	c.seq.recheck.Store(true)
+	rp.spawn(func() { rp.check(sh, c) })
+}
+
+// deliverLive delivers one message of a channel's live subject through the
+// channel's merger. The subscriber lists are read under the seq lock, as
+// the repair reads them: a subscriber added meanwhile gets this event if it
+// got the ones a repair delivered before it.
+func (sh *shard) deliverLive(c *channel, m *nats.Msg) {
+	ev, err := replay.FromLive(m)
+	if err != nil {
+		list, targets := sh.lists(c)
+		// Not republished by the stream (no sequence): nothing to track.
+		sh.h.log.Debug("live message without stream sequence", "subject", m.Subject, "err", err)
+		name := m.Header.Get(names.HeaderEvent)
+		if name == "" {
+			return
+		}
+		frame := EventFrame(c.name, &replay.Event{Name: name, Data: m.Data}, 0, false)
+		exclude := m.Header.Get(names.HeaderExclude)
+		fanOut(list, frame, exclude)
+		sendFrame(targets, frame, exclude)
+		return
+	}
+	s := &c.seq
+	if now := sh.h.rp.ticks.Load() + 1; s.lastLive.Load() != now {
+		s.lastLive.Store(now)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.busy {
+		s.backlog = append(s.backlog, ev)
+		return
+	}
+	out := s.add(s.out[:0], ev)
+	if len(out) > 0 {
+		list, targets := sh.lists(c)
+		sh.sendEvents(c, out, list, targets)
+	}
+	clear(out)
+	s.out = out[:0]
+	if _, _, gap := s.m.Gap(); gap {
+		s.busy = true
+		if !sh.h.rp.spawn(func() { sh.repair(c, false) }) {
+			s.busy = false
+		}
+	}
+}
+
+// add feeds one live event to the merger (made from the event when the
+// channel's start is unknown). s.mu is held.
+func (s *seqState) add(out []replay.Event, ev replay.Event) []replay.Event {
+	if s.m == nil {
+		s.m = replay.NewMerger(position.Position{Seq: ev.LastSeq})
+	}
+	if last := s.m.Last(); ev.Seq <= last.Seq && StreamRestarted(last, &ev) {
+		// An older sequence stored later: the stream was recreated and
+		// counts from 1 again. Follow it rather than drop its events.
+		s.m = replay.NewMerger(position.Position{Seq: ev.LastSeq})
+	}
+	return s.m.Add(out, ev)
+}
+
+// sendEvents fans events out: the plain frame to list, the Event to
+// targets, each skipping the event's excluded socket.
+func (sh *shard) sendEvents(c *channel, evs []replay.Event, list []Subscriber, targets []EventSubscriber) {
+	for i := range evs {
+		ev := &evs[i]
+		if ev.Name == "" {
+			sh.h.log.Debug("event without name", "app_id", c.app, "channel", c.name)
+			continue
+		}
+		frame := EventFrame(c.name, ev, 0, false)
+		fanOut(list, frame, ev.Exclude)
+		if len(targets) == 0 {
+			continue
+		}
+		e := &Event{Event: *ev, channel: c.name, frame: frame}
+		for _, t := range targets {
+			if ev.Exclude != "" && t.SocketID() == ev.Exclude {
+				continue
+			}
+			t.Deliver(e)
+		}
+	}
+}
+
+// sendFrame sends a frame that is not a stored event (a client event, a
+// member event) to a channel's EventSubscribers.
+func sendFrame(targets []EventSubscriber, frame []byte, exclude string) {
+	for _, t := range targets {
+		if exclude != "" && t.SocketID() == exclude {
+			continue
+		}
+		t.Send(frame)
+	}
+}
+
+// lists returns the channel's fan-out lists, rebuilding them if
+// subscribers changed.
+func (sh *shard) lists(c *channel) ([]Subscriber, []EventSubscriber) {
+	sh.mu.RLock()
+	list, targets, dirty := c.list, c.targets.list, c.dirty
+	sh.mu.RUnlock()
+	if dirty {
+		sh.mu.Lock()
+		list = c.snapshotLocked()
+		targets = c.targets.list
+		sh.mu.Unlock()
+	}
+	return list, targets
+}
+
+// check reads a channel's tail now, unless a repair is running (it then
+// reads the tail once more before it ends).
+func (rp *repairer) check(sh *shard, c *channel) {
+	s := &c.seq
+	s.mu.Lock()
+	if s.m == nil {
+		s.mu.Unlock()
+		return
+	}
+	if s.busy {
+		s.again = true
+		s.mu.Unlock()
+		return
+	}
+	s.busy = true
+	s.mu.Unlock()
+	sh.repair(c, true)
+}
+
+// repair owns a busy channel's merger: it reads what is missing (the hole,
+// or with catchUp everything after the last delivered event), delivers it,
+// then the backlog, until no hole is left, and hands the channel back to the
+// dispatcher.
+func (sh *shard) repair(c *channel, catchUp bool) {
+	rp, s := sh.h.rp, &c.seq
+	s.mu.Lock()
+	m := s.m
+	s.mu.Unlock()
+	var out []replay.Event
+	for {
+		out = rp.read(c, m, catchUp, out[:0])
+		s.mu.Lock()
+		for {
+			if len(out) > 0 {
+				list, targets := sh.lists(c)
+				sh.sendEvents(c, out, list, targets)
+				clear(out)
+				out = out[:0]
+			}
+			m = s.m
+			if _, _, gap := m.Gap(); gap {
+				catchUp = false
+				break
+			}
+			if len(s.backlog) > 0 {
+				backlog := s.backlog
+				s.backlog = nil
+				for _, ev := range backlog {
+					out = s.add(out, ev)
+				}
+				continue
+			}
+			if s.again {
+				s.again, catchUp = false, true
+				break
+			}
+			s.busy = false
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+	}
+}
+
+// read fills m from the stream, retrying on errors; a hole still open after
+// repairAttempts (NATS unreachable) is given up so that delivery goes on.
+func (rp *repairer) read(c *channel, m *replay.Merger, catchUp bool, out []replay.Event) []replay.Event {
+	ctx, cancel := context.WithTimeout(rp.ctx, rp.opt.Timeout)
+	defer cancel()
+	waiting, skipped := m.Pending(), m.Skipped()
+	var err error
+	for attempt := 1; ; attempt++ {
+		if catchUp {
+			out, err = rp.eng.CatchUp(ctx, c.app, c.name, m, out)
+		} else {
+			out, err = rp.eng.Fill(ctx, c.app, c.name, m, out)
+		}
+		if err == nil {
+			break
+		}
+		if attempt == repairAttempts || ctx.Err() != nil {
+			rp.h.log.Warn("live events not repaired", "app_id", c.app, "channel", c.name, "err", err)
+			for {
+				if _, _, gap := m.Gap(); !gap {
+					break
+				}
+				out = m.Skip(out)
+			}
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(attempt) * 50 * time.Millisecond):
+		}
+	}
+	// What came out beyond the live events that waited is what the stream
+	// supplied.
+	if n := len(out) - (waiting - m.Pending()); n > 0 && rp.opt.Recovered != nil {
+		rp.opt.Recovered.Add(float64(n))
+	}
+	if lost := m.Skipped() - skipped; lost > 0 {
+		rp.h.log.Warn("live events lost: the stream no longer holds them", "app_id", c.app, "channel", c.name, "holes", lost)
+		if rp.opt.Unrecoverable != nil {
+			rp.opt.Unrecoverable.Add(float64(lost))
+		}
+	}
+	return out
+}
+
+// run looks, every Tick, for channels whose tail needs reading: all of them
+// after a NATS reconnect, those whose live subscription dropped messages,
+// those just subscribed, and every TailCheck those that had traffic within
+// TailWindow: an event lost after a burst is found if it was stored within
+// TailWindow of the burst's last delivered one.
+func (rp *repairer) run() {
+	defer rp.h.wg.Done()
+	defer rp.cancel()
+	t := time.NewTicker(rp.opt.Tick)
+	defer t.Stop()
+	reconnects := rp.h.nc.Stats().Reconnects
+	tailEvery := max(1, int64(rp.opt.TailCheck/rp.opt.Tick))
+	window := max(tailEvery, int64(rp.opt.TailWindow/rp.opt.Tick))
+	for {
+		select {
+		case <-t.C:
+		case <-rp.h.done:
+			return
+		}
+		tick := rp.ticks.Add(1)
+		if !rp.h.nc.IsConnected() {
+			continue // reads would fail; the reconnect brings a check of all
+		}
+		r := rp.h.nc.Stats().Reconnects
+		all := r != reconnects
+		reconnects = r
+		if all {
+			rp.h.log.Info("nats reconnected: reading every channel's tail")
+		}
+		rp.checkAll(rp.due(all, tick%tailEvery == 0, tick-window))
+	}
+}
+
+type channelRef struct {
+	sh *shard
+	c  *channel
+}
+
+// due lists the channels to check; with tail, also those with live traffic
+// after tick since.
+func (rp *repairer) due(all, tail bool, since int64) []channelRef {
+	var due []channelRef
+	for _, sh := range rp.h.shards {
+		sh.mu.RLock()
+		for _, c := range sh.channels {
+			s := &c.seq
+			dropped := false
+			if c.liveSub != nil {
+				if n, err := c.liveSub.Dropped(); err == nil && int64(n) != s.drops.Load() {
+					s.drops.Store(int64(n))
+					dropped = true
+				}
+			}
+			recheck := s.recheck.Swap(false)
+			traffic := tail && s.lastLive.Load()-1 > since
+			if all || dropped || recheck || traffic {
+				due = append(due, channelRef{sh, c})
+			}
+		}
+		sh.mu.RUnlock()
+	}
+	return due
+}
+
+// checkAll reads the tails of due channels, Workers at a time.
+func (rp *repairer) checkAll(due []channelRef) {
+	if len(due) == 0 {
+		return
+	}
+	next := make(chan channelRef)
+	var wg sync.WaitGroup
+	for range min(rp.opt.Workers, len(due)) {
+		wg.Go(func() {
+			for r := range next {
+				rp.check(r.sh, r.c)
+			}
+		})
+	}
+	for _, r := range due {
+		select {
+		case next <- r:
+		case <-rp.ctx.Done():
+		}
+	}
+	close(next)
+	wg.Wait()
+}
+
+// StreamRestarted reports whether ev, whose sequence is not after last's,
+// was nevertheless stored after it: the events stream was deleted and made
+// again, and counts from 1. Times are compared to the millisecond, the
+// precision of positions.
+func StreamRestarted(last position.Position, ev *replay.Event) bool {
+	return !last.Time.IsZero() && ev.Time.UnixMilli() > last.Time.UnixMilli()
+}

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/herald-ws/herald/shared/signing"
+)
+
+// The presence service runs inside the all-in-one process: presence
+// channels list their members, announce joins and leaves, and the HTTP API
+// answers channel queries from the state it persists.
+func TestPresenceInOneProcess(t *testing.T) {
+	const key, secret = "room-key", "0123456789abcdef0123"
+	port := freePort(t)
+	t.Setenv("REVERB_APP_ID", "rooms")
+	t.Setenv("REVERB_APP_KEY", key)
+	t.Setenv("REVERB_APP_SECRET", secret)
+	t.Setenv("REVERB_SERVER_HOST", "127.0.0.1")
+	t.Setenv("REVERB_SERVER_PORT", strconv.Itoa(port))
+	t.Setenv("HERALD_DATA_DIR", t.TempDir())
+	t.Setenv("HERALD_LOG_LEVEL", "warn")
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, nil, io.Discard, io.Discard) }()
+	t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	waitUp(t, base)
+
+	const ch = "presence-room"
+	join := func(user string) (*websocket.Conn, []string) {
+		t.Helper()
+		ws, _, err := websocket.DefaultDialer.Dial(fmt.Sprintf("ws://127.0.0.1:%d/app/%s?protocol=7&client=js&version=8.4.0", port, key), nil)
+		if err != nil {
+			t.Fatalf("dial: %v", err)
+		}
+		t.Cleanup(func() { ws.Close() })
+		var est struct {
+			SocketID string `json:"socket_id"`
+		}
+		if f := readFrame(t, ws); f.Event != "pusher:connection_established" || json.Unmarshal([]byte(unquote(t, f.Data)), &est) != nil {
+			t.Fatalf("first frame %+v", f)
+		}
+		channelData := `{"user_id":"` + user + `"}`
+		if err := ws.WriteJSON(map[string]any{"event": "pusher:subscribe", "data": map[string]any{"channel": ch,
+			"channel_data": channelData, "auth": signing.ChannelAuth(key, secret, est.SocketID, ch, channelData)}}); err != nil {
+			t.Fatal(err)
+		}
+		f := readFrame(t, ws)
+		var d struct {
+			Presence struct {
+				IDs []string `json:"ids"`
+			} `json:"presence"`
+		}
+		if f.Event != "pusher_internal:subscription_succeeded" || json.Unmarshal([]byte(unquote(t, f.Data)), &d) != nil {
+			t.Fatalf("subscribe answer %+v", f)
+		}
+		slices.Sort(d.Presence.IDs)
+		return ws, d.Presence.IDs
+	}
+
+	ann, ids := join("ann")
+	if !slices.Equal(ids, []string{"ann"}) {
+		t.Fatalf("ann sees %v", ids)
+	}
+	bob, ids := join("bob")
+	if !slices.Equal(ids, []string{"ann", "bob"}) {
+		t.Fatalf("bob sees %v", ids)
+	}
+	if f := readFrame(t, ann); f.Event != "pusher_internal:member_added" || unquote(t, f.Data) != `{"user_id":"bob"}` {
+		t.Fatalf("ann got %+v, want member_added of bob", f)
+	}
+
+	users := func() []string {
+		path := "/apps/rooms/channels/" + ch + "/users"
+		q := signing.SignRequest(http.MethodGet, path, nil, nil, key, secret, time.Now())
+		resp, err := http.Get(base + path + "?" + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body struct {
+			Users []struct {
+				ID string `json:"id"`
+			} `json:"users"`
+		}
+		if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&body) != nil {
+			t.Fatalf("GET %s: %d", path, resp.StatusCode)
+		}
+		var ids []string
+		for _, u := range body.Users {
+			ids = append(ids, u.ID)
+		}
+		return ids
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for got := users(); !slices.Equal(got, []string{"ann", "bob"}); got = users() {
+		if time.Now().After(deadline) {
+			t.Fatalf("users %v, want ann and bob", got)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	bob.Close()
+	if f := readFrame(t, ann); f.Event != "pusher_internal:member_removed" || unquote(t, f.Data) != `{"user_id":"bob"}` {
+		t.Fatalf("ann got %+v, want member_removed of bob", f)
+	}
+}
+
+func unquote(t *testing.T, data json.RawMessage) string {
+	t.Helper()
+	var s string
+	if err := json.Unmarshal(data, &s); err != nil {
+		t.Fatalf("data %s is not a string", data)
+	}
+	return s
+}

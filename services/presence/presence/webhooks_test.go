@@ -1,0 +1,264 @@
+package presence
+
+import (
+	"crypto/hmac"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/herald-ws/herald/services/presence/internal/webhook"
+	"github.com/herald-ws/herald/shared/appconf"
+	"github.com/herald-ws/herald/shared/presence"
+	"github.com/herald-ws/herald/shared/signing"
+)
+
+const (
+	hookKey    = "hook-key"
+	hookSecret = "hook-secret-0123456789"
+)
+
+// receiver is a webhook endpoint that checks each POST's key and signature
+// and answers with status (200 unless set), after failing the first fail
+// attempts.
+type receiver struct {
+	t   *testing.T
+	srv *httptest.Server
+
+	mu       sync.Mutex
+	fail     int
+	status   int
+	attempts int
+	batches  []received
+}
+
+type received struct {
+	id    string
+	batch webhook.Batch
+}
+
+func newReceiver(t *testing.T) *receiver {
+	r := &receiver{t: t, status: http.StatusOK}
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, err := io.ReadAll(req.Body)
+		if err != nil {
+			return
+		}
+		if req.Header.Get("X-Pusher-Key") != hookKey {
+			t.Errorf("X-Pusher-Key %q", req.Header.Get("X-Pusher-Key"))
+		}
+		if !hmac.Equal([]byte(signing.Webhook(hookSecret, body)), []byte(req.Header.Get("X-Pusher-Signature"))) {
+			t.Errorf("bad signature on %s", body)
+		}
+		var b webhook.Batch
+		if err := json.Unmarshal(body, &b); err != nil || b.TimeMS == 0 || len(b.Events) == 0 {
+			t.Errorf("bad batch %s: %v", body, err)
+		}
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.attempts++
+		if r.fail > 0 {
+			r.fail--
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		if r.status/100 != 2 {
+			w.WriteHeader(r.status)
+			return
+		}
+		r.batches = append(r.batches, received{req.Header.Get("X-Herald-Webhook-Id"), b})
+	}))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+func (r *receiver) set(fail, status int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.fail, r.status = fail, status
+}
+
+func (r *receiver) tries() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.attempts
+}
+
+// events lists the events received, a duplicate batch (same id) once; it
+// fails the test if two batches with one id differ.
+func (r *receiver) events() []webhook.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	seen := map[string]webhook.Batch{}
+	var out []webhook.Event
+	for _, b := range r.batches {
+		if b.id == "" {
+			r.t.Errorf("a batch without X-Herald-Webhook-Id")
+		}
+		if prev, dup := seen[b.id]; dup {
+			if !slices.Equal(prev.Events, b.batch.Events) {
+				r.t.Errorf("batch %s arrived twice with different events", b.id)
+			}
+			continue
+		}
+		seen[b.id] = b.batch
+		out = append(out, b.batch.Events...)
+	}
+	return out
+}
+
+func (r *receiver) batchCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.batches)
+}
+
+func hookApps(t *testing.T, hooks ...appconf.Webhook) *appconf.Registry {
+	t.Helper()
+	reg, err := appconf.NewRegistry([]appconf.App{{ID: "a", Key: hookKey, Secret: hookSecret, Webhooks: hooks}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reg
+}
+
+func waitEvents(t *testing.T, r *receiver, want []webhook.Event) {
+	t.Helper()
+	var got []webhook.Event
+	eventually(t, 10*time.Second, "the webhooks arrive", func() bool {
+		got = r.events()
+		return len(got) >= len(want)
+	})
+	if !slices.Equal(got, want) {
+		t.Fatalf("webhook events\n got %+v\nwant %+v", got, want)
+	}
+}
+
+func TestWebhooksSignedAndBatched(t *testing.T) {
+	s, _ := setup(t)
+	all, occupancy := newReceiver(t), newReceiver(t)
+	run(t, s, Options{WebhookBackoff: 10 * time.Millisecond, Apps: hookApps(t,
+		appconf.Webhook{URL: all.srv.URL},
+		appconf.Webhook{URL: occupancy.srv.URL, EventTypes: []string{webhook.ChannelOccupied, webhook.ChannelVacated}})})
+	g := register(t, s, "gw-1")
+
+	// One snapshot: its events arrive in one batch.
+	g.publish(presence.Op{Op: presence.Snapshot, SnapshotID: "s2", Last: true, Reg: g.reg, Subs: []presence.Sub{
+		{App: "a", Channel: "news", SocketID: "1.1"},
+		{App: "a", Channel: "presence-r", SocketID: "1.1", UserID: "u1"},
+	}})
+	g.publish(presence.Op{Op: presence.Join, App: "a", Channel: "presence-r", SocketID: "1.2", UserID: "u2"})
+	g.publish(presence.Op{Op: presence.Join, App: "a", Channel: "presence-r", SocketID: "1.3", UserID: "u2"})
+	g.publish(presence.Op{Op: presence.Leave, App: "a", Channel: "presence-r", SocketID: "1.2"})
+	g.publish(presence.Op{Op: presence.Leave, App: "a", Channel: "presence-r", SocketID: "1.3"})
+	g.publish(presence.Op{Op: presence.Leave, App: "a", Channel: "presence-r", SocketID: "1.1"})
+	g.publish(presence.Op{Op: presence.Leave, App: "a", Channel: "news", SocketID: "1.1"})
+
+	waitEvents(t, all, []webhook.Event{
+		{Name: "channel_occupied", Channel: "news"},
+		{Name: "channel_occupied", Channel: "presence-r"},
+		{Name: "member_added", Channel: "presence-r", UserID: "u1"},
+		{Name: "member_added", Channel: "presence-r", UserID: "u2"},
+		{Name: "member_removed", Channel: "presence-r", UserID: "u2"},
+		{Name: "member_removed", Channel: "presence-r", UserID: "u1"},
+		{Name: "channel_vacated", Channel: "presence-r"},
+		{Name: "channel_vacated", Channel: "news"},
+	})
+	all.mu.Lock()
+	first := all.batches[0].batch.Events
+	all.mu.Unlock()
+	if len(first) != 3 {
+		t.Errorf("the snapshot's events came in %d-event batch %+v, want one of 3", len(first), first)
+	}
+	waitEvents(t, occupancy, []webhook.Event{
+		{Name: "channel_occupied", Channel: "news"},
+		{Name: "channel_occupied", Channel: "presence-r"},
+		{Name: "channel_vacated", Channel: "presence-r"},
+		{Name: "channel_vacated", Channel: "news"},
+	})
+}
+
+func TestWebhookRetries(t *testing.T) {
+	s, _ := setup(t)
+	r := newReceiver(t)
+	r.set(3, http.StatusOK)
+	run(t, s, Options{WebhookBackoff: 10 * time.Millisecond, Apps: hookApps(t, appconf.Webhook{URL: r.srv.URL})})
+	g := register(t, s, "gw-1")
+	g.publish(presence.Op{Op: presence.Join, App: "a", Channel: "news", SocketID: "1.1"})
+	waitEvents(t, r, []webhook.Event{{Name: "channel_occupied", Channel: "news"}})
+	if n := r.tries(); n < 4 {
+		t.Fatalf("%d attempts, want 3 failed and 1 accepted", n)
+	}
+}
+
+func TestWebhookGivesUpAfterRetryFor(t *testing.T) {
+	s, js := setup(t)
+	r := newReceiver(t)
+	r.set(0, http.StatusServiceUnavailable)
+	run(t, s, Options{WebhookBackoff: 10 * time.Millisecond, WebhookRetryFor: 200 * time.Millisecond,
+		Apps: hookApps(t, appconf.Webhook{URL: r.srv.URL})})
+	g := register(t, s, "gw-1")
+	g.publish(presence.Op{Op: presence.Join, App: "a", Channel: "news", SocketID: "1.1"})
+	st, err := js.Stream(t.Context(), "HERALD_WEBHOOKS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the batch is dropped from the queue", func() bool {
+		info, err := st.Info(t.Context())
+		return err == nil && info.State.Msgs == 0 && r.tries() > 1
+	})
+}
+
+func TestWebhooksSurviveRestart(t *testing.T) {
+	s, _ := setup(t)
+	r := newReceiver(t)
+	r.set(0, http.StatusServiceUnavailable)
+	opt := Options{WebhookBackoff: 10 * time.Millisecond, Apps: hookApps(t, appconf.Webhook{URL: r.srv.URL})}
+	_, stop := run(t, s, opt)
+	g := register(t, s, "gw-1")
+	seq := g.publish(presence.Op{Op: presence.Join, App: "a", Channel: "presence-r", SocketID: "1.1", UserID: "u1"})
+	g.members("a", "presence-r", seq)
+	eventually(t, 5*time.Second, "an attempt failed", func() bool { return r.tries() > 0 })
+	stop()
+
+	r.set(0, http.StatusOK)
+	run(t, s, opt)
+	g.publish(presence.Op{Op: presence.Leave, App: "a", Channel: "presence-r", SocketID: "1.1"})
+	waitEvents(t, r, []webhook.Event{
+		{Name: "channel_occupied", Channel: "presence-r"},
+		{Name: "member_added", Channel: "presence-r", UserID: "u1"},
+		{Name: "member_removed", Channel: "presence-r", UserID: "u1"},
+		{Name: "channel_vacated", Channel: "presence-r"},
+	})
+}
+
+func TestDeadEndpointDelaysNoOther(t *testing.T) {
+	s, _ := setup(t)
+	release := make(chan struct{})
+	dead := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		select {
+		case <-release:
+		case <-req.Context().Done():
+		}
+	}))
+	t.Cleanup(dead.Close)
+	t.Cleanup(func() { close(release) })
+	live := newReceiver(t)
+	run(t, s, Options{WebhookTimeout: time.Minute, WebhookBackoff: 10 * time.Millisecond,
+		Apps: hookApps(t, appconf.Webhook{URL: dead.URL}, appconf.Webhook{URL: live.srv.URL})})
+	g := register(t, s, "gw-1")
+	g.publish(presence.Op{Op: presence.Join, App: "a", Channel: "presence-r", SocketID: "1.1", UserID: "u1"})
+	seq := g.publish(presence.Op{Op: presence.Join, App: "a", Channel: "presence-r", SocketID: "1.2", UserID: "u2"})
+	if rep := g.members("a", "presence-r", seq); len(rep.Members) != 2 {
+		t.Fatalf("members while an endpoint hangs: %+v", rep)
+	}
+	waitEvents(t, live, []webhook.Event{
+		{Name: "channel_occupied", Channel: "presence-r"},
+		{Name: "member_added", Channel: "presence-r", UserID: "u1"},
+		{Name: "member_added", Channel: "presence-r", UserID: "u2"},
+	})
+}
