@@ -5,7 +5,9 @@
 // connection anywhere, publishes throttled subscription counts, removes the
 // subscriptions of gateways whose heartbeat ended, and persists the state so
 // that the trigger API answers channel queries and a restarted or standby
-// instance carries on. shared/presence documents the protocol.
+// instance carries on. It also queues the apps' webhooks (channel_occupied,
+// channel_vacated, member_added, member_removed) and delivers them
+// (internal/webhook). shared/presence documents the protocol.
 //
 // Several instances may run: one is active (it holds the lock), the others
 // wait to take over.

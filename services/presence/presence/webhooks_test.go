@@ -1,6 +1,7 @@
 package presence
 
 import (
+	"context"
 	"crypto/hmac"
 	"encoding/json"
 	"io"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/herald-ws/herald/services/presence/internal/webhook"
 	"github.com/herald-ws/herald/shared/appconf"
+	"github.com/herald-ws/herald/shared/names"
+	"github.com/herald-ws/herald/shared/natstest"
 	"github.com/herald-ws/herald/shared/presence"
 	"github.com/herald-ws/herald/shared/signing"
 )
@@ -141,10 +144,12 @@ func waitEvents(t *testing.T, r *receiver, want []webhook.Event) {
 func TestWebhooksSignedAndBatched(t *testing.T) {
 	s, _ := setup(t)
 	all, occupancy := newReceiver(t), newReceiver(t)
+	// Registered first: a stream update concurrent with the service
+	// creating its consumer trips a race inside nats-server.
+	g := register(t, s, "gw-1")
 	run(t, s, Options{WebhookBackoff: 10 * time.Millisecond, Apps: hookApps(t,
 		appconf.Webhook{URL: all.srv.URL},
 		appconf.Webhook{URL: occupancy.srv.URL, EventTypes: []string{webhook.ChannelOccupied, webhook.ChannelVacated}})})
-	g := register(t, s, "gw-1")
 
 	// One snapshot: its events arrive in one batch.
 	g.publish(presence.Op{Op: presence.Snapshot, SnapshotID: "s2", Last: true, Reg: g.reg, Subs: []presence.Sub{
@@ -186,8 +191,8 @@ func TestWebhookRetries(t *testing.T) {
 	s, _ := setup(t)
 	r := newReceiver(t)
 	r.set(3, http.StatusOK)
-	run(t, s, Options{WebhookBackoff: 10 * time.Millisecond, Apps: hookApps(t, appconf.Webhook{URL: r.srv.URL})})
 	g := register(t, s, "gw-1")
+	run(t, s, Options{WebhookBackoff: 10 * time.Millisecond, Apps: hookApps(t, appconf.Webhook{URL: r.srv.URL})})
 	g.publish(presence.Op{Op: presence.Join, App: "a", Channel: "news", SocketID: "1.1"})
 	waitEvents(t, r, []webhook.Event{{Name: "channel_occupied", Channel: "news"}})
 	if n := r.tries(); n < 4 {
@@ -199,11 +204,11 @@ func TestWebhookGivesUpAfterRetryFor(t *testing.T) {
 	s, js := setup(t)
 	r := newReceiver(t)
 	r.set(0, http.StatusServiceUnavailable)
+	g := register(t, s, "gw-1")
 	run(t, s, Options{WebhookBackoff: 10 * time.Millisecond, WebhookRetryFor: 200 * time.Millisecond,
 		Apps: hookApps(t, appconf.Webhook{URL: r.srv.URL})})
-	g := register(t, s, "gw-1")
 	g.publish(presence.Op{Op: presence.Join, App: "a", Channel: "news", SocketID: "1.1"})
-	st, err := js.Stream(t.Context(), "HERALD_WEBHOOKS")
+	st, err := js.Stream(t.Context(), names.WebhooksStream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,8 +223,8 @@ func TestWebhooksSurviveRestart(t *testing.T) {
 	r := newReceiver(t)
 	r.set(0, http.StatusServiceUnavailable)
 	opt := Options{WebhookBackoff: 10 * time.Millisecond, Apps: hookApps(t, appconf.Webhook{URL: r.srv.URL})}
-	_, stop := run(t, s, opt)
 	g := register(t, s, "gw-1")
+	_, stop := run(t, s, opt)
 	seq := g.publish(presence.Op{Op: presence.Join, App: "a", Channel: "presence-r", SocketID: "1.1", UserID: "u1"})
 	g.members("a", "presence-r", seq)
 	eventually(t, 5*time.Second, "an attempt failed", func() bool { return r.tries() > 0 })
@@ -248,9 +253,9 @@ func TestDeadEndpointDelaysNoOther(t *testing.T) {
 	t.Cleanup(dead.Close)
 	t.Cleanup(func() { close(release) })
 	live := newReceiver(t)
+	g := register(t, s, "gw-1")
 	run(t, s, Options{WebhookTimeout: time.Minute, WebhookBackoff: 10 * time.Millisecond,
 		Apps: hookApps(t, appconf.Webhook{URL: dead.URL}, appconf.Webhook{URL: live.srv.URL})})
-	g := register(t, s, "gw-1")
 	g.publish(presence.Op{Op: presence.Join, App: "a", Channel: "presence-r", SocketID: "1.1", UserID: "u1"})
 	seq := g.publish(presence.Op{Op: presence.Join, App: "a", Channel: "presence-r", SocketID: "1.2", UserID: "u2"})
 	if rep := g.members("a", "presence-r", seq); len(rep.Members) != 2 {
@@ -260,5 +265,46 @@ func TestDeadEndpointDelaysNoOther(t *testing.T) {
 		{Name: "channel_occupied", Channel: "presence-r"},
 		{Name: "member_added", Channel: "presence-r", UserID: "u1"},
 		{Name: "member_added", Channel: "presence-r", UserID: "u2"},
+	})
+}
+
+func TestWebhooksQueuedOnceAfterCrash(t *testing.T) {
+	s, js := setup(t)
+	r := newReceiver(t)
+	r.set(0, http.StatusServiceUnavailable)
+	g := register(t, s, "gw-1")
+	apps := hookApps(t, appconf.Webhook{URL: r.srv.URL})
+
+	// The first instance queues the webhooks but never persists the state
+	// nor acknowledges the operations: its connection dies first.
+	nc := natstest.Connect(t, s)
+	first, err := New(Options{NC: nc, Apps: apps, LockTTL: time.Second, FlushInterval: time.Hour,
+		WebhookBackoff: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = first.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	g.publish(presence.Op{Op: presence.Join, App: "a", Channel: "presence-r", SocketID: "1.1", UserID: "u1"})
+	eventually(t, 5*time.Second, "a delivery was attempted", func() bool { return r.tries() > 0 })
+	nc.Close()
+
+	// The next instance applies the same operation again: its webhooks
+	// carry the same ids, and the queue stores them once.
+	r.set(0, http.StatusOK)
+	run(t, s, Options{Apps: apps, WebhookBackoff: 10 * time.Millisecond})
+	st, err := js.Stream(t.Context(), names.WebhooksStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "every queued batch delivered", func() bool {
+		info, err := st.Info(t.Context())
+		return err == nil && info.State.Msgs == 0 && r.batchCount() > 0
+	})
+	waitEvents(t, r, []webhook.Event{
+		{Name: "channel_occupied", Channel: "presence-r"},
+		{Name: "member_added", Channel: "presence-r", UserID: "u1"},
 	})
 }

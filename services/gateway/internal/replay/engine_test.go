@@ -316,8 +316,18 @@ func TestResumeRefusesPositions(t *testing.T) {
 		}
 		_, err := e.eng.Resume(e.ctx, e.app.ID, "a", old)
 		wantReason(t, err, HistoryLost)
-		if _, err := events.EnsureStream(e.ctx, e.js, e.app, events.StreamOptions{}); err != nil {
-			t.Fatal(err)
+		// The server may still be removing the deleted stream's store for a
+		// moment ("error creating store for stream"): try again until it is gone.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			_, err := events.EnsureStream(e.ctx, e.js, e.app, events.StreamOptions{})
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal(err)
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
 		e.publish("a", "x", "", "")
 		e.publish("a", "x", "", "")

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
@@ -89,7 +90,7 @@ func Deliver(ctx context.Context, opt Options) error {
 				}
 			}
 			lanes = append(lanes, &lane{opt: &opt, app: app, url: w.URL, cons: cons,
-				log: opt.Logger.With("app_id", app.ID, "url", w.URL)})
+				log: opt.Logger.With("app_id", app.ID, "url", redact(w.URL))})
 		}
 	}
 	var wg sync.WaitGroup
@@ -257,6 +258,16 @@ func (l *lane) post(ctx context.Context, body []byte, id string) error {
 		return fmt.Errorf("endpoint answered %s", resp.Status)
 	}
 	return nil
+}
+
+// redact drops what may hold a credential from a URL before it is logged.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable)"
+	}
+	u.User, u.RawQuery, u.Fragment = nil, "", ""
+	return u.String()
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {
