@@ -40,6 +40,10 @@ type config struct {
 	PresenceDrainGrace    time.Duration `env:"HERALD_PRESENCE_DRAIN_GRACE" envDefault:"10s"`
 	PresenceLockTTL       time.Duration `env:"HERALD_PRESENCE_LOCK_TTL" envDefault:"10s"`
 	PresenceFlushInterval time.Duration `env:"HERALD_PRESENCE_FLUSH_INTERVAL" envDefault:"50ms"`
+	// WebhookRetryFor bounds how long a webhook batch is retried;
+	// WebhookTimeout bounds one POST.
+	WebhookRetryFor time.Duration `env:"HERALD_WEBHOOK_RETRY_FOR" envDefault:"5m"`
+	WebhookTimeout  time.Duration `env:"HERALD_WEBHOOK_TIMEOUT" envDefault:"5s"`
 
 	LogLevel  string `env:"HERALD_LOG_LEVEL" envDefault:"info"`
 	LogFormat string `env:"HERALD_LOG_FORMAT" envDefault:"text"`
@@ -73,6 +77,10 @@ func parseConfig() (config, error) {
 		return c, fmt.Errorf("HERALD_PRESENCE_DRAIN_GRACE=%s is negative", c.PresenceDrainGrace)
 	case c.PresenceLockTTL < time.Second:
 		return c, fmt.Errorf("HERALD_PRESENCE_LOCK_TTL=%s is below 1s", c.PresenceLockTTL)
+	case c.WebhookRetryFor <= 0:
+		return c, fmt.Errorf("HERALD_WEBHOOK_RETRY_FOR=%s must be positive", c.WebhookRetryFor)
+	case c.WebhookTimeout <= 0:
+		return c, fmt.Errorf("HERALD_WEBHOOK_TIMEOUT=%s must be positive", c.WebhookTimeout)
 	case c.PresenceFlushInterval <= 0 || c.PresenceFlushInterval > time.Second:
 		return c, fmt.Errorf("HERALD_PRESENCE_FLUSH_INTERVAL=%s must be above 0 and at most 1s", c.PresenceFlushInterval)
 	case c.NATSURL != "" && c.NATSListen != "":

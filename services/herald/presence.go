@@ -29,6 +29,9 @@ func startPresence(cfg config, nc *nats.Conn, apps *appconf.Registry, log *slog.
 		DrainGrace:    cfg.PresenceDrainGrace,
 		LockTTL:       cfg.PresenceLockTTL,
 		FlushInterval: cfg.PresenceFlushInterval,
+
+		WebhookRetryFor: cfg.WebhookRetryFor,
+		WebhookTimeout:  cfg.WebhookTimeout,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("starting presence: %w", err)
