@@ -3,8 +3,6 @@ package main
 import (
 	"fmt"
 	"github.com/herald-ws/herald/shared/appconf"
-	"io"
-	"log/slog"
 	"time"
 )
 
@@ -57,19 +55,4 @@ func parseConfig() (config, error) {
 		return c, fmt.Errorf("HERALD_PRESENCE_TIMEOUT=%s must be positive", c.PresenceTimeout)
 	}
 	return c, nil
-}
-
-func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("HERALD_LOG_LEVEL=%q: want debug, info, warn or error", level)
-	}
-	opts := &slog.HandlerOptions{Level: lv}
-	switch format {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	}
-	return nil, fmt.Errorf("HERALD_LOG_FORMAT=%q: want text or json", format)
 }

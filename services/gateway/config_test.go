@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"strings"
 	"testing"
 	"time"
@@ -51,23 +50,5 @@ func TestParseConfig(t *testing.T) {
 				t.Errorf("defaults: %+v", c)
 			}
 		})
-	}
-}
-
-func TestNewLogger(t *testing.T) {
-	var buf bytes.Buffer
-	log, err := newLogger(&buf, "debug", "json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	log.Debug("hello", "app_id", "a")
-	if !strings.Contains(buf.String(), `"app_id":"a"`) {
-		t.Errorf("json log: %s", buf.String())
-	}
-	if _, err := newLogger(&buf, "loud", "text"); err == nil {
-		t.Error("accepted level loud")
-	}
-	if _, err := newLogger(&buf, "info", "xml"); err == nil {
-		t.Error("accepted format xml")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/herald-ws/herald/shared/logging"
 	"net"
 	"net/http"
 	"os"
@@ -42,7 +43,7 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(os.Stderr, cfg.LogLevel, cfg.LogFormat)
+	log, err := logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat)
 	if err != nil {
 		return err
 	}

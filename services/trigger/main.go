@@ -5,7 +5,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
+	"github.com/herald-ws/herald/shared/logging"
 	"os"
 	"os/signal"
 	"syscall"
@@ -22,9 +22,9 @@ type config struct {
 	// StreamReplicas is 1 on a single NATS server, 3 on a cluster.
 	StreamReplicas int `env:"HERALD_STREAM_REPLICAS" envDefault:"1"`
 	// StreamMaxBytes caps each app's events stream; 0 means 1 GiB.
-	StreamMaxBytes int64      `env:"HERALD_STREAM_MAX_BYTES" envDefault:"0"`
-	LogLevel       slog.Level `env:"HERALD_LOG_LEVEL" envDefault:"info"`
-	LogFormat      string     `env:"HERALD_LOG_FORMAT" envDefault:"text"`
+	StreamMaxBytes int64  `env:"HERALD_STREAM_MAX_BYTES" envDefault:"0"`
+	LogLevel       string `env:"HERALD_LOG_LEVEL" envDefault:"info"`
+	LogFormat      string `env:"HERALD_LOG_FORMAT" envDefault:"text"`
 }
 
 func main() {
@@ -33,7 +33,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "trigger: reading settings: %v\n", err)
 		os.Exit(2)
 	}
-	log, err := newLogger(cfg.LogFormat, cfg.LogLevel)
+	log, err := logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "trigger: %v\n", err)
 		os.Exit(2)
@@ -44,15 +44,4 @@ func main() {
 		log.Error("trigger stopped", "err", err)
 		os.Exit(1)
 	}
-}
-
-func newLogger(format string, level slog.Level) (*slog.Logger, error) {
-	opts := &slog.HandlerOptions{Level: level}
-	switch format {
-	case "text", "":
-		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
-	}
-	return nil, fmt.Errorf("HERALD_LOG_FORMAT is %q: want text or json", format)
 }
