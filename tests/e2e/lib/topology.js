@@ -404,6 +404,13 @@ async function startSplit(topo, appExtra) {
   const [gwA, gwB, trigger] = await Promise.all(started);
   topo.ws = [gwA, gwB];
   topo.http = trigger;
+  // restart starts a killed or stopped gateway again, on a fresh port.
+  topo.restart = async (name) => {
+    const i = ['gateway-a', 'gateway-b'].indexOf(name);
+    if (i < 0) throw new Error(`split topology: cannot restart ${name}`);
+    topo.ws[i] = await service(name, gatewayBin, 'REVERB_SERVER_HOST', 'REVERB_SERVER_PORT');
+    return topo.ws[i];
+  };
 }
 
 // startPresenceTopology starts nats-server, the presence service, three

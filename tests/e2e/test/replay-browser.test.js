@@ -1,0 +1,335 @@
+// Herald's replay extension in a real browser: headless Chromium opens a page
+// that runs laravel-echo 2 (its browser build) on pusher-js, with Herald's JS
+// companion loaded from the gateway (/app/_herald/replay.js) and attached to
+// Echo.connector.pusher. The page records every event Echo hands it. The
+// page reaches the gateways through a RouteProxy of the test, so a case can
+// drop its connection as a network would and decide which gateway, and
+// when, its reconnection reaches.
+
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { chromium } from 'playwright-core';
+
+import { RouteProxy } from '../lib/proxy.js';
+import { E2E_DIR, TOPOLOGIES, startTopology } from '../lib/topology.js';
+import { randomId, waitFor } from '../lib/wait.js';
+
+const CHROMIUM = process.env.HERALD_CHROMIUM || '/usr/bin/chromium';
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+const PAGE = path.join(E2E_DIR, 'browser', 'replay.html');
+const SCRIPTS = {
+  '/pusher.min.js': path.join(E2E_DIR, 'node_modules', 'pusher-js', 'dist', 'web', 'pusher.min.js'),
+  '/echo.iife.js': path.join(E2E_DIR, 'node_modules', 'laravel-echo', 'dist', 'echo.iife.js'),
+};
+const WAIT = 15_000; // for what a page should see; generous for a loaded machine
+
+const haveChromium = fs.existsSync(CHROMIUM);
+const skip = !TOPOLOGIES.includes('split')
+  ? 'needs the split topology (HERALD_E2E_TOPOLOGIES)'
+  : !haveChromium && !process.env.CI
+    ? `${CHROMIUM} is not installed (apt-get install chromium); the browser test runs in CI`
+    : false;
+
+// pageServer serves the page, the scripts and the app's /broadcasting/auth,
+// signed by whichever SDK the test sets (a wrong secret refuses).
+function pageServer() {
+  let sdk = null;
+  const server = http.createServer(async (req, res) => {
+    const url = new URL(req.url, 'http://127.0.0.1');
+    if (req.method === 'GET' && url.pathname === '/') {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+      return res.end(fs.readFileSync(PAGE));
+    }
+    if (req.method === 'GET' && SCRIPTS[url.pathname]) {
+      res.writeHead(200, { 'content-type': 'text/javascript' });
+      return res.end(fs.readFileSync(SCRIPTS[url.pathname]));
+    }
+    if (req.method === 'POST' && url.pathname === '/broadcasting/auth') {
+      let body = '';
+      for await (const chunk of req) body += chunk;
+      const form = new URLSearchParams(body);
+      const auth = sdk.authorizeChannel(form.get('socket_id'), form.get('channel_name'));
+      res.writeHead(200, { 'content-type': 'application/json' });
+      return res.end(JSON.stringify(auth));
+    }
+    res.writeHead(404);
+    res.end();
+  });
+  return {
+    setSDK: (s) => (sdk = s),
+    listen: () =>
+      new Promise((resolve) =>
+        server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${server.address().port}`)),
+      ),
+    close: () => new Promise((resolve) => server.close(resolve)),
+  };
+}
+
+// emit triggers tick events n = from..to on channel, one after the other.
+async function emit(sdk, channel, from, to) {
+  for (let n = from; n <= to; n++) await sdk.trigger(channel, 'tick', { n });
+}
+
+const range = (from, to) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+describe('replay in Chromium with laravel-echo and the companion [split]', { skip }, () => {
+  let browser;
+  let pages;
+  let origin;
+  before(async () => {
+    if (!haveChromium) throw new Error(`CI is set but ${CHROMIUM} is missing: .ci/run installs it`);
+    pages = pageServer();
+    origin = await pages.listen();
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+  });
+  after(async () => {
+    await browser?.close();
+    await pages?.close();
+  });
+
+  // tab opens a browser context with one page and the helpers of a case.
+  async function tab(topo, t) {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const problems = [];
+    page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+    const proxy = await new RouteProxy(topo.ws[0]).listen();
+    t.after(async () => {
+      await context.close();
+      await proxy.close();
+    });
+    const state = () =>
+      page.evaluate(() => {
+        const h = window.herald || {};
+        return JSON.stringify({ states: h.states, errors: h.errors, subscribed: h.subscribed, failed: h.failed, received: h.received });
+      });
+    const until = (fn, arg, what) =>
+      page.waitForFunction(fn, arg, { timeout: WAIT, polling: 50 }).catch(async (err) => {
+        throw new Error(`${what}: ${err.message}\npage: ${await state().catch(() => '?')}\n${problems.join('\n')}`);
+      });
+    return {
+      page,
+      proxy,
+      problems,
+      // open loads the page on the proxy and waits for its subscriptions.
+      async open(channels, { rewind } = {}) {
+        const q = new URLSearchParams({
+          key: topo.app.key,
+          host: proxy.host,
+          port: String(proxy.port),
+          replay: `http://${topo.ws[0].host}:${topo.ws[0].port}/app/_herald/replay.js`,
+          channels: channels.join(','),
+        });
+        if (rewind) q.set('rewind', rewind);
+        await page.goto(`${origin}/?${q}`);
+        await this.subscribed(channels.length);
+      },
+      subscribed: (n) =>
+        until((n) => window.herald && window.herald.subscribed.length >= n, n, `${n} subscription(s) of the page`),
+      until,
+      // seq lists what the page received on channel: tick numbers and the
+      // other events' names.
+      seq: async (channel) =>
+        (await page.evaluate(() => window.herald.received)).filter((r) => r.channel === channel).map((r) => (r.event === 'tick' ? r.data.n : r.event)),
+      received: (channel, event) => page.evaluate(([c, e]) => window.herald.received.filter((r) => r.channel === c && r.event === e).map((r) => r.data), [channel, event]),
+      ticks: (channel, n) =>
+        until(
+          ([c, n]) => window.herald.received.filter((r) => r.channel === c && r.event === 'tick').length >= n,
+          [channel, n],
+          `${n} tick(s) on ${channel}`,
+        ),
+      event: (channel, event) =>
+        until(([c, e]) => window.herald.received.some((r) => r.channel === c && r.event === e), [channel, event], `${event} on ${channel}`),
+    };
+  }
+
+  describe('on a split topology', () => {
+    let topo;
+    let sdk;
+    before(async () => {
+      topo = await startTopology('split', { label: 'replay-browser' });
+      sdk = topo.sdk();
+      pages.setSDK(sdk);
+    });
+    after(() => topo?.stop());
+
+    it('resumes on the other gateway after the connection drops mid-stream: nothing lost, nothing twice', async (t) => {
+      const b = await tab(topo, t);
+      const name = `stream-${randomId()}`;
+      await b.open([name]);
+      await emit(sdk, name, 1, 5);
+      await b.ticks(name, 5);
+      const firstSocket = await b.page.evaluate(() => window.herald.socketIds[0]);
+
+      // The network drops; the page's next connection reaches gateway B.
+      b.proxy.route(topo.ws[1]);
+      b.proxy.cut();
+      await emit(sdk, name, 6, 15);
+      await b.event(name, 'herald:resumed');
+      await emit(sdk, name, 16, 20);
+      await b.ticks(name, 20);
+
+      const seq = await b.seq(name);
+      assert.deepEqual(seq.filter((x) => x !== 'herald:resumed'), range(1, 20), `received: ${JSON.stringify(seq)}`);
+      assert.equal(seq.filter((x) => x === 'herald:resumed').length, 1, `received: ${JSON.stringify(seq)}`);
+      const sockets = await b.page.evaluate(() => window.herald.socketIds);
+      assert.equal(sockets.length, 2, `socket ids: ${sockets}`);
+      assert.notEqual(sockets[1], firstSocket);
+      assert.equal(b.proxy.connections, 2, 'one reconnection, through the proxy, to gateway B');
+      assert.deepEqual(b.problems, []);
+    });
+
+    it('resumes after a page reload from the positions in sessionStorage', async (t) => {
+      const b = await tab(topo, t);
+      const name = `reload-${randomId()}`;
+      await b.open([name]);
+      await emit(sdk, name, 1, 3);
+      await b.ticks(name, 3);
+      assert.deepEqual(await b.seq(name), [1, 2, 3]);
+
+      // The reloaded page waits before it connects, so that events surely
+      // happen while no page is listening.
+      await b.page.evaluate(() => sessionStorage.setItem('herald-e2e:hold', '1'));
+      b.proxy.route(topo.ws[1]);
+      await b.page.reload();
+      assert.equal(await b.page.evaluate(() => window.herald.holding), true);
+      await emit(sdk, name, 4, 8);
+      await b.page.evaluate(() => window.herald.start());
+      await b.subscribed(1);
+      await b.event(name, 'herald:resumed');
+      await emit(sdk, name, 9, 10);
+      await b.ticks(name, 7);
+      assert.deepEqual(await b.seq(name), [4, 5, 6, 7, 8, 'herald:resumed', 9, 10]);
+      const [resumed] = await b.received(name, 'herald:resumed');
+      assert.equal(resumed.replayed, 5, JSON.stringify(resumed));
+      assert.deepEqual(b.problems, []);
+    });
+
+    it('rewinds the last N events on the first subscribe, then goes live', async (t) => {
+      const b = await tab(topo, t);
+      const name = `rewind-${randomId()}`;
+      await emit(sdk, name, 1, 6);
+      await b.open([name], { rewind: `${name}:3` });
+      await b.event(name, 'herald:resumed');
+      await emit(sdk, name, 7, 7);
+      await b.ticks(name, 4);
+      assert.deepEqual(await b.seq(name), [4, 5, 6, 'herald:resumed', 7]);
+      const [resumed] = await b.received(name, 'herald:resumed');
+      assert.equal(resumed.replayed, 3, JSON.stringify(resumed));
+    });
+
+    it('delivers 20 live events racing a replay of 30, all once and in order', async (t) => {
+      const b = await tab(topo, t);
+      const name = `race-${randomId()}`;
+      await b.open([name]);
+      await emit(sdk, name, 1, 5);
+      await b.ticks(name, 5);
+
+      // The page loses its connection and its reconnection is held at the
+      // proxy while 30 events pass; it is let through as 20 more are sent.
+      b.proxy.hold();
+      b.proxy.route(topo.ws[1]);
+      b.proxy.cut();
+      await emit(sdk, name, 6, 35);
+      await waitFor(() => b.proxy.held > 0, { timeout: WAIT, what: 'the page to reconnect' });
+      const live = emit(sdk, name, 36, 55);
+      b.proxy.release();
+      await live;
+      await b.ticks(name, 55);
+
+      const seq = await b.seq(name);
+      assert.deepEqual(seq.filter((x) => x !== 'herald:resumed'), range(1, 55), `received: ${JSON.stringify(seq)}`);
+      const at = seq.indexOf('herald:resumed');
+      assert.ok(at >= 35, `herald:resumed after the replayed events: ${JSON.stringify(seq)}`);
+      const [resumed] = await b.received(name, 'herald:resumed');
+      assert.ok(resumed.replayed >= 30, JSON.stringify(resumed));
+      assert.deepEqual(b.problems, []);
+    });
+
+    it('resumes a private channel with valid auth, and refuses it with invalid auth', async (t) => {
+      const b = await tab(topo, t);
+      const name = `private-orders.${randomId()}`;
+      const marker = `marker-${randomId()}`;
+      await b.open([name, marker]);
+      await emit(sdk, name, 1, 2);
+      await b.ticks(name, 2);
+
+      b.proxy.route(topo.ws[1]);
+      b.proxy.cut();
+      await emit(sdk, name, 3, 5);
+      await b.event(name, 'herald:resumed');
+      await emit(sdk, name, 6, 6);
+      await b.ticks(name, 6);
+      assert.deepEqual(await b.seq(name), [1, 2, 3, 4, 5, 'herald:resumed', 6]);
+
+      // The app's auth endpoint now signs with a wrong secret: the resume is
+      // refused, and nothing of the channel reaches the page.
+      pages.setSDK(topo.sdk({ secret: 'not-the-secret-of-this-app-00000' }));
+      t.after(() => pages.setSDK(sdk));
+      b.proxy.route(topo.ws[0]);
+      b.proxy.cut();
+      await emit(sdk, name, 7, 9);
+      await b.until((c) => window.herald.failed.some((f) => f.name === c), name, 'subscription_error on the private channel');
+      const [failure] = await b.page.evaluate(() => window.herald.failed);
+      assert.equal(failure.error.status, 401, JSON.stringify(failure));
+      // The marker channel resumes on the same connection; once its event
+      // arrived, one sent before it on the private channel would have too.
+      await emit(sdk, name, 10, 10);
+      await sdk.trigger(marker, 'tick', { n: 1 });
+      await b.ticks(marker, 1);
+      assert.deepEqual(await b.seq(name), [1, 2, 3, 4, 5, 'herald:resumed', 6]);
+    });
+  });
+
+  describe('on a split topology whose app keeps 3 events per channel', () => {
+    let topo;
+    let sdk;
+    before(async () => {
+      topo = await startTopology('split', { label: 'replay-browser-small', appExtra: { replay_max_events: 3 } });
+      sdk = topo.sdk();
+    });
+    after(() => topo?.stop());
+
+    it('sends herald:resume_failed when the gap exceeds the window, then live', async (t) => {
+      pages.setSDK(sdk);
+      const b = await tab(topo, t);
+      const name = `window-${randomId()}`;
+      await b.open([name]);
+      await emit(sdk, name, 1, 2);
+      await b.ticks(name, 2);
+
+      b.proxy.hold();
+      b.proxy.route(topo.ws[1]);
+      b.proxy.cut();
+      await emit(sdk, name, 3, 12);
+      b.proxy.release();
+      await b.event(name, 'herald:resume_failed');
+      await emit(sdk, name, 13, 13);
+      await b.ticks(name, 3);
+      assert.deepEqual(await b.seq(name), [1, 2, 'herald:resume_failed', 13]);
+      assert.deepEqual(await b.received(name, 'herald:resume_failed'), [{ reason: 'window_exceeded' }]);
+
+      // Live started at the channel's current position: the next drop resumes from there.
+      b.proxy.hold();
+      b.proxy.route(topo.ws[0]);
+      b.proxy.cut();
+      await emit(sdk, name, 14, 15);
+      b.proxy.release();
+      await b.event(name, 'herald:resumed');
+      assert.deepEqual(await b.seq(name), [1, 2, 'herald:resume_failed', 13, 14, 15, 'herald:resumed']);
+      assert.deepEqual(b.problems, []);
+    });
+  });
+});
