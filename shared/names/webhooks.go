@@ -1,8 +1,9 @@
 package names
 
-// Names of webhook delivery: the presence service queues each webhook batch
-// in WebhooksStream, one subject per app and endpoint, and delivers it from
-// there.
+// Names of webhook delivery: the presence service (occupancy, members,
+// subscription counts) and the gateways (client events, cache misses) queue
+// each webhook batch in WebhooksStream, one subject per app and endpoint; the
+// active presence service delivers it from there.
 
 const (
 	// WebhooksStream queues webhook batches until their endpoint answers

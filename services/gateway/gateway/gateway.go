@@ -86,6 +86,7 @@ type Gateway struct {
 	state    *globalstate.Client // state.go
 	users    *userIndex          // users.go
 	replay   session.Replay
+	hooks    *session.Webhooks
 	upgrader websocket.Upgrader
 	handler  http.Handler
 
@@ -179,6 +180,10 @@ func New(ctx context.Context, opt Options) (*Gateway, error) {
 	for _, app := range opt.Apps.All() {
 		g.perApp[app.ID] = new(atomic.Int64)
 	}
+	g.hooks = &session.Webhooks{Gateway: g.id, Logger: opt.Logger}
+	if g.hooks.JS, err = jetstream.New(opt.NC, jetstream.WithPublishAsyncErrHandler(g.hooks.AsyncErrHandler)); err != nil {
+		return nil, fmt.Errorf("gateway: jetstream: %w", err)
+	}
 	g.hub = hub.New(opt.NC, hub.Options{
 		Linger:      opt.ChannelLinger,
 		Logger:      opt.Logger,
@@ -266,6 +271,7 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 		Logger:   g.log,
 		Replay:   g.replay,
 		Users:    g.users,
+		Webhooks: g.hooks,
 	})
 	if !g.track(s) {
 		conn.Close(protocol.CodeGenericReconnect, "Server is shutting down")

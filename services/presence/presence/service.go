@@ -327,3 +327,10 @@ func (s *Service) wantsCounts(appID string) bool {
 	}
 	return true
 }
+
+// wantsCountHooks reports whether an app has an endpoint that takes
+// subscription_count webhooks.
+func (s *Service) wantsCountHooks(appID string) bool {
+	_, ok := s.webhookApp(appID, webhook.SubscriptionCount)
+	return ok
+}

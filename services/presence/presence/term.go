@@ -690,7 +690,7 @@ func (t *term) reply(m *nats.Msg, rep presence.MembersReply) {
 // countChanged publishes a channel's count at once if none went out within
 // the interval, and otherwise marks it for the next tick after it.
 func (t *term) countChanged(k state.Key, now time.Time) {
-	if !t.svc.wantsCounts(k.App) {
+	if !t.svc.wantsCounts(k.App) && !t.svc.wantsCountHooks(k.App) {
 		return
 	}
 	c := t.counts[k]
@@ -718,8 +718,14 @@ func (t *term) publishCounts(now time.Time) {
 
 func (t *term) publishCount(k state.Key, c *countState, now time.Time) {
 	c.last, c.pending = now, false
-	if err := t.svc.nc.Publish(names.SubscriptionCountSubject(k.App, k.Channel), presence.CountData(t.st.Count(k))); err != nil {
-		t.svc.log.Warn("publishing a subscription count", "app_id", k.App, "channel", k.Channel, "err", err)
+	n := t.st.Count(k)
+	if t.svc.wantsCounts(k.App) {
+		if err := t.svc.nc.Publish(names.SubscriptionCountSubject(k.App, k.Channel), presence.CountData(n)); err != nil {
+			t.svc.log.Warn("publishing a subscription count", "app_id", k.App, "channel", k.Channel, "err", err)
+		}
+	}
+	if err := t.queueCountWebhook(k, n, now); err != nil {
+		t.svc.log.Warn("queueing a subscription_count webhook", "app_id", k.App, "channel", k.Channel, "err", err)
 	}
 }
 

@@ -123,6 +123,30 @@ func (t *term) queueWebhooks(fx *state.Effects, id string) error {
 	return nil
 }
 
+// queueCountWebhook queues subscription_count for a channel whose throttled
+// count went out, if the app's endpoints take it. Counts are not replayed
+// after a restart, so the id need only be unique.
+func (t *term) queueCountWebhook(k state.Key, n int, now time.Time) error {
+	app, ok := t.svc.webhookApp(k.App, webhook.SubscriptionCount)
+	if !ok {
+		return nil
+	}
+	id := "count-" + webhook.Digest(k.App, k.Channel) + "-" + strconv.FormatInt(now.UnixNano(), 36)
+	msgs, err := webhook.Messages(app, id, now, []webhook.Event{{Name: webhook.SubscriptionCount, Channel: k.Channel, SubscriptionCount: n}})
+	if err != nil {
+		return err
+	}
+	for _, m := range msgs {
+		f, err := t.svc.js.PublishMsgAsync(m)
+		if err != nil {
+			return fmt.Errorf("queueing a webhook: %w", err)
+		}
+		t.hooks = append(t.hooks, f)
+		t.svc.metrics.webhooks.WithLabelValues("queued").Inc()
+	}
+	return nil
+}
+
 // deliverWebhooks starts delivering the queued webhooks for this term, if
 // any app has an endpoint; the returned function stops it.
 func (t *term) deliverWebhooks() func() {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -37,6 +38,7 @@ type receiver struct {
 	status   int
 	attempts int
 	batches  []received
+	raw      []string // the accepted bodies
 }
 
 type received struct {
@@ -74,6 +76,7 @@ func newReceiver(t *testing.T) *receiver {
 			return
 		}
 		r.batches = append(r.batches, received{req.Header.Get("X-Herald-Webhook-Id"), b})
+		r.raw = append(r.raw, string(body))
 	}))
 	t.Cleanup(r.srv.Close)
 	return r
@@ -306,5 +309,33 @@ func TestWebhooksQueuedOnceAfterCrash(t *testing.T) {
 	waitEvents(t, r, []webhook.Event{
 		{Name: "channel_occupied", Channel: "presence-r"},
 		{Name: "member_added", Channel: "presence-r", UserID: "u1"},
+	})
+}
+
+func TestSubscriptionCountWebhooks(t *testing.T) {
+	s, _ := setup(t)
+	counts, plain := newReceiver(t), newReceiver(t)
+	g := register(t, s, "gw-1")
+	run(t, s, Options{WebhookBackoff: 10 * time.Millisecond, CountInterval: time.Millisecond, Apps: hookApps(t,
+		appconf.Webhook{URL: counts.srv.URL, EventTypes: []string{webhook.SubscriptionCount}},
+		appconf.Webhook{URL: plain.srv.URL})})
+
+	g.publish(presence.Op{Op: presence.Join, App: "a", Channel: "news", SocketID: "1.1"})
+	waitEvents(t, counts, []webhook.Event{{Name: "subscription_count", Channel: "news", SubscriptionCount: 1}})
+	g.publish(presence.Op{Op: presence.Leave, App: "a", Channel: "news", SocketID: "1.1"})
+	waitEvents(t, counts, []webhook.Event{
+		{Name: "subscription_count", Channel: "news", SubscriptionCount: 1},
+		{Name: "subscription_count", Channel: "news", SubscriptionCount: 0},
+	})
+	counts.mu.Lock()
+	raw := counts.raw[len(counts.raw)-1]
+	counts.mu.Unlock()
+	if !strings.Contains(raw, `"subscription_count":0`) {
+		t.Errorf("a count of 0 is not written: %s", raw)
+	}
+	// An endpoint that names no types gets occupancy, not counts.
+	waitEvents(t, plain, []webhook.Event{
+		{Name: "channel_occupied", Channel: "news"},
+		{Name: "channel_vacated", Channel: "news"},
 	})
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/herald-ws/herald/services/gateway/internal/hub"
 	"github.com/herald-ws/herald/services/gateway/internal/metrics"
 	"github.com/herald-ws/herald/services/gateway/internal/replay"
+	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/position"
 	"github.com/herald-ws/herald/shared/protocol"
 )
@@ -320,8 +321,11 @@ func (r *stream) run() {
 		frame := cacheMiss(ch)
 		if cached != nil {
 			frame = hub.EventFrame(ch, cached, r.epoch, r.posOK && cachedPos)
-		} else if r.s.replay.Metrics != nil {
-			r.s.replay.Metrics.CacheMisses.Inc()
+		} else {
+			if r.s.replay.Metrics != nil {
+				r.s.replay.Metrics.CacheMisses.Inc()
+			}
+			r.s.webhook(hookEvent{Name: appconf.WebhookCacheMiss, Channel: ch})
 		}
 		if !r.send(frame) {
 			return

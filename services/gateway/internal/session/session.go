@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/herald-ws/herald/services/gateway/internal/globalstate"
@@ -66,8 +67,9 @@ type Config struct {
 	State    *globalstate.Client // presence.go
 	Metrics  *metrics.Metrics
 	Logger   *slog.Logger
-	Replay   Replay // replay.go
-	Users    Users  // signin.go; may be nil
+	Replay   Replay    // replay.go
+	Users    Users     // signin.go; may be nil
+	Webhooks *Webhooks // webhooks.go; may be nil
 }
 
 // Session is one client's protocol state.
@@ -90,6 +92,9 @@ type Session struct {
 
 	user  string // signed-in user id (signin.go)
 	users Users
+
+	hooks   *Webhooks     // webhooks.go
+	hookSeq atomic.Uint64 // numbers this connection's webhook events
 }
 
 type subscription struct {
@@ -112,6 +117,7 @@ func New(cfg Config) *Session {
 		limiter:  ratelimit.New(cfg.App.ClientEventsPerSecond),
 		replay:   cfg.Replay,
 		users:    cfg.Users,
+		hooks:    cfg.Webhooks,
 	}
 }
 
@@ -311,5 +317,7 @@ func (s *Session) clientEvent(f protocol.Frame) {
 			return
 		}
 		s.metrics.ClientEvents.Inc()
+		s.webhook(hookEvent{Name: appconf.WebhookClientEvent, Channel: ch, Event: f.Event,
+			Data: clientEventData(f.Data), SocketID: s.id, UserID: sub.userID})
 	}
 }

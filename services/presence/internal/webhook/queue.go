@@ -7,7 +7,9 @@
 // id (header X-Herald-Webhook-Id, also its Nats-Msg-Id) is derived from the
 // operation that produced it, so it is the same on every retry, after a
 // restart, and when the operation is applied again after a crash: a receiver
-// that sees an id twice (its answer was lost) drops the second.
+// that sees an id twice (its answer was lost) drops the second. Gateways
+// queue client_event and cache_miss batches on the same subjects, with ids
+// unique per event.
 package webhook
 
 import (
@@ -32,6 +34,9 @@ const (
 	ChannelVacated  = "channel_vacated"
 	MemberAdded     = "member_added"
 	MemberRemoved   = "member_removed"
+	// SubscriptionCount is queued from the throttled counts; gateways
+	// queue client_event and cache_miss themselves.
+	SubscriptionCount = appconf.WebhookSubscriptionCount
 )
 
 // Event is one event of a batch.
@@ -39,6 +44,20 @@ type Event struct {
 	Name    string `json:"name"`
 	Channel string `json:"channel"`
 	UserID  string `json:"user_id,omitempty"`
+	// SubscriptionCount is written on subscription_count, even when 0.
+	SubscriptionCount int `json:"subscription_count,omitempty"`
+}
+
+// MarshalJSON writes subscription_count on that event only.
+func (e Event) MarshalJSON() ([]byte, error) {
+	type plain Event
+	if e.Name != SubscriptionCount {
+		return json.Marshal(plain(e))
+	}
+	return json.Marshal(struct {
+		plain
+		SubscriptionCount int `json:"subscription_count"`
+	}{plain(e), e.SubscriptionCount})
 }
 
 // Batch is the body of one POST.
@@ -85,9 +104,7 @@ func Wanted(app *appconf.App, name string) bool {
 	return false
 }
 
-func takes(w appconf.Webhook, name string) bool {
-	return len(w.EventTypes) == 0 || slices.Contains(w.EventTypes, name)
-}
+func takes(w appconf.Webhook, name string) bool { return w.Takes(name) }
 
 // Endpoints lists app's webhooks, one per URL (the first wins).
 func Endpoints(app *appconf.App) []appconf.Webhook {
