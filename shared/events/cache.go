@@ -2,8 +2,6 @@ package events
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"strconv"
 	"time"
 
@@ -26,14 +24,7 @@ const CacheTTL = 30 * time.Minute
 // Nothing is republished from it: live delivery comes from the events
 // stream.
 func CacheStreamConfig(app *appconf.App, opt StreamOptions) jetstream.StreamConfig {
-	replicas := opt.Replicas
-	if replicas <= 0 {
-		replicas = 1
-	}
-	maxBytes := opt.MaxBytes
-	if maxBytes <= 0 {
-		maxBytes = DefaultMaxBytes
-	}
+	replicas, maxBytes := opt.limits()
 	return jetstream.StreamConfig{
 		Name:              names.CacheStream(app.ID),
 		Description:       "Herald cache channels' last events of app " + app.ID,
@@ -55,25 +46,7 @@ func CacheStreamConfig(app *appconf.App, opt StreamOptions) jetstream.StreamConf
 // EnsureCacheStream creates the app's cache stream, or updates it to the
 // current configuration. Any service may call it at start.
 func EnsureCacheStream(ctx context.Context, js jetstream.JetStream, app *appconf.App, opt StreamOptions) (jetstream.Stream, error) {
-	cfg := CacheStreamConfig(app, opt)
-	var lastErr error
-	for attempt := 0; attempt < 5; attempt++ {
-		s, err := js.CreateOrUpdateStream(ctx, cfg)
-		if err == nil {
-			return s, nil
-		}
-		lastErr = err
-		if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) && !errors.Is(err, nats.ErrTimeout) &&
-			!errors.Is(err, jetstream.ErrJetStreamNotEnabled) {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(time.Duration(attempt+1) * 100 * time.Millisecond):
-		}
-	}
-	return nil, fmt.Errorf("ensuring cache stream %s: %w", cfg.Name, lastErr)
+	return ensure(ctx, js, CacheStreamConfig(app, opt), "cache")
 }
 
 // CacheMsg builds the cache stream message of an event stored in the events

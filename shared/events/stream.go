@@ -32,14 +32,7 @@ const DuplicateWindow = 2 * time.Minute
 // channel by count and by age (the replay window), and a RePublish of every
 // stored message to the live subjects that gateways listen on.
 func StreamConfig(app *appconf.App, opt StreamOptions) jetstream.StreamConfig {
-	replicas := opt.Replicas
-	if replicas <= 0 {
-		replicas = 1
-	}
-	maxBytes := opt.MaxBytes
-	if maxBytes <= 0 {
-		maxBytes = DefaultMaxBytes
-	}
+	replicas, maxBytes := opt.limits()
 	return jetstream.StreamConfig{
 		Name:              names.EventsStream(app.ID),
 		Description:       "Herald channel events of app " + app.ID,
@@ -62,10 +55,27 @@ func StreamConfig(app *appconf.App, opt StreamOptions) jetstream.StreamConfig {
 	}
 }
 
+// limits returns the replicas and byte cap with their defaults.
+func (o StreamOptions) limits() (replicas int, maxBytes int64) {
+	replicas, maxBytes = o.Replicas, o.MaxBytes
+	if replicas <= 0 {
+		replicas = 1
+	}
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxBytes
+	}
+	return replicas, maxBytes
+}
+
 // EnsureStream creates the app's events stream, or updates it to the current
 // configuration. Any service may call it at start; concurrent callers agree.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, app *appconf.App, opt StreamOptions) (jetstream.Stream, error) {
-	cfg := StreamConfig(app, opt)
+	return ensure(ctx, js, StreamConfig(app, opt), "events")
+}
+
+// ensure creates or updates a stream, trying again while another service
+// creates the same stream at the same moment.
+func ensure(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig, what string) (jetstream.Stream, error) {
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
 		s, err := js.CreateOrUpdateStream(ctx, cfg)
@@ -85,5 +95,5 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, app *appconf.App,
 		case <-time.After(time.Duration(attempt+1) * 100 * time.Millisecond):
 		}
 	}
-	return nil, fmt.Errorf("ensuring events stream %s: %w", cfg.Name, lastErr)
+	return nil, fmt.Errorf("ensuring %s stream %s: %w", what, cfg.Name, lastErr)
 }
