@@ -23,6 +23,9 @@
 //	names.PresenceStateBucket    KV: ChannelStateKey(app, channel) = ChannelState (occupied channels only),
 //	                             GatewayStateKey(gw) = GatewayState, names.PresenceMetaKey = Meta
 //	names.PresenceLockBucket     KV: names.PresenceLeaderKey = Lock, per-key TTL
+//	UserStatusSubject            herald.presence.users.<app>: WatchlistEvent, core NATS
+//	names.PresenceOnlineSubject  request/reply (queue group names.PresenceQueueGroup): OnlineRequest → OnlineReply
+//	                             (state bucket: UserStateKey(app, user) = UserState, signed-in users only)
 //
 // App ids, channel names and gateway ids enter subjects and keys through
 // names.EncodeToken.
@@ -46,7 +49,12 @@
 //	{"op":"snapshot","gw":…,"reg":R,"snap":id,"part":i,"last":bool,"subs":[Sub…]}
 //	{"op":"drain","gw":…}
 //
-// user_id and user_info only on presence channels. Operations of one gateway
+//	{"op":"signin","gw":…,"app":…,"socket_id":…,"user_id":…}
+//	{"op":"signout","gw":…,"app":…,"socket_id":…}
+//
+// Snapshots also carry the signed-in sockets ("users":[SignedIn…], after
+// the subscriptions, in the same parts). user_id and user_info only on
+// presence channels. Operations of one gateway
 // are published on one connection under one lock with the gateway's local set
 // of subscriptions, so they are stored in the order the set changed, and a
 // snapshot matches exactly the operations stored before it. A snapshot is the
@@ -151,6 +159,15 @@
 // if it joins again anywhere meanwhile, nothing is sent; otherwise
 // member_removed goes out when the grace ends (its Nats-Msg-Id derived from
 // the deadline).
+//
+// Watchlists: the service counts each user's signed-in sockets on every
+// gateway, like a presence member's connections, and publishes a
+// WatchlistEvent on the app's UserStatusSubject on a user's first signed-in
+// socket ("online") and its last one gone ("offline"), a removed gateway's
+// included; sign-outs of a draining gateway are not held by the grace.
+// Gateways with watchers of an app listen to its subject and forward to the
+// watchers of those users; a watcher's initial online set comes from an
+// OnlineRequest (up to MaxWatchlist ids) right after its sign-in.
 //
 // Counts: on a change of a non-presence channel's subscription count the
 // service publishes CountData on its count subject, at most once per second

@@ -29,6 +29,10 @@ const (
 	// Gone: the gateway's heartbeat ended; its connections are removed.
 	// Published by the presence service itself.
 	Gone Kind = "gone"
+	// Signin: one socket signed in as a user (pusher:signin).
+	Signin Kind = "signin"
+	// Signout: one signed-in socket ended or signed in as someone else.
+	Signout Kind = "signout"
 )
 
 // Op is one operation on global channel state, as JSON in the body of a
@@ -55,6 +59,16 @@ type Op struct {
 	Part       int    `json:"part,omitempty"`
 	Last       bool   `json:"last,omitempty"`
 	Subs       []Sub  `json:"subs,omitempty"`
+	// Users lists the gateway's signed-in sockets, after Subs, in parts
+	// like them.
+	Users []SignedIn `json:"users,omitempty"`
+}
+
+// SignedIn is one signed-in socket of a snapshot.
+type SignedIn struct {
+	App      string `json:"app"`
+	SocketID string `json:"socket_id"`
+	UserID   string `json:"user_id"`
 }
 
 // Sub is one subscription of a snapshot.
@@ -115,6 +129,23 @@ func (op *Op) Validate() error {
 				return fmt.Errorf("snapshot entry %d: %w", i, err)
 			}
 		}
+		for i := range op.Users {
+			if err := op.Users[i].validate(); err != nil {
+				return fmt.Errorf("snapshot user %d: %w", i, err)
+			}
+		}
+	case Signin:
+		u := SignedIn{App: op.App, SocketID: op.SocketID, UserID: op.UserID}
+		if err := u.validate(); err != nil {
+			return err
+		}
+	case Signout:
+		if err := checkID("app", op.App); err != nil {
+			return err
+		}
+		if err := checkID("socket_id", op.SocketID); err != nil {
+			return err
+		}
 	case Drain:
 	case Gone:
 		if op.Reg == 0 {
@@ -151,6 +182,19 @@ func (s *Sub) validate(joining bool) error {
 		if !json.Valid(s.UserInfo) {
 			return fmt.Errorf("%w: user_info is not JSON", ErrBadOp)
 		}
+	}
+	return nil
+}
+
+func (u *SignedIn) validate() error {
+	if err := checkID("app", u.App); err != nil {
+		return err
+	}
+	if err := checkID("socket_id", u.SocketID); err != nil {
+		return err
+	}
+	if u.UserID == "" || len(u.UserID) > MaxUserIDLength {
+		return fmt.Errorf("%w: user_id empty or longer than %d bytes", ErrBadOp, MaxUserIDLength)
 	}
 	return nil
 }

@@ -34,6 +34,13 @@ func TestDecodeOp(t *testing.T) {
 		{"snapshot without id", `{"op":"snapshot","gw":"g","last":true}`, false},
 		{"snapshot entry without user", `{"op":"snapshot","gw":"g","snap":"x","subs":[{"app":"a","channel":"presence-r","socket_id":"1"}]}`, false},
 		{"negative part", `{"op":"snapshot","gw":"g","snap":"x","part":-1}`, false},
+		{"signin", `{"op":"signin","gw":"g","app":"a","socket_id":"1.2","user_id":"7"}`, true},
+		{"signin without user", `{"op":"signin","gw":"g","app":"a","socket_id":"1.2"}`, false},
+		{"signin without socket", `{"op":"signin","gw":"g","app":"a","user_id":"7"}`, false},
+		{"signout", `{"op":"signout","gw":"g","app":"a","socket_id":"1.2"}`, true},
+		{"signout without app", `{"op":"signout","gw":"g","socket_id":"1.2"}`, false},
+		{"snapshot with users", `{"op":"snapshot","gw":"g","snap":"x","last":true,"users":[{"app":"a","socket_id":"1","user_id":"7"}]}`, true},
+		{"snapshot user without id", `{"op":"snapshot","gw":"g","snap":"x","users":[{"app":"a","socket_id":"1"}]}`, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -114,6 +121,7 @@ func FuzzDecodeOp(f *testing.F) {
 		`{"op":"join","gw":"g","app":"a","channel":"presence-r","socket_id":"1.2","user_id":"7","user_info":{"n":1}}`,
 		`{"op":"snapshot","gw":"g","reg":4,"snap":"x","part":0,"last":true,"subs":[{"app":"a","channel":"news","socket_id":"1.2"}]}`,
 		`{"op":"gone","gw":"g","reg":9}`, `{"op":"drain","gw":"g"}`, `{}`, `[]`, `null`, `{"op":"join","gw":""}`,
+		`{"op":"signin","gw":"g","app":"a","socket_id":"1.2","user_id":"7"}`, `{"op":"signout","gw":"g","app":"a","socket_id":"1.2"}`,
 	} {
 		f.Add([]byte(s))
 	}

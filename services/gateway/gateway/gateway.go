@@ -199,6 +199,7 @@ func New(ctx context.Context, opt Options) (*Gateway, error) {
 		g.hub.Close()
 		return nil, err
 	}
+	g.startWatchlists()
 	mux := http.NewServeMux()
 	mux.Handle("GET "+opt.PathPrefix+ReplayJSPath, replayJS())
 	mux.HandleFunc("GET "+opt.PathPrefix+"/app/{key}", g.serveWS)

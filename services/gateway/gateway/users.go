@@ -16,25 +16,29 @@ const terminateMessage = "Connection terminated by the server"
 
 type userKey struct{ app, user string }
 
-// userIndex finds the signed-in connections of a user on this gateway.
+// userIndex finds the signed-in connections of a user on this gateway, and
+// the watchers of each user (watchlist.go).
 type userIndex struct {
 	mu        sync.Mutex
 	byUser    map[userKey]map[*session.Session]struct{}
 	bySession map[*session.Session]userKey
 	sub       *nats.Subscription
+
+	watchlists
 }
 
 func newUserIndex() *userIndex {
 	return &userIndex{
-		byUser:    map[userKey]map[*session.Session]struct{}{},
-		bySession: map[*session.Session]userKey{},
+		byUser:     map[userKey]map[*session.Session]struct{}{},
+		bySession:  map[*session.Session]userKey{},
+		watchlists: newWatchlists(),
 	}
 }
 
-// SignedIn records that s signed in as userID, in place of any former user.
-func (u *userIndex) SignedIn(s *session.Session, appID, userID string) {
+// SignedIn records that s signed in as userID, in place of any former user,
+// watching the users of watchlist.
+func (u *userIndex) SignedIn(s *session.Session, appID, userID string, watchlist []string) {
 	u.mu.Lock()
-	defer u.mu.Unlock()
 	u.dropLocked(s)
 	k := userKey{appID, userID}
 	set := u.byUser[k]
@@ -44,16 +48,24 @@ func (u *userIndex) SignedIn(s *session.Session, appID, userID string) {
 	}
 	set[s] = struct{}{}
 	u.bySession[s] = k
+	u.watchLocked(s, appID, watchlist)
+	u.mu.Unlock()
+	u.signedIn(s, appID, userID, watchlist)
 }
 
 // drop forgets s, once its connection has ended.
 func (u *userIndex) drop(s *session.Session) {
 	u.mu.Lock()
+	k, signed := u.bySession[s]
 	u.dropLocked(s)
 	u.mu.Unlock()
+	if signed && u.state != nil {
+		u.state.SignOut(k.app, s.SocketID())
+	}
 }
 
 func (u *userIndex) dropLocked(s *session.Session) {
+	u.unwatchLocked(s)
 	k, ok := u.bySession[s]
 	if !ok {
 		return
@@ -96,6 +108,7 @@ func (g *Gateway) startUsers() error {
 
 // stopUsers stops listening for terminate_connections requests.
 func (g *Gateway) stopUsers() {
+	g.users.stopWatchlists()
 	if g.users.sub != nil {
 		_ = g.users.sub.Unsubscribe()
 	}

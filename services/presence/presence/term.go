@@ -62,9 +62,10 @@ type ackable struct {
 }
 
 type heldSnapshot struct {
-	id   string
-	subs []presence.Sub
-	msgs []ackable
+	id    string
+	subs  []presence.Sub
+	users []presence.SignedIn
+	msgs  []ackable
 }
 
 type refusal struct {
@@ -214,6 +215,11 @@ func (t *term) start() (func(), error) {
 		return stop, fmt.Errorf("subscribing to member requests: %w", err)
 	}
 	stops = append(stops, func() { _ = sub.Unsubscribe() })
+	osub, err := s.nc.ChanQueueSubscribe(names.PresenceOnlineSubject, names.PresenceQueueGroup, t.reqs)
+	if err != nil {
+		return stop, fmt.Errorf("subscribing to online requests: %w", err)
+	}
+	stops = append(stops, func() { _ = osub.Unsubscribe() })
 	stops = append(stops, t.deliverWebhooks())
 
 	// Drain graces that ended while no instance was active.
@@ -246,6 +252,12 @@ func (t *term) load() error {
 					return fmt.Errorf("loading %s: %w", e.Key(), err)
 				}
 				t.st.Load(cs)
+			case strings.HasPrefix(e.Key(), "us."):
+				var u presence.UserState
+				if err := json.Unmarshal(e.Value(), &u); err != nil {
+					return fmt.Errorf("loading %s: %w", e.Key(), err)
+				}
+				t.st.LoadUser(u)
 			case strings.HasPrefix(e.Key(), "gw."):
 				var g presence.GatewayState
 				if err := json.Unmarshal(e.Value(), &g); err != nil {
@@ -452,6 +464,7 @@ func (t *term) snapshotPart(seq uint64, m jetstream.Msg, op *presence.Op) error 
 		t.held[op.Gateway] = h
 	}
 	h.subs = append(h.subs, op.Subs...)
+	h.users = append(h.users, op.Users...)
 	h.msgs = append(h.msgs, ackable{seq, m})
 	if !op.Last {
 		return nil
@@ -459,7 +472,7 @@ func (t *term) snapshotPart(seq uint64, m jetstream.Msg, op *presence.Op) error 
 	delete(t.held, op.Gateway)
 	t.acks = append(t.acks, h.msgs...)
 	whole := *op
-	whole.Subs = h.subs
+	whole.Subs, whole.Users = h.subs, h.users
 	return t.apply(seq, &whole)
 }
 
@@ -525,7 +538,54 @@ func (t *term) effects(fx state.Effects, id string) error {
 	for _, gw := range fx.Resync {
 		t.publishResync(names.GatewayResyncSubject(gw), "state unknown")
 	}
+	t.publishUsers(fx.Users)
 	return nil
+}
+
+// publishUsers tells gateways of users coming online and going offline, one
+// message per run of changes of one app and kind. Core NATS: a watcher that
+// misses one sees the truth at its next sign-in.
+func (t *term) publishUsers(changes []state.UserChange) {
+	for i := 0; i < len(changes); {
+		j := i
+		ev := presence.WatchlistEvent{Name: presence.Offline}
+		if changes[i].Online {
+			ev.Name = presence.Online
+		}
+		for ; j < len(changes) && changes[j].App == changes[i].App && changes[j].Online == changes[i].Online; j++ {
+			ev.UserIDs = append(ev.UserIDs, changes[j].UserID)
+		}
+		b, err := json.Marshal(ev)
+		if err == nil {
+			err = t.svc.nc.Publish(names.UserStatusSubject(changes[i].App), b)
+		}
+		if err != nil {
+			t.svc.log.Warn("publishing user status", "app_id", changes[i].App, "err", err)
+		}
+		i = j
+	}
+}
+
+// online answers which watched users are online. Like member lists, only
+// once the term has applied what was stored when it began.
+func (t *term) online(m *nats.Msg) {
+	var req presence.OnlineRequest
+	rep := presence.OnlineReply{Status: presence.StatusOK}
+	switch {
+	case json.Unmarshal(m.Data, &req) != nil || req.App == "" || len(req.UserIDs) > presence.MaxWatchlist:
+		rep.Status = presence.StatusRefused
+	case t.applied < t.target:
+		rep.Status = presence.StatusRefused
+	default:
+		rep.Online = t.st.Online(req.App, req.UserIDs)
+	}
+	b, err := json.Marshal(rep)
+	if err == nil {
+		err = m.Respond(b)
+	}
+	if err != nil && !errors.Is(err, nats.ErrMsgNoReply) {
+		t.svc.log.Warn("answering an online request", "subject", m.Subject, "err", err)
+	}
 }
 
 // settle waits until every member event published is stored, and moves
@@ -619,6 +679,10 @@ func compareSeq(a, b uint64) int {
 
 // request takes one member list request.
 func (t *term) request(m *nats.Msg) error {
+	if m.Subject == names.PresenceOnlineSubject {
+		t.online(m)
+		return nil
+	}
 	var req presence.MembersRequest
 	if err := json.Unmarshal(m.Data, &req); err != nil || req.App == "" || req.Channel == "" {
 		t.reply(m, presence.MembersReply{Status: presence.StatusRefused, Error: "malformed request"})

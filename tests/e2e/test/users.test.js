@@ -46,14 +46,16 @@ function presenceAuthorizer(sdk, userId) {
 
 // signedIn returns a pusher-js client signed in as userId, its
 // #server-to-user channel subscribed.
-async function signedIn(topo, i, sdk, userId) {
+async function signedIn(topo, i, sdk, userId, watchlist) {
   const client = await connectPusher(topo, i, {
     sdk,
     options: {
       userAuthentication: {
         customHandler: (params, callback) => {
           try {
-            callback(null, sdk.authenticateUser(params.socketId, { id: userId, name: `user ${userId}` }));
+            const user = { id: userId, name: `user ${userId}` };
+            if (watchlist) user.watchlist = watchlist;
+            callback(null, sdk.authenticateUser(params.socketId, user));
           } catch (err) {
             callback(err, null);
           }
@@ -154,6 +156,33 @@ for (const kind of TOPOLOGIES) {
       const [answer] = await answers.waitCount(1);
       assert.equal(answer.event, 'pusher:subscription_error', JSON.stringify(answer));
       assert.equal(answer.data.status, 401, JSON.stringify(answer));
+    });
+
+    it('tells a watchlist when watched users come online and go offline, across gateways', async () => {
+      const [early, late] = [`early-${randomId(6)}`, `late-${randomId(6)}`];
+      const earlyTab = await signedIn(topo, 1, sdk, early);
+      const events = new Recorder('watchlist events');
+      // Bound before the sign-in, as the initial online set may come at once.
+      const watcher = await connectPusher(topo, 0, {
+        sdk,
+        options: {
+          userAuthentication: {
+            customHandler: (params, callback) =>
+              callback(null, sdk.authenticateUser(params.socketId, { id: `watcher-${randomId(6)}`, watchlist: [early, late] })),
+          },
+        },
+      });
+      for (const name of ['online', 'offline']) {
+        watcher.user.watchlist.bind(name, (ev) => events.push(`${name} ${[...ev.user_ids].sort().join(',')}`));
+      }
+      watcher.signin();
+      assert.deepEqual(await events.waitCount(1), [`online ${early}`]);
+      const lateTab = await signedIn(topo, 1, sdk, late);
+      assert.deepEqual((await events.waitCount(2))[1], `online ${late}`);
+      lateTab.disconnect();
+      earlyTab.disconnect();
+      const rest = (await events.waitCount(4)).slice(2).sort();
+      assert.deepEqual(rest, [`offline ${early}`, `offline ${late}`]);
     });
 
     it('terminateUserConnections closes every connection of that user only', async () => {

@@ -171,7 +171,8 @@ type Client struct {
 	// snapshot taken under it matches the operations published before it.
 	pubMu    sync.Mutex
 	subs     map[subKey]*localSub
-	reg      uint64 // heartbeat revision of the current registration
+	signed   map[signKey]string // signed-in sockets (users.go)
+	reg      uint64             // heartbeat revision of the current registration
 	draining bool
 	closed   bool
 

@@ -136,18 +136,28 @@ func (c *Client) sendSnapshot(ctx context.Context) error {
 			}
 			futures = append(futures, f)
 			part.Part++
-			part.Subs, size = nil, 0
+			part.Subs, part.Users, size = nil, nil, 0
 			return nil
 		}
 		for _, ls := range c.subs {
 			s := presence.Sub{App: ls.key.app, Channel: ls.key.channel, SocketID: ls.key.socket, UserID: ls.userID, UserInfo: ls.info}
 			n := len(s.App) + len(s.Channel) + len(s.SocketID) + len(s.UserID) + len(s.UserInfo) + 64
-			if size+n > snapshotPartBytes && len(part.Subs) > 0 {
+			if size+n > snapshotPartBytes && len(part.Subs)+len(part.Users) > 0 {
 				if err := flush(false); err != nil {
 					return err
 				}
 			}
 			part.Subs = append(part.Subs, s)
+			size += n
+		}
+		for _, u := range c.signedInLocked() {
+			n := len(u.App) + len(u.SocketID) + len(u.UserID) + 48
+			if size+n > snapshotPartBytes && len(part.Subs)+len(part.Users) > 0 {
+				if err := flush(false); err != nil {
+					return err
+				}
+			}
+			part.Users = append(part.Users, u)
 			size += n
 		}
 		return flush(true)

@@ -5,16 +5,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
+	"github.com/herald-ws/herald/shared/presence"
 	"github.com/herald-ws/herald/shared/protocol"
 	"github.com/herald-ws/herald/shared/signing"
 )
 
 // Users is told of every connection that signs in, so that the gateway can
-// find a user's connections (terminate_connections).
+// find a user's connections (terminate_connections) and tell it when the
+// users of its watchlist come online or go offline.
 type Users interface {
-	SignedIn(s *Session, appID, userID string)
+	SignedIn(s *Session, appID, userID string, watchlist []string)
 }
 
 // UserID is the id the connection signed in as, "" before sign-in.
@@ -37,6 +40,10 @@ func (s *Session) signin(f protocol.Frame) {
 		return
 	}
 	id, err := userDataID(d.UserData, s.app.MaxUserIDLength)
+	var watchlist []string
+	if err == nil {
+		watchlist, err = userDataWatchlist(d.UserData, s.app.MaxUserIDLength)
+	}
 	if err != nil {
 		s.conn.Close(protocol.CodeUnauthorized, "Invalid user_data: "+err.Error())
 		return
@@ -49,7 +56,7 @@ func (s *Session) signin(f protocol.Frame) {
 	}
 	s.user = id
 	if s.users != nil {
-		s.users.SignedIn(s, s.app.ID, id)
+		s.users.SignedIn(s, s.app.ID, id, watchlist)
 	}
 	data, _ := json.Marshal(struct {
 		UserData string `json:"user_data"`
@@ -61,6 +68,38 @@ func (s *Session) signin(f protocol.Frame) {
 // #server-to-user- channel ch: only when signed in as that user.
 func (s *Session) mayJoinUserChannel(ch string) bool {
 	return s.user != "" && ch == protocol.ServerToUserPrefix+s.user
+}
+
+// userDataWatchlist returns the "watchlist" of a sign-in's user_data: up to
+// presence.MaxWatchlist user ids (strings), duplicates dropped. user_data
+// is already known to be a JSON object.
+func userDataWatchlist(userData string, maxLen int) ([]string, error) {
+	var u struct {
+		Watchlist json.RawMessage `json:"watchlist"`
+	}
+	_ = json.Unmarshal([]byte(userData), &u)
+	if len(u.Watchlist) == 0 || string(u.Watchlist) == "null" {
+		return nil, nil
+	}
+	var list []string
+	if err := json.Unmarshal(u.Watchlist, &list); err != nil {
+		return nil, errors.New("watchlist is not a list of strings")
+	}
+	if len(list) > presence.MaxWatchlist {
+		return nil, fmt.Errorf("watchlist has more than %d ids", presence.MaxWatchlist)
+	}
+	out := make([]string, 0, len(list))
+	for _, w := range list {
+		switch {
+		case w == "":
+			return nil, errors.New("watchlist has an empty id")
+		case maxLen > 0 && len(w) > maxLen:
+			return nil, fmt.Errorf("watchlist id longer than %d bytes", maxLen)
+		case !slices.Contains(out, w):
+			out = append(out, w)
+		}
+	}
+	return out, nil
 }
 
 // userDataID returns the "id" of a sign-in's user_data: a non-empty string

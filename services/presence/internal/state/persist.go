@@ -44,13 +44,34 @@ func (s *State) TakeDirty() ([]Write, error) {
 		}
 		out = append(out, w)
 	}
+	for _, k := range slices.SortedFunc(maps.Keys(s.dirtyUsers), compareUsers) {
+		w := Write{Key: names.UserStateKey(k.App, k.UserID)}
+		if u := s.users[k]; u != nil {
+			b, err := json.Marshal(u.persisted(k))
+			if err != nil {
+				return nil, fmt.Errorf("encoding user %s: %w", k.UserID, err)
+			}
+			w.Value = b
+		}
+		out = append(out, w)
+	}
 	clear(s.dirtyChannels)
 	clear(s.dirtyGateways)
+	clear(s.dirtyUsers)
 	return out, nil
 }
 
 // Dirty reports whether anything waits to be persisted.
-func (s *State) Dirty() bool { return len(s.dirtyChannels)+len(s.dirtyGateways) > 0 }
+func (s *State) Dirty() bool {
+	return len(s.dirtyChannels)+len(s.dirtyGateways)+len(s.dirtyUsers) > 0
+}
+
+func compareUsers(a, b UserKey) int {
+	if c := strings.Compare(a.App, b.App); c != 0 {
+		return c
+	}
+	return strings.Compare(a.UserID, b.UserID)
+}
 
 func (ch *channel) persisted() presence.ChannelState {
 	st := presence.ChannelState{App: ch.App, Channel: ch.Channel, Seq: ch.seq, SubscriptionCount: ch.count}
@@ -123,6 +144,10 @@ func (s *State) ResetSequences() {
 	for id, gw := range s.gateways {
 		gw.Seq = 0
 		s.dirtyGateways[id] = struct{}{}
+	}
+	for k, u := range s.users {
+		u.seq = 0
+		s.dirtyUsers[k] = struct{}{}
 	}
 }
 

@@ -64,6 +64,8 @@ type Effects struct {
 	// Resync lists gateways whose state is unknown and must send a
 	// snapshot.
 	Resync []string
+	// Users lists users who came online or went offline, in order.
+	Users []UserChange
 }
 
 // State is the whole model. It is not safe for concurrent use: the service
@@ -79,6 +81,12 @@ type State struct {
 
 	dirtyChannels map[Key]struct{}
 	dirtyGateways map[string]struct{}
+
+	// Signed-in users (users.go).
+	users          map[UserKey]*user
+	userConns      map[presence.Conn]UserKey
+	usersByGateway map[string]map[presence.Conn]struct{}
+	dirtyUsers     map[UserKey]struct{}
 }
 
 type channel struct {
@@ -113,7 +121,7 @@ type gateway struct {
 
 // New returns an empty state.
 func New(cfg Config) *State {
-	return &State{
+	s := &State{
 		cfg:           cfg,
 		channels:      map[Key]*channel{},
 		gateways:      map[string]*gateway{},
@@ -122,6 +130,8 @@ func New(cfg Config) *State {
 		dirtyChannels: map[Key]struct{}{},
 		dirtyGateways: map[string]struct{}{},
 	}
+	s.initUsers()
+	return s
 }
 
 // Apply applies the operation stored at seq. A snapshot must be whole: the
@@ -162,6 +172,10 @@ func (s *State) Apply(seq uint64, op *presence.Op, now time.Time) Effects {
 		}
 	case presence.Snapshot:
 		s.snapshot(seq, gw, op, now, &fx)
+	case presence.Signin:
+		s.signin(seq, gw.ID, op.App, op.SocketID, op.UserID, &fx)
+	case presence.Signout:
+		s.signout(seq, gw.ID, op.App, op.SocketID, &fx)
 	}
 	return fx
 }
@@ -307,6 +321,7 @@ func (s *State) snapshot(seq uint64, gw *gateway, op *presence.Op, now time.Time
 	for _, k := range keys {
 		s.replaceGateway(seq, gw, k, want[k], now, fx)
 	}
+	s.replaceUsers(seq, gw.ID, op.Users, fx)
 }
 
 // replaceGateway makes a gateway's subscriptions to one channel those of
@@ -401,6 +416,7 @@ func (s *State) gone(seq uint64, op *presence.Op, now time.Time, fx *Effects) {
 		s.replaceGateway(seq, gw, k, nil, now, fx)
 	}
 	delete(s.byGateway, gw.ID)
+	s.replaceUsers(seq, gw.ID, nil, fx)
 }
 
 // Expire ends the drain grace of members whose deadline is past.

@@ -1,0 +1,100 @@
+package gateway_test
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/herald-ws/herald/services/gateway/gateway"
+	"github.com/herald-ws/herald/shared/natstest"
+	"github.com/herald-ws/herald/shared/protocol"
+)
+
+// expectWatchlist reads up to the next pusher_internal:watchlist_events and
+// checks that it tells of ids coming online or going offline (name).
+func (c *client) expectWatchlist(name string, ids ...string) {
+	c.t.Helper()
+	for {
+		f := c.read()
+		if f.Event == protocol.EventSigninSuccess {
+			continue
+		}
+		if f.Event != protocol.EventWatchlistEvents {
+			c.t.Fatalf("got %s, want %s", f.raw, protocol.EventWatchlistEvents)
+		}
+		var d struct {
+			Events []struct {
+				Name    string   `json:"name"`
+				UserIDs []string `json:"user_ids"`
+			} `json:"events"`
+		}
+		if err := json.Unmarshal([]byte(f.str(c.t)), &d); err != nil {
+			c.t.Fatalf("watchlist data %s: %v", f.raw, err)
+		}
+		if len(d.Events) != 1 || d.Events[0].Name != name || !slices.Equal(slices.Sorted(slices.Values(d.Events[0].UserIDs)), ids) {
+			c.t.Fatalf("got %s, want %s %v", f.raw, name, ids)
+		}
+		return
+	}
+}
+
+func TestWatchlistAcrossGateways(t *testing.T) {
+	e := newEnv(t)
+	nc := natstest.Connect(t, e.srv)
+	_, hs2, _ := e.startGateway(func(o *gateway.Options) {
+		o.NC = nc
+		o.GatewayTTL = time.Second
+	})
+	app := e.app("app-1")
+
+	bob := connect(t, hs2, app.Key)
+	bob.signin(app, `{"id":"bob"}`)
+	bob.expect(protocol.EventSigninSuccess)
+	signedIn(t, app, hs2, "dan") // not watched
+
+	ann := connect(t, e.hs, app.Key)
+	ud := `{"id":"ann","watchlist":["bob","carol"]}`
+	ann.signin(app, ud)
+	// Already online: from the initial set, or as it comes online if the
+	// presence service had not applied bob's sign-in yet.
+	ann.expectWatchlist("online", "bob")
+
+	carol := connect(t, hs2, app.Key)
+	carol.signin(app, `{"id":"carol"}`)
+	carol.expect(protocol.EventSigninSuccess)
+	ann.expectWatchlist("online", "carol")
+
+	// A second connection of carol's changes nothing; closing the last does,
+	// also after the presence service restarted (sign-ins are persisted).
+	carol2 := signedIn(t, app, e.hs, "carol")
+	e.presence.stop()
+	e.startPresence()
+	carol.c.Close()
+	carol2.c.Close()
+	ann.expectWatchlist("offline", "carol")
+
+	// The second gateway dies: its heartbeat stops, bob goes offline.
+	nc.Close()
+	ann.expectWatchlist("offline", "bob")
+	ann.expectQuiet()
+}
+
+func TestWatchlistUserData(t *testing.T) {
+	e := newEnv(t)
+	app := e.app("app-1")
+	long := `["` + strings.Repeat(`x","`, 100) + `y"]`
+	for _, tt := range []struct{ name, watchlist string }{
+		{"not a list", `"bob"`},
+		{"not strings", `[1,2]`},
+		{"empty id", `[""]`},
+		{"too long", long},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := connect(t, e.hs, app.Key)
+			c.signin(app, `{"id":"ann","watchlist":`+tt.watchlist+`}`)
+			c.expectClose(4009)
+		})
+	}
+}
