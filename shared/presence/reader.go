@@ -25,7 +25,7 @@ type Reader struct {
 func NewReader(ctx context.Context, js jetstream.JetStream, o Options) (*Reader, error) {
 	kv, err := js.KeyValue(ctx, names.PresenceStateBucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = EnsureBucket(ctx, js, StateBucketConfig(o))
+		kv, err = OpenBucket(ctx, js, StateBucketConfig(o))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("opening channel state: %w", err)

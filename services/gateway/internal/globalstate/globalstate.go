@@ -255,13 +255,13 @@ func (c *Client) ID() string { return c.id }
 
 func (c *Client) ensure(ctx context.Context) error {
 	o := c.opt.Infra
-	if _, err := presence.EnsureStream(ctx, c.js, presence.OpsStreamConfig(o)); err != nil {
+	if _, err := presence.OpenStream(ctx, c.js, presence.OpsStreamConfig(o)); err != nil {
 		return fmt.Errorf("globalstate: %w", err)
 	}
-	if _, err := presence.EnsureStream(ctx, c.js, presence.MembersStreamConfig(o)); err != nil {
+	if _, err := presence.OpenStream(ctx, c.js, presence.MembersStreamConfig(o)); err != nil {
 		return fmt.Errorf("globalstate: %w", err)
 	}
-	kv, err := presence.EnsureBucket(ctx, c.js, presence.GatewaysBucketConfig(o))
+	kv, err := presence.OpenBucket(ctx, c.js, presence.GatewaysBucketConfig(o))
 	if err != nil {
 		return fmt.Errorf("globalstate: %w", err)
 	}
