@@ -2,8 +2,9 @@ package main
 
 import (
 	"fmt"
-	"github.com/herald-ws/herald/shared/appconf"
 	"time"
+
+	"github.com/herald-ws/herald/shared/appconf"
 )
 
 // config is every setting of the gateway binary. App settings (REVERB_APP_*,

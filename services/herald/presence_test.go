@@ -1,13 +1,10 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
 	"slices"
-	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,31 +16,14 @@ import (
 // channels list their members, announce joins and leaves, and the HTTP API
 // answers channel queries from the state it persists.
 func TestPresenceInOneProcess(t *testing.T) {
-	const key, secret = "room-key", "0123456789abcdef0123"
-	port := freePort(t)
-	t.Setenv("REVERB_APP_ID", "rooms")
-	t.Setenv("REVERB_APP_KEY", key)
-	t.Setenv("REVERB_APP_SECRET", secret)
-	t.Setenv("REVERB_SERVER_HOST", "127.0.0.1")
-	t.Setenv("REVERB_SERVER_PORT", strconv.Itoa(port))
-	t.Setenv("HERALD_DATA_DIR", t.TempDir())
-	t.Setenv("HERALD_LOG_LEVEL", "warn")
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, io.Discard, io.Discard) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	})
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	waitUp(t, base)
+	const key, secret = replayAppKey, replayAppSecret
+	base := startHerald(t)
+	wsBase := "ws" + strings.TrimPrefix(base, "http")
 
 	const ch = "presence-room"
 	join := func(user string) (*websocket.Conn, []string) {
 		t.Helper()
-		ws, _, err := websocket.DefaultDialer.Dial(fmt.Sprintf("ws://127.0.0.1:%d/app/%s?protocol=7&client=js&version=8.4.0", port, key), nil)
+		ws, _, err := websocket.DefaultDialer.Dial(wsBase+"/app/"+key+"?protocol=7&client=js&version=8.4.0", nil)
 		if err != nil {
 			t.Fatalf("dial: %v", err)
 		}
@@ -85,7 +65,7 @@ func TestPresenceInOneProcess(t *testing.T) {
 	}
 
 	users := func() []string {
-		path := "/apps/rooms/channels/" + ch + "/users"
+		path := "/apps/shop/channels/" + ch + "/users"
 		q := signing.SignRequest(http.MethodGet, path, nil, nil, key, secret, time.Now())
 		resp, err := http.Get(base + path + "?" + q)
 		if err != nil {

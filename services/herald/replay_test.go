@@ -38,7 +38,9 @@ func startHerald(t *testing.T) string {
 	go func() { done <- run(ctx, nil, io.Discard, io.Discard) }()
 	t.Cleanup(func() {
 		stop()
-		<-done
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
 	})
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	waitUp(t, base)

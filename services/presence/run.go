@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/herald-ws/herald/shared/logging"
 	"log/slog"
 	"net"
 	"net/http"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/herald-ws/herald/services/presence/presence"
 	"github.com/herald-ws/herald/shared/appconf"
+	"github.com/herald-ws/herald/shared/logging"
 	sharedpresence "github.com/herald-ws/herald/shared/presence"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"

@@ -5,12 +5,12 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/herald-ws/herald/shared/logging"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/herald-ws/herald/shared/appconf"
+	"github.com/herald-ws/herald/shared/logging"
 )
 
 // config is read once from the environment.
