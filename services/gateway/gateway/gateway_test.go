@@ -561,6 +561,43 @@ func TestMalformedFrames(t *testing.T) {
 	bystander.ping()
 }
 
+// Frames the Pusher protocol cannot carry close the connection with the
+// WebSocket codes of RFC 6455, and only that connection.
+func TestFramesOutsideTheProtocol(t *testing.T) {
+	e := newEnv(t)
+	app := e.app("app-1")
+	bystander := connect(t, e.hs, "key-1")
+	bystander.subscribe(app, "private-room")
+	tests := []struct {
+		name string
+		op   int
+		data []byte
+		code int
+	}{
+		{"binary", websocket.BinaryMessage, []byte(`{"event":"pusher:ping","data":{}}`), websocket.CloseUnsupportedData},
+		{"invalid UTF-8", websocket.TextMessage, []byte("{\"event\":\"client-x\",\"channel\":\"private-room\",\"data\":\"\xff\xfe\"}"), websocket.CloseInvalidFramePayloadData},
+		{"truncated rune", websocket.TextMessage, []byte("{\"event\":\"pusher:ping\",\"data\":\"\xc3\"}"), websocket.CloseInvalidFramePayloadData},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := connect(t, e.hs, "key-1")
+			c.subscribe(app, "private-room")
+			if err := c.c.WriteMessage(tt.op, tt.data); err != nil {
+				t.Fatal(err)
+			}
+			c.expectClosed(tt.code)
+		})
+	}
+	// Valid UTF-8 beyond ASCII is fine.
+	c := connect(t, e.hs, "key-1")
+	c.subscribe(app, "private-room")
+	c.send("client-é", "private-room", map[string]string{"text": "naïve ☃"})
+	if f := bystander.expect("client-é"); !strings.Contains(f.raw, "naïve ☃") {
+		t.Fatalf("client event lost its text: %s", f.raw)
+	}
+	bystander.ping()
+}
+
 func TestOversizedFrames(t *testing.T) {
 	e := newEnv(t)
 	app := e.app("app-1") // MaxMessageSize 2000

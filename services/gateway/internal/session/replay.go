@@ -181,10 +181,7 @@ func (r *stream) hold(it pendingItem, n int) bool {
 	r.pending = append(r.pending, it)
 	r.pendBuf += n
 	if r.pendBuf > r.s.conn.QueueLimit() {
-		r.s.conn.Close(protocol.CodeOverCapacity, "Slow consumer: the client did not read its messages in time")
-		if r.s.metrics != nil {
-			r.s.metrics.SlowConsumerCloses.Inc()
-		}
+		r.s.conn.CloseSlow()
 		r.stopLocked()
 		return false
 	}

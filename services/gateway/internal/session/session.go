@@ -150,6 +150,12 @@ func (s *Session) Run() {
 		case errors.Is(err, ws.ErrTooLarge):
 			s.bad(CodeTooLarge, fmt.Sprintf("Message is larger than %d bytes and was dropped", limit))
 			continue
+		case errors.Is(err, ws.ErrBinary):
+			s.conn.CloseWithCode(ws.CloseUnsupportedData, "Binary messages are not part of the Pusher protocol")
+			continue
+		case errors.Is(err, ws.ErrInvalidUTF8):
+			s.conn.CloseWithCode(ws.CloseInvalidPayload, "Text message is not valid UTF-8")
+			continue
 		case errors.Is(err, ws.ErrOverHardCap):
 			// Reading goes on (and discards) until the client answers the
 			// close or the writer hangs up.

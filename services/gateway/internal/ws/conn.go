@@ -7,6 +7,7 @@ import (
 	"io"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 )
@@ -19,6 +20,18 @@ var (
 	// ErrOverHardCap: the message was over the hard cap; reading stopped in
 	// its middle, so the connection must be closed.
 	ErrOverHardCap = errors.New("ws: message over the hard cap")
+	// ErrBinary: the client sent a binary message, which the Pusher
+	// protocol does not have; the connection must be closed (1003).
+	ErrBinary = errors.New("ws: binary message")
+	// ErrInvalidUTF8: a text message that is not UTF-8; RFC 6455 has the
+	// connection closed (1007).
+	ErrInvalidUTF8 = errors.New("ws: text message is not valid UTF-8")
+)
+
+// Close codes of RFC 6455 for messages the gateway cannot take.
+const (
+	CloseUnsupportedData = 1003
+	CloseInvalidPayload  = 1007
 )
 
 // Conn is one upgraded WebSocket connection: one reader (the caller of
@@ -68,13 +81,18 @@ const maxPooled = 64 << 10
 // buffer, which the caller hands back with Release. A message longer than
 // limit bytes is dropped with ErrTooLarge, as long as it stays within hardCap;
 // past hardCap it returns ErrOverHardCap without reading further. Any other
-// error is final.
+// error is final. A binary message gives ErrBinary and a text message that
+// is not UTF-8 ErrInvalidUTF8: the caller closes the connection with
+// CloseWithCode.
 func (c *Conn) ReadMessage(limit, hardCap int) (*bytes.Buffer, error) {
-	_, r, err := c.ws.NextReader()
+	op, r, err := c.ws.NextReader()
 	if err != nil {
 		return nil, err
 	}
 	c.Touch()
+	if op == websocket.BinaryMessage {
+		return nil, ErrBinary
+	}
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	n, err := buf.ReadFrom(io.LimitReader(r, int64(limit)+1))
@@ -83,6 +101,10 @@ func (c *Conn) ReadMessage(limit, hardCap int) (*bytes.Buffer, error) {
 		return nil, fmt.Errorf("ws: reading a message: %w", err)
 	}
 	if n <= int64(limit) {
+		if !utf8.Valid(buf.Bytes()) {
+			c.Release(buf)
+			return nil, ErrInvalidUTF8
+		}
 		return buf, nil
 	}
 	c.Release(buf)

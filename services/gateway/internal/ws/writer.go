@@ -44,7 +44,8 @@ type Options struct {
 	CloseGrace time.Duration
 
 	// Sent counts frames written; SlowConsumer counts clients closed for
-	// not reading. Both may be nil.
+	// not reading, each once (queue overflow or write timeout, whichever
+	// comes first). Both may be nil.
 	Sent         prometheus.Counter
 	SlowConsumer prometheus.Counter
 }
@@ -80,6 +81,8 @@ type Writer struct {
 	queue  []item
 	queued int // bytes of the frames in queue
 	state  int
+	// slowCounted: the connection was counted in SlowConsumer.
+	slowCounted bool
 	// drained, when not nil, is closed when the writer next takes the
 	// queue (see WaitRoom).
 	drained chan struct{}
@@ -140,11 +143,8 @@ func (w *Writer) enqueue(op byte, b []byte) bool {
 	// A single frame larger than the bound still goes through an empty
 	// queue: only a backlog makes a slow consumer.
 	if w.queued > 0 && w.queued+len(b) > w.opt.QueueBytes {
-		w.closeLocked(protocol.CodeOverCapacity, "Slow consumer: the client did not read its messages in time", true)
+		w.closeSlowLocked()
 		w.mu.Unlock()
-		if w.opt.SlowConsumer != nil {
-			w.opt.SlowConsumer.Inc()
-		}
 		return false
 	}
 	w.push(item{op, b})
@@ -191,16 +191,53 @@ func (w *Writer) closeLocked(code int, message string, discard bool) {
 	w.state = stateClosing
 }
 
-// closeReply answers a close frame from the client, or ends a connection
-// whose reader stopped, with a bare close frame. w.mu is not held.
-func (w *Writer) closeReply(code int) {
+// CloseSlow closes the client as a slow consumer (4100), dropping what is
+// queued: a sender that buffers frames of its own for the connection calls
+// it when its buffer passes the queue's bound.
+func (w *Writer) CloseSlow() {
+	w.mu.Lock()
+	w.closeSlowLocked()
+	w.mu.Unlock()
+}
+
+// closeSlowLocked closes a slow consumer and counts it, once per
+// connection: a client that stops reading usually also lets the final
+// frames' write time out, which must not count it again. w.mu is held.
+func (w *Writer) closeSlowLocked() {
+	if w.state != stateOpen {
+		return
+	}
+	w.closeLocked(protocol.CodeOverCapacity, "Slow consumer: the client did not read its messages in time", true)
+	w.countSlowLocked()
+}
+
+// countSlowLocked counts the connection as a slow consumer unless it was
+// already. w.mu is held.
+func (w *Writer) countSlowLocked() {
+	if w.slowCounted {
+		return
+	}
+	w.slowCounted = true
+	if w.opt.SlowConsumer != nil {
+		w.opt.SlowConsumer.Inc()
+	}
+}
+
+// CloseWithCode closes the connection with a WebSocket close code of RFC
+// 6455 and a reason, after the frames already queued, without
+// pusher:error: the close is about the framing, not the Pusher protocol.
+func (w *Writer) CloseWithCode(code int, reason string) {
 	w.mu.Lock()
 	if w.state == stateOpen {
-		w.push(item{opClose, closePayload(code, "")})
+		w.push(item{opClose, closePayload(code, reason)})
 		w.state = stateClosing
 	}
 	w.mu.Unlock()
 }
+
+// closeReply answers a close frame from the client, or ends a connection
+// whose reader stopped, with a bare close frame. w.mu is not held.
+func (w *Writer) closeReply(code int) { w.CloseWithCode(code, "") }
 
 // Closing reports whether the connection no longer accepts frames.
 func (w *Writer) Closing() bool {
@@ -264,8 +301,10 @@ func (w *Writer) run() {
 
 		if len(batch) > 0 {
 			if err := w.write(&bw, batch); err != nil {
-				if errors.Is(err, os.ErrDeadlineExceeded) && w.opt.SlowConsumer != nil {
-					w.opt.SlowConsumer.Inc()
+				if errors.Is(err, os.ErrDeadlineExceeded) {
+					w.mu.Lock()
+					w.countSlowLocked()
+					w.mu.Unlock()
 				}
 				return
 			}

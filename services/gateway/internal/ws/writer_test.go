@@ -12,6 +12,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/herald-ws/herald/shared/protocol"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func TestAppendHeader(t *testing.T) {
@@ -233,4 +235,25 @@ func TestPong(t *testing.T) {
 		t.Fatalf("got op %x %q", f.op, f.payload)
 	}
 	expectText(t, r, "text")
+}
+
+// A client that stops reading overflows its queue and then lets the write
+// of the final frames time out: it is one slow consumer, counted once.
+func TestSlowConsumerCountedOnce(t *testing.T) {
+	slow := prometheus.NewCounter(prometheus.CounterOpts{Name: "slow"})
+	w, _, _ := pipe(t, Options{QueueBytes: 100, WriteTimeout: 50 * time.Millisecond, SlowConsumer: slow})
+	w.Send([]byte("first")) // net.Pipe: blocks the writer, never read
+	for sent := 0; w.Send([]byte(strings.Repeat("q", 30))); sent++ {
+		if sent > 100 {
+			t.Fatal("the queue never filled")
+		}
+	}
+	<-w.Done()
+	if got := testutil.ToFloat64(slow); got != 1 {
+		t.Fatalf("slow consumer counted %v times, want 1", got)
+	}
+	w.CloseSlow()
+	if got := testutil.ToFloat64(slow); got != 1 {
+		t.Fatalf("after CloseSlow on a closed writer: counted %v times, want 1", got)
+	}
 }
