@@ -42,6 +42,11 @@ type config struct {
 	Runs      int
 	Command   []string // the process a cold start run launches
 
+	Publish       bool   // closed-loop HTTP publish (httppublish.go)
+	Publishers    int    // requests in flight, each sent when the last is answered
+	Target        string // herald or centrifugo
+	CentrifugoKey string // Centrifugo's http_api key
+
 	JSON       bool
 	CPUProfile string
 }
@@ -94,6 +99,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.Idle, "idle", false, "open the connections, send no events, hold them for -duration, report memory per connection")
 	fs.BoolVar(&c.ColdStart, "coldstart", false, "start the command after -- repeatedly and time its first accepted event (-runs times)")
 	fs.IntVar(&c.Runs, "runs", 10, "cold start runs")
+	fs.BoolVar(&c.Publish, "publish", false, "closed-loop HTTP publish: -publishers requests in flight for -duration, no WebSocket clients; reports requests/s, latency and server CPU per request")
+	fs.IntVar(&c.Publishers, "publishers", 1, "with -publish: publishers, each sending its next request when the previous one is answered")
+	fs.StringVar(&c.Target, "target", targetHerald, "with -publish: the server's API, herald (signed Pusher API at -api) or centrifugo (POST -api/api/publish)")
+	fs.StringVar(&c.CentrifugoKey, "centrifugo-api-key", "", "with -target centrifugo: the X-API-Key of Centrifugo's HTTP API")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write loadgen's own CPU profile to this file")
 	fs.BoolVar(&c.JSON, "json", false, "print one JSON object on stdout (the text report goes to stderr)")
 	if err := fs.Parse(args); err != nil {
@@ -117,6 +126,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 func (c *config) validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.Publish {
+		return c.validatePublish()
+	}
 	if c.AppID == "" || c.Key == "" || c.Secret == "" {
 		bad("-app-id, -key and -secret are required")
 	}

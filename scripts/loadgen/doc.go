@@ -46,6 +46,23 @@
 // stops the command with SIGTERM. The report gives each run, the median and
 // the max.
 //
+// # HTTP publish
+//
+//	loadgen -publish -publishers 16 -duration 20s -api http://127.0.0.1:8080 \
+//	    -app-id ID -key KEY -secret SECRET -server-pid PID
+//	loadgen -publish -target centrifugo -centrifugo-api-key KEY -channel-prefix ns:bench \
+//	    -publishers 16 -duration 20s -api http://127.0.0.1:8000 -server-pid PID
+//
+// is a closed loop with no WebSocket client: each of -publishers sends its
+// next request as soon as the previous one is answered, for -duration,
+// publisher i on channel i mod -channels. Against Herald (-target herald)
+// a request is a signed POST /apps/{id}/events; against Centrifugo it is
+// POST /api/publish with X-API-Key, the same data as a JSON object. One
+// warm-up request per publisher opens the keep-alive connections (and
+// stops the run if the server refuses it) before the measured window. The
+// report gives requests answered 200 a second, their latency, failures, and
+// the server's CPU per request.
+//
 // # Server figures
 //
 // -server-pid names the processes to charge (repeat it or give a comma

@@ -42,6 +42,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if cfg.Publish {
+		return runPublish(ctx, cfg, log, stdout, stderr)
+	}
 	if cfg.ColdStart {
 		return runColdStart(ctx, cfg, log, stdout, stderr)
 	}
