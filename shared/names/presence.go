@@ -90,20 +90,29 @@ func SubscriptionCountSubject(appID, channel string) string {
 // GatewayKey is a gateway's heartbeat key in GatewaysBucket.
 func GatewayKey(gatewayID string) string { return EncodeToken(gatewayID) }
 
+// The kinds of keys in PresenceStateBucket, by prefix.
+const (
+	ChannelStateKeyPrefix = "ch."
+	UserStateKeyPrefix    = "us."
+	GatewayStateKeyPrefix = "gw."
+)
+
 // ChannelStateKey is a channel's key in PresenceStateBucket.
 func ChannelStateKey(appID, channel string) string {
-	return "ch." + EncodeToken(appID) + "." + EncodeToken(channel)
+	return ChannelStateKeyPrefix + EncodeToken(appID) + "." + EncodeToken(channel)
 }
 
 // ChannelStateKeys is the key filter of every channel of an app.
-func ChannelStateKeys(appID string) string { return "ch." + EncodeToken(appID) + ".*" }
+func ChannelStateKeys(appID string) string {
+	return ChannelStateKeyPrefix + EncodeToken(appID) + ".*"
+}
 
 // ChannelStatePrefix is the key prefix of an app's channels whose names
 // start with prefix (EncodeToken preserves prefixes).
 func ChannelStatePrefix(appID, prefix string) string {
-	return "ch." + EncodeToken(appID) + "." + EncodeToken(prefix)
+	return ChannelStateKeyPrefix + EncodeToken(appID) + "." + EncodeToken(prefix)
 }
 
 // GatewayStateKey is the presence service's record of a gateway in
 // PresenceStateBucket.
-func GatewayStateKey(gatewayID string) string { return "gw." + EncodeToken(gatewayID) }
+func GatewayStateKey(gatewayID string) string { return GatewayStateKeyPrefix + EncodeToken(gatewayID) }

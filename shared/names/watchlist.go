@@ -11,5 +11,5 @@ func UserStatusSubject(appID string) string {
 
 // UserStateKey is a signed-in user's key in PresenceStateBucket.
 func UserStateKey(appID, userID string) string {
-	return "us." + EncodeToken(appID) + "." + EncodeToken(userID)
+	return UserStateKeyPrefix + EncodeToken(appID) + "." + EncodeToken(userID)
 }

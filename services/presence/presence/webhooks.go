@@ -111,9 +111,9 @@ func (t *term) queueWebhooks(fx *state.Effects, id string) error {
 			if err != nil {
 				return fmt.Errorf("queueing a webhook: %w", err)
 			}
-			t.hooks = append(t.hooks, f)
+			t.webhookAcks = append(t.webhookAcks, f)
 			t.svc.metrics.webhooks.WithLabelValues("queued").Inc()
-			if len(t.hooks) >= maxUnsettled {
+			if len(t.webhookAcks) >= maxUnsettled {
 				if err := t.settle(t.ctx); err != nil {
 					return err
 				}
@@ -141,7 +141,7 @@ func (t *term) queueCountWebhook(k state.Key, n int, now time.Time) error {
 		if err != nil {
 			return fmt.Errorf("queueing a webhook: %w", err)
 		}
-		t.hooks = append(t.hooks, f)
+		t.webhookAcks = append(t.webhookAcks, f)
 		t.svc.metrics.webhooks.WithLabelValues("queued").Inc()
 	}
 	return nil
