@@ -34,6 +34,9 @@ type App struct {
 	PingInterval Duration `json:"ping_interval,omitempty"`
 	// ClientEventsPerSecond limits client-* events per connection (4301).
 	ClientEventsPerSecond int `json:"client_events_per_second,omitempty"`
+	// MaxSubscriptions bounds the channels one connection may be subscribed
+	// to at once; a subscribe beyond it gets pusher:subscription_error.
+	MaxSubscriptions int `json:"max_subscriptions,omitempty"`
 
 	// MaxEventBytes bounds the data of one event on the HTTP API (413).
 	MaxEventBytes int `json:"max_event_bytes,omitempty"`
@@ -65,6 +68,7 @@ const (
 	DefaultActivityTimeout       = 30 * time.Second
 	DefaultPingInterval          = 60 * time.Second
 	DefaultClientEventsPerSecond = 10
+	DefaultMaxSubscriptions      = 128
 	DefaultMaxEventBytes         = 10_240
 	DefaultReplayWindow          = 5 * time.Minute
 	DefaultReplayMaxEvents       = 1000
@@ -92,6 +96,7 @@ func (a *App) withDefaults() {
 	setDur(&a.ActivityTimeout, DefaultActivityTimeout)
 	setDur(&a.PingInterval, DefaultPingInterval)
 	setInt(&a.ClientEventsPerSecond, DefaultClientEventsPerSecond)
+	setInt(&a.MaxSubscriptions, DefaultMaxSubscriptions)
 	setInt(&a.MaxEventBytes, DefaultMaxEventBytes)
 	setDur(&a.ReplayWindow, DefaultReplayWindow)
 	setInt(&a.ReplayMaxEvents, DefaultReplayMaxEvents)

@@ -24,6 +24,7 @@ type Env struct {
 	AllowedOrigins  []string `env:"HERALD_ALLOWED_ORIGINS" envSeparator:","`
 
 	ClientEventsPerSecond int           `env:"HERALD_CLIENT_EVENTS_PER_SECOND" envDefault:"10"`
+	MaxSubscriptions      int           `env:"HERALD_MAX_SUBSCRIPTIONS" envDefault:"128"`
 	MaxEventBytes         int           `env:"HERALD_MAX_EVENT_BYTES" envDefault:"10240"`
 	ReplayWindow          time.Duration `env:"HERALD_REPLAY_WINDOW" envDefault:"5m"`
 	ReplayMaxEvents       int           `env:"HERALD_REPLAY_MAX_EVENTS" envDefault:"1000"`
@@ -84,6 +85,7 @@ func (e Env) App(a App) App {
 	a.MaxConnections = e.MaxConnections
 	a.AllowedOrigins = e.AllowedOrigins
 	a.ClientEventsPerSecond = e.ClientEventsPerSecond
+	a.MaxSubscriptions = e.MaxSubscriptions
 	a.MaxEventBytes = e.MaxEventBytes
 	a.ReplayWindow = Duration(e.ReplayWindow)
 	a.ReplayMaxEvents = e.ReplayMaxEvents

@@ -81,7 +81,7 @@ func (a *App) validate() error {
 	case slices.Contains(wellKnownSecrets, strings.ToLower(a.Secret)):
 		return errors.New("secret is a published example; generate a random one")
 	case a.MaxConnections < 0, a.MaxMessageSize < 0, a.MaxEventBytes < 0, a.ReplayMaxEvents < 0,
-		a.ClientEventsPerSecond < 0, a.MaxPresenceMembers < 0, a.MaxUserInfoBytes < 0, a.MaxUserIDLength < 0:
+		a.ClientEventsPerSecond < 0, a.MaxSubscriptions < 0, a.MaxPresenceMembers < 0, a.MaxUserInfoBytes < 0, a.MaxUserIDLength < 0:
 		return errors.New("a limit is negative")
 	case a.ActivityTimeout < 0, a.PingInterval < 0, a.ReplayWindow < 0:
 		return errors.New("a duration is negative")

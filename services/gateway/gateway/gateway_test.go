@@ -259,6 +259,33 @@ func TestSubscriptionErrors(t *testing.T) {
 	}
 }
 
+func TestSubscriptionLimit(t *testing.T) {
+	e := newEnv(t)
+	app := e.app("app-subs") // MaxSubscriptions 2
+	c := connect(t, e.hs, "key-subs")
+	c.subscribe(app, "one")
+	c.subscribe(app, "private-two")
+	c.subscribeFrame(app, "three", "", false)
+	f := c.expect("pusher:subscription_error")
+	var d struct {
+		Type   string `json:"type"`
+		Error  string `json:"error"`
+		Status int    `json:"status"`
+	}
+	if err := json.Unmarshal(f.Data, &d); err != nil || f.Channel != "three" || d.Type != "LimitReached" || d.Status != 403 {
+		t.Fatalf("got %s, want a LimitReached 403 subscription_error on three", f.raw)
+	}
+	// Subscribing again to a channel it holds is not a new subscription.
+	c.subscribe(app, "one")
+	// Events of the refused channel do not reach it; those of the others do.
+	e.publish(events.Event{AppID: app.ID, Channel: "three", Name: "e", Data: "no"})
+	e.publish(events.Event{AppID: app.ID, Channel: "one", Name: "e", Data: "yes"})
+	c.expectEvent("e", "one", "yes")
+	// Leaving one makes room.
+	c.send("pusher:unsubscribe", "", map[string]string{"channel": "one"})
+	c.subscribe(app, "three")
+}
+
 func TestPrivateChannels(t *testing.T) {
 	e := newEnv(t)
 	app := e.app("app-1")

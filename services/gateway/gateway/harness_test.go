@@ -33,6 +33,7 @@ var testApps = []appconf.App{
 	{ID: "app-ping", Key: "key-ping", Secret: "secret-of-app-ping-0001", PingInterval: appconf.Duration(100 * time.Millisecond)},
 	{ID: "app-rate", Key: "key-rate", Secret: "secret-of-app-rate-0001", ClientEventsPerSecond: 1},
 	{ID: "app-count", Key: "key-count", Secret: "secret-of-app-count-001", SubscriptionCount: true},
+	{ID: "app-subs", Key: "key-subs", Secret: "secret-of-app-subs-0001", MaxSubscriptions: 2},
 }
 
 // env is one NATS server with JetStream and a gateway behind an HTTP server.

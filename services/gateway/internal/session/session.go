@@ -241,6 +241,11 @@ func (s *Session) subscribe(f protocol.Frame) {
 		s.confirm(ch)
 		return
 	}
+	if len(s.channels) >= s.app.MaxSubscriptions {
+		s.Send(protocol.SubscriptionError(ch, errLimit,
+			fmt.Sprintf("A connection may be subscribed to at most %d channels", s.app.MaxSubscriptions), 403))
+		return
+	}
 	sub := &subscription{}
 	s.pending = s.newStream(ch, &d)
 	var err error
