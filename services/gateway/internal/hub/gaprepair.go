@@ -253,11 +253,7 @@ func (s *seqState) add(out []replay.Event, ev replay.Event) []replay.Event {
 	if s.m == nil {
 		s.m = replay.NewMerger(position.Position{Seq: ev.LastSeq})
 	}
-	if last := s.m.Last(); ev.Seq <= last.Seq && StreamRestarted(last, &ev) {
-		// An older sequence stored later: the stream was recreated and
-		// counts from 1 again. Follow it rather than drop its events.
-		s.m = replay.NewMerger(position.Position{Seq: ev.LastSeq})
-	}
+	s.m.Restart(&ev)
 	return s.m.Add(out, ev)
 }
 
@@ -375,36 +371,16 @@ func (sh *shard) repair(c *channel, catchUp bool) {
 	}
 }
 
-// read fills m from the stream, retrying on errors; a hole still open after
-// repairAttempts (NATS unreachable) is given up so that delivery goes on.
+// read fills m from the stream (Engine.Repair): a hole still open after
+// repairAttempts reads (NATS unreachable) is given up so that delivery goes
+// on.
 func (rp *repairer) read(c *channel, m *replay.Merger, catchUp bool, out []replay.Event) []replay.Event {
 	ctx, cancel := context.WithTimeout(rp.ctx, rp.opt.Timeout)
 	defer cancel()
 	waiting, skipped := m.Pending(), m.Skipped()
-	var err error
-	for attempt := 1; ; attempt++ {
-		if catchUp {
-			out, err = rp.eng.CatchUp(ctx, c.app, c.name, m, out)
-		} else {
-			out, err = rp.eng.Fill(ctx, c.app, c.name, m, out)
-		}
-		if err == nil {
-			break
-		}
-		if attempt == repairAttempts || ctx.Err() != nil {
-			rp.h.log.Warn("live events not repaired", "app_id", c.app, "channel", c.name, "err", err)
-			for {
-				if _, _, gap := m.Gap(); !gap {
-					break
-				}
-				out = m.Skip(out)
-			}
-			break
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Duration(attempt) * 50 * time.Millisecond):
-		}
+	out, err := rp.eng.Repair(ctx, c.app, c.name, m, out, catchUp, repairAttempts)
+	if err != nil {
+		rp.h.log.Warn("live events not repaired", "app_id", c.app, "channel", c.name, "err", err)
 	}
 	// What came out beyond the live events that waited is what the stream
 	// supplied.
@@ -506,12 +482,4 @@ func (rp *repairer) checkAll(due []channelRef) {
 	}
 	close(next)
 	wg.Wait()
-}
-
-// StreamRestarted reports whether ev, whose sequence is not after last's,
-// was nevertheless stored after it: the events stream was deleted and made
-// again, and counts from 1. Times are compared to the millisecond, the
-// precision of positions.
-func StreamRestarted(last position.Position, ev *replay.Event) bool {
-	return !last.Time.IsZero() && ev.Time.UnixMilli() > last.Time.UnixMilli()
 }

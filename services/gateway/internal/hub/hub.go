@@ -442,7 +442,7 @@ func (sh *shard) deliver(m *nats.Msg) {
 		sh.mu.RUnlock()
 		return
 	}
-	list, targets, dirty, isClient := c.list, c.targets.list, c.dirty, m.Subject == c.client
+	isClient := m.Subject == c.client
 	sh.mu.RUnlock()
 	if !isClient && sh.h.rp != nil {
 		// Tracked even without subscribers: a lingering channel must know
@@ -450,12 +450,7 @@ func (sh *shard) deliver(m *nats.Msg) {
 		sh.deliverLive(c, m)
 		return
 	}
-	if dirty {
-		sh.mu.Lock()
-		list = c.snapshotLocked()
-		targets = c.targets.list
-		sh.mu.Unlock()
-	}
+	list, targets := sh.lists(c)
 	if len(list) == 0 && len(targets) == 0 {
 		return
 	}

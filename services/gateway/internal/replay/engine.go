@@ -408,6 +408,36 @@ func (e *Engine) CatchUp(ctx context.Context, appID, channel string, m *Merger, 
 	return e.Fill(ctx, appID, channel, m, m.Add(out, evs...))
 }
 
+// Repair reads from the stream what m misses, as Fill does, or with catchUp
+// as CatchUp does. A read that fails is tried again, up to attempts reads in
+// all while ctx lasts; then every hole is given up (Merger.SkipAll) so that
+// delivery goes on without what could not be read, and the last error is
+// returned. Both the live path and a resume's switch to live repair this way.
+func (e *Engine) Repair(ctx context.Context, appID, channel string, m *Merger, out []Event, catchUp bool, attempts int) ([]Event, error) {
+	for attempt := 1; ; attempt++ {
+		var err error
+		if catchUp {
+			out, err = e.CatchUp(ctx, appID, channel, m, out)
+		} else {
+			out, err = e.Fill(ctx, appID, channel, m, out)
+		}
+		if err == nil {
+			return out, nil
+		}
+		if attempt >= attempts || ctx.Err() != nil {
+			return m.SkipAll(out), err
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(attempt) * repairBackoff):
+		}
+	}
+}
+
+// repairBackoff is the wait before Repair's second read; it grows by as
+// much before each further one.
+const repairBackoff = 50 * time.Millisecond
+
 // info asks for the stream's state (always fresh: the epoch and the first
 // and last sequences decide a resume) and remembers its epoch.
 func (e *Engine) info(ctx context.Context, stream string) (*jetstream.StreamInfo, error) {

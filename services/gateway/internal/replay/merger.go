@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"cmp"
 	"slices"
 
 	"github.com/herald-ws/herald/shared/position"
@@ -95,6 +96,39 @@ func (m *Merger) Skip(out []Event) []Event {
 	return m.drain(out)
 }
 
+// SkipAll gives up every hole, when the stream cannot supply what is
+// missing: what waits is delivered in order, so that delivery goes on.
+func (m *Merger) SkipAll(out []Event) []Event {
+	for len(m.pending) > 0 {
+		out = m.Skip(out)
+	}
+	return out
+}
+
+// Restart follows ev into a recreated stream. When ev is not after the last
+// event delivered by sequence but was stored after it (Restarted), the
+// events stream was deleted and made again and counts from 1: the merger
+// starts over just before ev, dropping what waited on the old stream, rather
+// than drop the new stream's events as already delivered. It reports
+// whether it did.
+func (m *Merger) Restart(ev *Event) bool {
+	if !Restarted(m.last, ev) {
+		return false
+	}
+	clear(m.pending)
+	m.pending = m.pending[:0]
+	m.last = position.Position{Epoch: m.last.Epoch, Seq: ev.LastSeq}
+	return true
+}
+
+// Restarted reports whether ev, whose sequence is not after last's, was
+// nevertheless stored after it: the events stream was deleted and made
+// again, and counts from 1. Times are compared to the millisecond, the
+// precision of positions.
+func Restarted(last position.Position, ev *Event) bool {
+	return ev.Seq <= last.Seq && !last.Time.IsZero() && ev.Time.UnixMilli() > last.Time.UnixMilli()
+}
+
 // Pending is the number of events waiting on a hole.
 func (m *Merger) Pending() int { return len(m.pending) }
 
@@ -108,13 +142,7 @@ func (m *Merger) insert(ev Event) {
 		return
 	}
 	i, found := slices.BinarySearchFunc(m.pending, ev.Seq, func(e Event, seq uint64) int {
-		switch {
-		case e.Seq < seq:
-			return -1
-		case e.Seq > seq:
-			return 1
-		}
-		return 0
+		return cmp.Compare(e.Seq, seq)
 	})
 	if found {
 		return

@@ -25,6 +25,7 @@ import (
 
 	"github.com/herald-ws/herald/services/gateway/internal/globalstate"
 	"github.com/herald-ws/herald/services/gateway/internal/hub"
+	"github.com/herald-ws/herald/services/gateway/internal/replay"
 	"github.com/herald-ws/herald/shared/protocol"
 )
 
@@ -102,13 +103,14 @@ type sender interface {
 }
 
 // joinChannel subscribes to a channel without members: locally first
-// (subscription_succeeded goes out at once), then globally, for counts.
-func (s *Session) joinChannel(ch string) error {
+// (subscription_succeeded goes out at once, or from the stream subscription
+// r when there is one), then globally, for counts.
+func (s *Session) joinChannel(ch string, r *stream) error {
 	var to sender = s
-	if r := s.pending; r != nil {
+	if r != nil {
 		to = r
 	}
-	if err := s.hubSubscribe(ch, emptyObject); err != nil {
+	if err := s.hubSubscribe(ch, emptyObject, r); err != nil {
 		return err
 	}
 	_, err := s.state.Join(context.Background(), globalstate.JoinRequest{
@@ -131,9 +133,9 @@ func (s *Session) joinChannel(ch string) error {
 // joinPresence subscribes to a presence channel: it holds the channel's
 // frames, joins globally, and sends subscription_succeeded with the members
 // of every gateway once the presence service has answered. It returns the
-// user id and, for a subscription without a stream, its gate (what the hub
-// knows the subscription by).
-func (s *Session) joinPresence(ch, channelData string) (string, *gate, error) {
+// user id and, for a subscription without a stream (r nil), its gate (what
+// the hub knows the subscription by).
+func (s *Session) joinPresence(ch, channelData string, r *stream) (string, *gate, error) {
 	if channelData == "" {
 		return "", nil, fmt.Errorf("%w: presence channels need channel_data", errInvalidMember)
 	}
@@ -141,7 +143,6 @@ func (s *Session) joinPresence(ch, channelData string) (string, *gate, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	r := s.pending
 	var (
 		g   *gate
 		to  sender
@@ -149,7 +150,7 @@ func (s *Session) joinPresence(ch, channelData string) (string, *gate, error) {
 	)
 	if r != nil {
 		to = r
-		err = s.hubSubscribe(ch, nil) // the stream holds what comes until it starts
+		err = s.hubSubscribe(ch, nil, r) // the stream holds what comes until it starts
 	} else {
 		g = &gate{s: s}
 		to, key = g, g
@@ -241,20 +242,18 @@ func (sub *subscription) hubKey(s *Session) hub.Subscriber {
 // channel's frames until the member list is known, then passes them on.
 type gate struct {
 	s      *Session
-	opened atomic.Bool
+	opened atomic.Bool // the member list is known: frames pass
 
 	mu     sync.Mutex
-	held   [][]byte
-	bytes  int
-	closed bool
+	held   replay.Hold[[]byte] // frames until then
+	closed bool                // discarded, or closed as a slow consumer
 }
 
 // SocketID is the subscribing socket (hub.Subscriber).
 func (g *gate) SocketID() string { return g.s.id }
 
-// Send passes a frame on, or holds it until the gate opens. Held frames
-// over the send queue's bound mean a client that could not keep up either:
-// it is closed as a slow consumer, as the writer would.
+// Send passes a frame on, or holds it until the gate opens, within the send
+// queue's bound (replay.Hold).
 func (g *gate) Send(frame []byte) bool {
 	if g.opened.Load() {
 		return g.s.conn.Send(frame)
@@ -267,14 +266,9 @@ func (g *gate) Send(frame []byte) bool {
 	case g.closed:
 		return false
 	}
-	g.held = append(g.held, frame)
-	g.bytes += len(frame)
-	if g.bytes > g.s.conn.QueueLimit() {
-		g.s.conn.Close(protocol.CodeOverCapacity, "Slow consumer: the client did not read its messages in time")
-		if g.s.metrics != nil {
-			g.s.metrics.SlowConsumerCloses.Inc()
-		}
-		g.closed, g.held = true, nil
+	if !g.held.Add(frame, len(frame), g.s.conn.QueueLimit()) {
+		g.s.conn.CloseSlow()
+		g.closed = true
 		return false
 	}
 	return true
@@ -288,16 +282,16 @@ func (g *gate) open(first []byte) {
 		return
 	}
 	g.s.conn.Send(first)
-	for _, f := range g.held {
+	for _, f := range g.held.Take() {
 		g.s.conn.Send(f)
 	}
-	g.held, g.bytes = nil, 0
 	g.opened.Store(true)
 }
 
 // discard drops what was held; nothing more passes.
 func (g *gate) discard() {
 	g.mu.Lock()
-	g.closed, g.held = true, nil
+	g.closed = true
+	g.held.Drop()
 	g.mu.Unlock()
 }

@@ -69,14 +69,14 @@ type stream struct {
 	mu      sync.Mutex
 	stopped bool
 	live    bool
-	pending []pendingItem // delivered by the hub before the switch to live
-	pendBuf int           // bytes in pending
+	held    replay.Hold[heldItem] // delivered by the hub before the switch to live
 	last    position.Position
 	epoch   position.Epoch
 	posOK   bool // epoch known and positions asked for
 }
 
-type pendingItem struct {
+// heldItem is what the hub delivered before the switch to live.
+type heldItem struct {
 	ev    *hub.Event // a stored event, or
 	frame []byte     // any other frame of the channel
 }
@@ -110,21 +110,19 @@ func (s *Session) newStream(ch string, d *protocol.SubscribeData) *stream {
 }
 
 // hubSubscribe puts the session on a channel, with subscription_succeeded
-// carrying data: as a stream subscription when subscribe prepared one
-// (s.pending), else as a plain one that gets succeeded at once.
-func (s *Session) hubSubscribe(ch string, data []byte) error {
-	if r := s.pending; r != nil {
+// carrying data: as the stream subscription r when subscribe prepared one,
+// else (r nil) as a plain one that gets succeeded at once.
+func (s *Session) hubSubscribe(ch string, data []byte, r *stream) error {
+	if r != nil {
 		r.data = data
 		return s.hub.SubscribeEvents(s.app.ID, ch, s, r)
 	}
 	return s.hub.Subscribe(s.app.ID, ch, s, succeeded(ch, data))
 }
 
-// startStream starts the stream subscription prepared for a subscribe,
-// once the hub has it (err nil), and returns it.
-func (s *Session) startStream(err error) *stream {
-	r := s.pending
-	s.pending = nil
+// startStream starts the stream subscription r prepared for a subscribe,
+// once the hub has it (err nil), and returns it; nil when there is none.
+func startStream(r *stream, err error) *stream {
 	if r == nil {
 		return nil
 	}
@@ -148,7 +146,7 @@ func (r *stream) Send(frame []byte) bool {
 	case r.stopped:
 		return false
 	case !r.live:
-		return r.hold(pendingItem{frame: frame}, len(frame))
+		return r.hold(heldItem{frame: frame}, len(frame))
 	}
 	return r.s.conn.Send(frame)
 }
@@ -161,10 +159,10 @@ func (r *stream) Deliver(ev *hub.Event) {
 	case r.stopped:
 		return
 	case !r.live:
-		r.hold(pendingItem{ev: ev}, len(ev.Data)+len(ev.Name))
+		r.hold(heldItem{ev: ev}, len(ev.Data)+len(ev.Name))
 		return
 	}
-	if ev.Seq <= r.last.Seq && !hub.StreamRestarted(r.last, &ev.Event) {
+	if ev.Seq <= r.last.Seq && !replay.Restarted(r.last, &ev.Event) {
 		return // sent already, from history
 	}
 	r.last = ev.Position(r.epoch)
@@ -174,13 +172,10 @@ func (r *stream) Deliver(ev *hub.Event) {
 	r.s.conn.Send(r.frameOf(ev))
 }
 
-// hold keeps an item until the switch to live. A buffer over the send
-// queue's bound means a client that cannot keep up: it is closed as a slow
-// consumer, as the writer would. r.mu is held.
-func (r *stream) hold(it pendingItem, n int) bool {
-	r.pending = append(r.pending, it)
-	r.pendBuf += n
-	if r.pendBuf > r.s.conn.QueueLimit() {
+// hold keeps an item until the switch to live, within the send queue's
+// bound (replay.Hold). r.mu is held.
+func (r *stream) hold(it heldItem, n int) bool {
+	if !r.held.Add(it, n, r.s.conn.QueueLimit()) {
 		r.s.conn.CloseSlow()
 		r.stopLocked()
 		return false
@@ -217,8 +212,7 @@ func (r *stream) stop() {
 
 func (r *stream) stopLocked() {
 	r.stopped = true
-	clear(r.pending)
-	r.pending = nil
+	r.held.Drop()
 	r.stopOnce.Do(func() {
 		close(r.done)
 		r.cancel()
@@ -360,13 +354,12 @@ func (r *stream) switchToLive(m *replay.Merger) {
 			r.mu.Unlock()
 			return
 		}
-		if len(r.pending) == 0 {
+		if r.held.Len() == 0 {
 			r.live, r.last = true, m.Last()
 			r.mu.Unlock()
 			return
 		}
-		batch := r.pending
-		r.pending, r.pendBuf = nil, 0
+		batch := r.held.Take()
 		r.mu.Unlock()
 
 		for _, it := range batch {
@@ -376,23 +369,16 @@ func (r *stream) switchToLive(m *replay.Merger) {
 				}
 				continue
 			}
-			if it.ev.Seq <= m.Last().Seq && hub.StreamRestarted(m.Last(), &it.ev.Event) {
-				m = replay.NewMerger(position.Position{Epoch: r.epoch, Seq: it.ev.LastSeq}, r.exclude...)
-			}
+			m.Restart(&it.ev.Event)
 			out = m.Add(out[:0], it.ev.Event)
 			if _, _, gap := m.Gap(); gap {
 				var err error
-				if out, err = r.s.replay.Engine.Fill(r.ctx, r.s.app.ID, r.channel, m, out); err != nil {
-					if r.ctx.Err() != nil {
-						return
-					}
+				out, err = r.s.replay.Engine.Repair(r.ctx, r.s.app.ID, r.channel, m, out, false, 1)
+				if r.ctx.Err() != nil {
+					return
+				}
+				if err != nil {
 					r.s.log.Warn("filling a hole before live", "channel", r.channel, "err", err)
-					for {
-						if _, _, gap := m.Gap(); !gap {
-							break
-						}
-						out = m.Skip(out)
-					}
 				}
 			}
 			for i := range out {

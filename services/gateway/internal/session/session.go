@@ -87,8 +87,7 @@ type Session struct {
 	badStart time.Time
 	badCount int
 
-	replay  Replay
-	pending *stream // prepared by subscribe for hubSubscribe (replay.go)
+	replay Replay
 
 	user  string // signed-in user id (signin.go)
 	users Users
@@ -247,14 +246,14 @@ func (s *Session) subscribe(f protocol.Frame) {
 		return
 	}
 	sub := &subscription{}
-	s.pending = s.newStream(ch, &d)
+	r := s.newStream(ch, &d) // nil for a plain subscription
 	var err error
 	if kind == protocol.Presence {
-		sub.userID, sub.gate, err = s.joinPresence(ch, d.ChannelData)
+		sub.userID, sub.gate, err = s.joinPresence(ch, d.ChannelData, r)
 	} else {
-		err = s.joinChannel(ch)
+		err = s.joinChannel(ch, r)
 	}
-	sub.stream = s.startStream(err)
+	sub.stream = startStream(r, err)
 	switch {
 	case err != nil && s.presenceError(ch, err):
 	case err != nil:
