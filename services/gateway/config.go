@@ -32,6 +32,10 @@ type config struct {
 
 	LogLevel  string `env:"HERALD_LOG_LEVEL" envDefault:"info"`
 	LogFormat string `env:"HERALD_LOG_FORMAT" envDefault:"text"`
+	// LogConnections logs one info line per connect and disconnect;
+	// LogPayloads adds event data to the debug lines of the traffic.
+	LogConnections bool `env:"HERALD_LOG_CONNECTIONS" envDefault:"false"`
+	LogPayloads    bool `env:"HERALD_LOG_PAYLOADS" envDefault:"false"`
 }
 
 func parseConfig() (config, error) {

@@ -90,6 +90,8 @@ func run(ctx context.Context) error {
 		WriteTimeout:    cfg.WriteTimeout,
 		GatewayTTL:      cfg.GatewayTTL,
 		PresenceTimeout: cfg.PresenceTimeout,
+		LogConnections:  cfg.LogConnections,
+		LogPayloads:     cfg.LogPayloads,
 	})
 	cancel()
 	if err != nil {

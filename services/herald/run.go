@@ -84,6 +84,8 @@ func run(ctx context.Context, _ []string, stdout, stderr io.Writer) error {
 		WriteTimeout:    cfg.WriteTimeout,
 		GatewayTTL:      cfg.GatewayTTL,
 		PresenceTimeout: cfg.PresenceTimeout,
+		LogConnections:  cfg.LogConnections,
+		LogPayloads:     cfg.LogPayloads,
 	})
 	if err != nil {
 		return fmt.Errorf("starting gateway: %w", err)

@@ -67,6 +67,13 @@ type Options struct {
 	// service (HERALD_PRESENCE_TIMEOUT, default 5 s); past it the client gets
 	// subscription_error 503.
 	PresenceTimeout time.Duration
+	// LogConnections logs one info line per connect and disconnect
+	// (HERALD_LOG_CONNECTIONS); at debug level they are logged anyway.
+	LogConnections bool
+	// LogPayloads adds event data to the debug lines of client and
+	// delivered events (HERALD_LOG_PAYLOADS). Off, only names and sizes
+	// are logged.
+	LogPayloads bool
 }
 
 // Shutdown closes connections in batches of this size, so that clients do not
@@ -89,6 +96,8 @@ type Gateway struct {
 	hooks    *session.Webhooks
 	upgrader websocket.Upgrader
 	handler  http.Handler
+	trace    session.Trace
+	connLog  slog.Level // level of connect and disconnect lines; below debug: none
 
 	id       string
 	prefix   uint64
@@ -180,6 +189,14 @@ func New(ctx context.Context, opt Options) (*Gateway, error) {
 	for _, app := range opt.Apps.All() {
 		g.perApp[app.ID] = new(atomic.Int64)
 	}
+	g.trace = session.Trace{Debug: opt.Logger.Enabled(ctx, slog.LevelDebug), Payloads: opt.LogPayloads}
+	g.connLog = noConnLog
+	switch {
+	case opt.LogConnections:
+		g.connLog = slog.LevelInfo
+	case g.trace.Debug:
+		g.connLog = slog.LevelDebug
+	}
 	g.hooks = &session.Webhooks{Gateway: g.id, Logger: opt.Logger}
 	if g.hooks.JS, err = jetstream.New(opt.NC, jetstream.WithPublishAsyncErrHandler(g.hooks.AsyncErrHandler)); err != nil {
 		return nil, fmt.Errorf("gateway: jetstream: %w", err)
@@ -188,6 +205,7 @@ func New(ctx context.Context, opt Options) (*Gateway, error) {
 		Linger:      opt.ChannelLinger,
 		Logger:      opt.Logger,
 		NATSDropped: m.NATSSlowConsumer,
+		LogPayloads: opt.LogPayloads,
 		Repair:      hub.RepairOptions{Engine: eng, Recovered: rm.LiveRecovered, Unrecoverable: rm.LiveUnrecoverable},
 	})
 	if err := g.startUsers(); err != nil {
@@ -273,6 +291,7 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 		Replay:   g.replay,
 		Users:    g.users,
 		Webhooks: g.hooks,
+		Trace:    g.trace,
 	})
 	if !g.track(s) {
 		conn.Close(protocol.CodeGenericReconnect, "Server is shutting down")
@@ -285,7 +304,24 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	gauge := g.metrics.Connections.WithLabelValues(app.ID)
 	gauge.Inc()
 	defer gauge.Dec()
+	if g.connLog != noConnLog {
+		defer g.logConnection(r, app, s.SocketID())()
+	}
 	s.Run()
+}
+
+// noConnLog is connLog when neither HERALD_LOG_CONNECTIONS nor debug is on.
+const noConnLog slog.Level = slog.LevelDebug - 1
+
+// logConnection logs a connect now and returns what logs the disconnect.
+func (g *Gateway) logConnection(r *http.Request, app *appconf.App, socketID string) func() {
+	ctx, start := context.Background(), time.Now()
+	g.log.Log(ctx, g.connLog, "connected", "app_id", app.ID, "socket_id", socketID,
+		"remote", r.RemoteAddr, "origin", r.Header.Get("Origin"), "client", r.URL.Query().Get("client"))
+	return func() {
+		g.log.Log(ctx, g.connLog, "disconnected", "app_id", app.ID, "socket_id", socketID,
+			"duration", time.Since(start).Round(time.Millisecond).String())
+	}
 }
 
 // admit checks a new connection against its app; on success it holds one of

@@ -44,6 +44,7 @@ type API struct {
 	apps    *appconf.Registry
 	nc      *nats.Conn
 	log     *slog.Logger
+	debug   bool // log each stored event and refused request (decided once)
 	prefix  string
 	now     func() time.Time
 	pub     *publish.Publisher
@@ -69,6 +70,7 @@ func New(ctx context.Context, opt Options) (*API, error) {
 	if a.now == nil {
 		a.now = time.Now
 	}
+	a.debug = a.log.Enabled(ctx, slog.LevelDebug)
 	var err error
 	if a.pub, err = publish.New(opt.NC, opt.Stream, a.log); err != nil {
 		return nil, fmt.Errorf("trigger api: %w", err)
@@ -219,6 +221,9 @@ func (a *API) up(w http.ResponseWriter) {
 func (a *API) serveApp(w http.ResponseWriter, r *http.Request, m match) {
 	app, ok := a.apps.ByID(m.appID)
 	if !ok {
+		if a.debug {
+			a.log.Debug("request refused", "app_id", m.appID, "status", http.StatusNotFound, "reason", "unknown app")
+		}
 		writeError(w, http.StatusNotFound, "unknown app")
 		return
 	}
@@ -233,6 +238,9 @@ func (a *API) serveApp(w http.ResponseWriter, r *http.Request, m match) {
 		return
 	}
 	if err := a.verify(r, body, app); err != nil {
+		if a.debug {
+			a.log.Debug("request refused", "app_id", app.ID, "status", http.StatusUnauthorized, "reason", err.Error())
+		}
 		writeError(w, http.StatusUnauthorized, err.Error())
 		return
 	}

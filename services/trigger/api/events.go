@@ -125,6 +125,12 @@ func (a *API) publish(w http.ResponseWriter, r *http.Request, app *appconf.App, 
 	err := a.pub.Publish(ctx, app, msgs)
 	if err == nil {
 		a.metrics.published(len(msgs), time.Since(start))
+		if a.debug {
+			for _, m := range msgs {
+				a.log.Debug("event stored", "app_id", app.ID, "channel", m.Channel, "event", m.Name,
+					"bytes", len(m.Data), "exclude_socket_id", m.ExcludeSocketID)
+			}
+		}
 		return true
 	}
 	if r.Context().Err() != nil {

@@ -220,6 +220,9 @@ func (sh *shard) deliverLive(c *channel, m *nats.Msg) {
 		exclude := m.Header.Get(names.HeaderExclude)
 		fanOut(list, frame, exclude)
 		sendFrame(targets, frame, exclude)
+		if sh.h.debug {
+			sh.h.traceDelivered(c, name, m.Data, list, targets, exclude)
+		}
 		return
 	}
 	s := &c.seq
@@ -268,6 +271,9 @@ func (sh *shard) sendEvents(c *channel, evs []replay.Event, list []Subscriber, t
 		}
 		frame := EventFrame(c.name, ev, 0, false)
 		fanOut(list, frame, ev.Exclude)
+		if sh.h.debug {
+			sh.h.traceDelivered(c, ev.Name, ev.Data, list, targets, ev.Exclude)
+		}
 		if len(targets) == 0 {
 			continue
 		}

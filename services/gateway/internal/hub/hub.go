@@ -68,6 +68,9 @@ type Options struct {
 
 	Logger      *slog.Logger
 	NATSDropped prometheus.Counter // may be nil
+	// LogPayloads adds each event's data to the debug lines of delivered
+	// events (HERALD_LOG_PAYLOADS).
+	LogPayloads bool
 
 	// Repair turns on gap repair of the live path (gaprepair.go).
 	Repair RepairOptions
@@ -91,6 +94,7 @@ type Hub struct {
 	log    *slog.Logger
 	shards []*shard
 	rp     *repairer // nil without gap repair
+	debug  bool      // log each delivered event (trace.go)
 
 	closeOnce sync.Once
 	done      chan struct{}
@@ -149,7 +153,7 @@ func New(nc *nats.Conn, opt Options) *Hub {
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
-	h := &Hub{nc: nc, opt: opt, log: opt.Logger, done: make(chan struct{})}
+	h := &Hub{nc: nc, opt: opt, log: opt.Logger, done: make(chan struct{}), debug: debugEnabled(opt.Logger)}
 	for range opt.Shards {
 		sh := &shard{
 			h:         h,
@@ -469,6 +473,9 @@ func (sh *shard) deliver(m *nats.Msg) {
 	exclude := m.Header.Get(names.HeaderExclude)
 	fanOut(list, frame, exclude)
 	sendFrame(targets, frame, exclude)
+	if sh.h.debug {
+		sh.h.traceDelivered(c, event, m.Data, list, targets, exclude)
+	}
 }
 
 // userIDMember is the top-level `"user_id":"…"` of a presence client event.

@@ -337,6 +337,9 @@ func (r *stream) run() {
 			met.Resumes.WithLabelValues(outcome).Inc()
 			met.Replayed.Add(float64(len(out)))
 		}
+		if r.s.trace.Debug {
+			log.Debug("replayed", "channel", ch, "outcome", outcome, "events", len(out))
+		}
 		if !r.send(frame) {
 			return
 		}

@@ -70,6 +70,17 @@ type Config struct {
 	Replay   Replay    // replay.go
 	Users    Users     // signin.go; may be nil
 	Webhooks *Webhooks // webhooks.go; may be nil
+	Trace    Trace
+}
+
+// Trace is what a session logs of its traffic at debug level: each
+// subscription, unsubscription, refusal and client event, with names and
+// sizes. Debug is decided once per gateway from the logger's level, so that a
+// gateway at info level pays one branch per frame and formats nothing.
+type Trace struct {
+	Debug bool
+	// Payloads adds the data of client events (HERALD_LOG_PAYLOADS).
+	Payloads bool
 }
 
 // Session is one client's protocol state.
@@ -94,6 +105,8 @@ type Session struct {
 
 	hooks   *Webhooks     // webhooks.go
 	hookSeq atomic.Uint64 // numbers this connection's webhook events
+
+	trace Trace
 }
 
 type subscription struct {
@@ -117,6 +130,7 @@ func New(cfg Config) *Session {
 		replay:   cfg.Replay,
 		users:    cfg.Users,
 		hooks:    cfg.Webhooks,
+		trace:    cfg.Trace,
 	}
 }
 
@@ -224,16 +238,16 @@ func (s *Session) subscribe(f protocol.Frame) {
 	}
 	ch := d.Channel
 	if err := protocol.ValidateChannel(ch); err != nil {
-		s.Send(protocol.SubscriptionError(ch, errInvalidChannel, err.Error(), 400))
+		s.refuseSubscription(ch, errInvalidChannel, err.Error(), 400)
 		return
 	}
 	kind := protocol.ChannelKind(ch)
 	switch {
 	case kind == protocol.ServerToUser && !s.mayJoinUserChannel(ch):
-		s.Send(protocol.SubscriptionError(ch, errAuth, "Sign in before subscribing to a server-to-user channel", 401))
+		s.refuseSubscription(ch, errAuth, "Sign in before subscribing to a server-to-user channel", 401)
 		return
 	case kind.NeedsAuth() && !signing.VerifyChannelAuth(s.app.Key, s.app.Secret, s.id, ch, d.ChannelData, d.Auth):
-		s.Send(protocol.SubscriptionError(ch, errAuth, "Invalid signature for channel "+ch, 401))
+		s.refuseSubscription(ch, errAuth, "Invalid signature for channel "+ch, 401)
 		return
 	}
 	if _, ok := s.channels[ch]; ok {
@@ -262,7 +276,19 @@ func (s *Session) subscribe(f protocol.Frame) {
 	default:
 		s.channels[ch] = sub
 		s.metrics.Subscriptions.Inc()
+		if s.trace.Debug {
+			s.log.Debug("subscribed", "channel", ch, "resume", d.Resume != "", "channels", len(s.channels))
+		}
 	}
+}
+
+// refuseSubscription answers pusher:subscription_error, and logs why at
+// debug level: a client that keeps failing to subscribe shows in the log.
+func (s *Session) refuseSubscription(ch, errType, message string, status int) {
+	if s.trace.Debug {
+		s.log.Debug("subscription refused", "channel", ch, "status", status, "reason", message)
+	}
+	s.Send(protocol.SubscriptionError(ch, errType, message, status))
 }
 
 func (s *Session) unsubscribe(f protocol.Frame) {
@@ -275,6 +301,9 @@ func (s *Session) unsubscribe(f protocol.Frame) {
 	}
 	if _, ok := s.channels[d.Channel]; ok {
 		s.leave(d.Channel)
+		if s.trace.Debug {
+			s.log.Debug("unsubscribed", "channel", d.Channel, "channels", len(s.channels))
+		}
 	}
 }
 
@@ -300,7 +329,11 @@ func (s *Session) leaveAll() {
 // Pusher does, or 4301 over the rate).
 func (s *Session) clientEvent(f protocol.Frame) {
 	refuse := func(format string, args ...any) {
-		s.Send(protocol.ErrorFrame(0, fmt.Sprintf(format, args...)))
+		msg := fmt.Sprintf(format, args...)
+		if s.trace.Debug {
+			s.log.Debug("client event refused", "channel", f.Channel, "event", f.Event, "reason", msg)
+		}
+		s.Send(protocol.ErrorFrame(0, msg))
 	}
 	ch := f.Channel
 	sub, subscribed := s.channels[ch]
@@ -327,7 +360,20 @@ func (s *Session) clientEvent(f protocol.Frame) {
 			return
 		}
 		s.metrics.ClientEvents.Inc()
+		if s.trace.Debug {
+			s.traceClientEvent(ch, f)
+		}
 		s.webhook(hookEvent{Name: appconf.WebhookClientEvent, Channel: ch, Event: f.Event,
 			Data: clientEventData(f.Data), SocketID: s.id, UserID: sub.userID})
 	}
+}
+
+// traceClientEvent logs a relayed client event: names and size, and the data
+// only when payloads were asked for.
+func (s *Session) traceClientEvent(ch string, f protocol.Frame) {
+	attrs := []any{"channel", ch, "event", f.Event, "bytes", len(f.Data)}
+	if s.trace.Payloads {
+		attrs = append(attrs, "data", string(f.Data))
+	}
+	s.log.Debug("client event", attrs...)
 }
