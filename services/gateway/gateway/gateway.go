@@ -158,7 +158,10 @@ func New(ctx context.Context, opt Options) (*Gateway, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	eng, err := replay.New(opt.NC, replay.Options{})
+	// One page of history per connection at a time (session.Session),
+	// a quarter of the send queue: a resume holds about as much as the
+	// queue itself, whatever the size of the history.
+	eng, err := replay.New(opt.NC, replay.Options{PageBytes: opt.WriteQueueBytes / 4})
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -633,4 +634,93 @@ func TestReplayJSIsServed(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A resume holds one page of history per connection at a time, whatever
+// the history's size: a client that does not read stops the gateway from
+// reading further (here 3.2 MB of history on two channels of one
+// connection, a 64 KiB send queue). Once it reads, it gets everything.
+func TestResumeMemoryIsBounded(t *testing.T) {
+	var gwNC *nats.Conn
+	e := newEnv(t, func(o *gateway.Options) {
+		o.WriteQueueBytes = 64 << 10
+		gwNC = o.NC
+	})
+	app := e.app("app-1")
+	pad := strings.Repeat("x", 8000)
+	const perChannel = 200
+	channels := []string{"huge-1", "huge-2"}
+	for _, ch := range channels {
+		e.storeMany(ch, perChannel, func(i int) string { return strconv.Itoa(i) + pad })
+	}
+	history := float64(len(channels) * perChannel * len(pad))
+	from := position.Position{Epoch: e.epoch()}.String()
+
+	// Small socket buffers on both sides, so that what the gateway holds
+	// is not hidden in the kernel's.
+	hs := httptest.NewUnstartedServer(e.gw.Handler())
+	hs.Listener = smallSendBuffer{hs.Listener}
+	hs.Start()
+	t.Cleanup(hs.Close)
+	c := connectSmallBuffer(t, hs, "key-1")
+	before := gwNC.Stats().InBytes
+	for _, ch := range channels {
+		c.subscribeWith(app, ch, map[string]any{"resume": from})
+	}
+	// The gateway reads until the client's socket and send queue are full,
+	// then waits: its NATS input stops growing.
+	var read uint64
+	still := 0
+	eventually(t, "the gateway to stop reading history", func() bool {
+		n := gwNC.Stats().InBytes - before
+		if n > 0 && n == read {
+			still++
+		} else {
+			still = 0
+		}
+		read = n
+		return still >= 40
+	})
+	t.Logf("read %d bytes of %.0f before the client read anything", read, history)
+	if float64(read) > history/3 {
+		t.Fatalf("the gateway read %d bytes of a %.0f-byte history for a client that reads nothing", read, history)
+	}
+
+	got := map[string]int{}
+	for done := 0; done < len(channels); {
+		f := c.read()
+		switch f.Event {
+		case "pusher_internal:subscription_succeeded":
+		case "e":
+			if want := strconv.Itoa(got[f.Channel]) + pad; f.str(t) != want {
+				t.Fatalf("%s: event %d is %.10s…", f.Channel, got[f.Channel], f.str(t))
+			}
+			got[f.Channel]++
+		case "herald:resumed":
+			if n, _ := resumedData(t, f); n != perChannel || got[f.Channel] != perChannel {
+				t.Fatalf("%s: resumed after %d events, replayed %d, want %d", f.Channel, got[f.Channel], n, perChannel)
+			}
+			done++
+		default:
+			t.Fatalf("unexpected %.200s", f.raw)
+		}
+	}
+	c.ping()
+}
+
+// smallSendBuffer gives accepted connections a 64 KiB send buffer.
+type smallSendBuffer struct{ net.Listener }
+
+func (l smallSendBuffer) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		if err := tc.SetWriteBuffer(64 << 10); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	return c, nil
 }

@@ -38,6 +38,9 @@ type directRequest struct {
 	Seq     uint64 `json:"seq,omitempty"`
 	NextFor string `json:"next_by_subj,omitempty"`
 	Batch   int    `json:"batch,omitempty"`
+	// MaxBytes ends the batch once this much has been sent (at least one
+	// message goes); 0 leaves the server's bound (its max_pending, 64 MB).
+	MaxBytes int `json:"max_bytes,omitempty"`
 }
 
 // errBrokenBatch reports a batch whose answers do not join: one was lost on
@@ -45,14 +48,15 @@ type directRequest struct {
 var errBrokenBatch = errors.New("replay: direct get batch lost a message")
 
 // getBatch reads up to n messages of subject from sequence from on, in
-// order, and appends them to evs (LastSeq left 0: the caller knows what
+// order, stopping once about maxBytes were read (0: no bound of its own),
+// and appends them to evs (LastSeq left 0: the caller knows what
 // precedes them). It also returns how many messages of subject follow the
 // last one read. Nothing stored there is not an error: evs comes back as it
 // was, with pending 0.
-func (e *Engine) getBatch(ctx context.Context, stream, subject string, from uint64, n int, evs []Event) ([]Event, uint64, error) {
+func (e *Engine) getBatch(ctx context.Context, stream, subject string, from uint64, n, maxBytes int, evs []Event) ([]Event, uint64, error) {
 	ctx, cancel := e.withTimeout(ctx)
 	defer cancel()
-	req, err := json.Marshal(directRequest{Seq: from, NextFor: subject, Batch: n})
+	req, err := json.Marshal(directRequest{Seq: from, NextFor: subject, Batch: n, MaxBytes: maxBytes})
 	if err != nil {
 		return evs, 0, fmt.Errorf("encoding direct get: %w", err)
 	}
@@ -138,7 +142,7 @@ func (e *Engine) readAfter(ctx context.Context, stream, subject string, after, u
 		n := len(evs)
 		var pending uint64
 		var err error
-		evs, pending, err = e.getBatch(ctx, stream, subject, from, maxBatch, evs)
+		evs, pending, err = e.getBatch(ctx, stream, subject, from, maxBatch, 0, evs)
 		if err != nil {
 			return nil, err
 		}
@@ -163,7 +167,7 @@ func (e *Engine) readAfter(ctx context.Context, stream, subject string, after, u
 // events of subject are stored from it on (0 and ok false when none).
 func (e *Engine) probe(ctx context.Context, stream, subject string, from uint64) (ev Event, count uint64, ok bool, err error) {
 	var buf [1]Event
-	evs, pending, err := e.getBatch(ctx, stream, subject, from, 1, buf[:0])
+	evs, pending, err := e.getBatch(ctx, stream, subject, from, 1, 0, buf[:0])
 	if err != nil || len(evs) == 0 {
 		return Event{}, 0, false, err
 	}

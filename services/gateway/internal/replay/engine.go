@@ -50,6 +50,12 @@ type Options struct {
 	// JetStream API with stream info requests and holding every history in
 	// memory at once. Default 16.
 	Concurrency int
+	// PageBytes bounds the history one read of a resume or rewind brings
+	// in (about: a page holds at least one event). Resume and Rewind then
+	// return the first page, and History.Next reads the others, so that a
+	// caller holds one page at a time whatever the history's size. 0 reads
+	// every event at once.
+	PageBytes int
 	// RetryAfter is how long Fill waits before reading a hole a second time
 	// when the first read did not fill it: with AllowDirect on a cluster a
 	// replica may answer a little behind its leader. Default 20 ms.
@@ -63,6 +69,7 @@ type Engine struct {
 	js         jetstream.JetStream
 	timeout    time.Duration
 	retryAfter time.Duration
+	pageBytes  int
 	slots      chan struct{}
 
 	mu     sync.Mutex
@@ -100,6 +107,7 @@ func New(nc *nats.Conn, opt Options) (*Engine, error) {
 		js:         js,
 		timeout:    opt.Timeout,
 		retryAfter: opt.RetryAfter,
+		pageBytes:  max(opt.PageBytes, 0),
 		slots:      make(chan struct{}, opt.Concurrency),
 		epochs:     map[string]cachedEpoch{},
 	}, nil
@@ -115,8 +123,11 @@ type History struct {
 	// Events are the stored events after Start, oldest first, each with
 	// LastSeq set, excluded ones included (the Merger filters them). For a
 	// resume they are every event of the channel after Start up to about
-	// when the read began; later ones arrive live.
+	// when the read began; later ones arrive live. With Options.PageBytes
+	// they are the first page: Next reads the rest.
 	Events []Event
+
+	rest *pager // nil when Events hold everything
 }
 
 // CurrentPosition is the channel's position now: the last event stored for
@@ -169,14 +180,18 @@ func (e *Engine) Resume(ctx context.Context, appID, channel, from string) (Histo
 		return History{}, fmt.Errorf("resume on %s: %w", channel, err)
 	}
 	defer release()
-	evs, err := e.resume(ctx, names.EventsStream(appID), names.EventSubject(appID, channel), p)
+	h, err := e.resume(ctx, names.EventsStream(appID), names.EventSubject(appID, channel), p)
+	if err == nil {
+		err = h.readAll(ctx)
+	}
 	if err != nil {
 		return History{}, fmt.Errorf("resume on %s from %s: %w", channel, from, err)
 	}
-	return History{Start: p, Events: evs}, nil
+	return h, nil
 }
 
-// resume reads the events after p.Seq and proves that none is missing.
+// resume reads the first page of the events after p.Seq and proves that
+// none is missing.
 //
 // Every limit of an events stream removes the oldest messages first (MaxAge
 // and MaxBytes stream-wide, MaxMsgsPerSubject per channel), so what a
@@ -186,20 +201,21 @@ func (e *Engine) Resume(ctx context.Context, appID, channel, from string) (Histo
 // stream-wide removal past S) and fewer than MaxMsgsPerSubject messages of
 // the channel follow S (the cap removed none of them). The check runs after
 // the read, since messages may age out while it runs; no clock is involved.
-func (e *Engine) resume(ctx context.Context, stream, subject string, p position.Position) ([]Event, error) {
+// Each later page is proven the same way from the last event before it.
+func (e *Engine) resume(ctx context.Context, stream, subject string, p position.Position) (History, error) {
 	info, err := e.info(ctx, stream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return nil, fmt.Errorf("%w: %w", HistoryLost, err)
+		return History{}, fmt.Errorf("%w: %w", HistoryLost, err)
 	}
 	if err != nil {
-		return nil, err
+		return History{}, err
 	}
 	if position.EpochOf(info.Created) != p.Epoch {
-		return nil, fmt.Errorf("%w: stream %s was created at %s", HistoryLost, stream, info.Created.Format(time.RFC3339Nano))
+		return History{}, fmt.Errorf("%w: stream %s was created at %s", HistoryLost, stream, info.Created.Format(time.RFC3339Nano))
 	}
 	s := p.Seq
 	if s > info.State.LastSeq {
-		return nil, fmt.Errorf("%w: sequence %d is past the stream's last, %d", InvalidPosition, s, info.State.LastSeq)
+		return History{}, fmt.Errorf("%w: sequence %d is past the stream's last, %d", InvalidPosition, s, info.State.LastSeq)
 	}
 	if info.State.FirstSeq > s+1 {
 		// The stream has dropped messages after S: only an event of the
@@ -207,20 +223,18 @@ func (e *Engine) resume(ctx context.Context, stream, subject string, p position.
 		// Look before reading a history that would be thrown away.
 		ok, err := e.tailReaches(ctx, stream, subject, s)
 		if err != nil {
-			return nil, err
+			return History{}, err
 		}
 		if !ok {
-			return nil, fmt.Errorf("%w: the stream starts at %d, after %d", WindowExceeded, info.State.FirstSeq, s)
+			return History{}, fmt.Errorf("%w: the stream starts at %d, after %d", WindowExceeded, info.State.FirstSeq, s)
 		}
 	}
-	evs, err := e.readAfter(ctx, stream, subject, s, info.State.LastSeq)
+	pg := &pager{e: e, stream: stream, subject: subject, last: s, upTo: info.State.LastSeq, left: -1}
+	evs, err := pg.read(ctx, true)
 	if err != nil {
-		return nil, err
+		return History{}, err
 	}
-	if err := e.prove(ctx, stream, subject, s); err != nil {
-		return nil, err
-	}
-	return evs, nil
+	return History{Start: p, Events: evs, rest: pg.rest()}, nil
 }
 
 // tailReaches reports whether the oldest event the stream holds for the
@@ -272,6 +286,9 @@ func (e *Engine) Rewind(ctx context.Context, appID, channel string, n int) (Hist
 	}
 	defer release()
 	h, err := e.rewind(ctx, names.EventsStream(appID), names.EventSubject(appID, channel), uint64(n))
+	if err == nil {
+		err = h.readAll(ctx)
+	}
 	if err != nil {
 		return History{}, fmt.Errorf("rewind %d on %s: %w", n, channel, err)
 	}
@@ -301,15 +318,14 @@ func (e *Engine) rewind(ctx context.Context, stream, subject string, n uint64) (
 			return History{}, err
 		}
 	}
-	evs, err := e.readAfter(ctx, stream, subject, from-1, info.State.LastSeq)
+	pg := &pager{e: e, stream: stream, subject: subject, last: from - 1, upTo: info.State.LastSeq, left: int(n)}
+	evs, err := pg.read(ctx, false)
 	if err != nil {
 		return History{}, err
 	}
-	if uint64(len(evs)) > n {
-		evs = evs[uint64(len(evs))-n:]
-	}
 	// Events may have aged out while they were read, leaving a hole: keep
-	// what follows the oldest event still stored, an unbroken tail.
+	// what follows the oldest event still stored, an unbroken tail. Later
+	// pages are proven from the last event before them, as a resume's.
 	oldest, _, ok, err = e.probe(ctx, stream, subject, 1)
 	if err != nil {
 		return History{}, err
@@ -322,7 +338,7 @@ func (e *Engine) rewind(ctx context.Context, stream, subject string, n uint64) (
 	}
 	start := position.Position{Epoch: epoch, Seq: evs[0].Seq - 1, Time: evs[0].Time}
 	evs[0].LastSeq = start.Seq
-	return History{Start: start, Events: evs}, nil
+	return History{Start: start, Events: evs, rest: pg.rest()}, nil
 }
 
 // seekFromEnd finds the sequence of the channel's n-th last event up to

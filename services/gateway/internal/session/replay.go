@@ -15,7 +15,13 @@ package session
 //
 // The replay is paced by the connection's writer (ws.Writer.WaitRoom): it
 // never fills more than half the send queue, so a long replay to a slow
-// client does not close it as a slow consumer.
+// client does not close it as a slow consumer. History is read in pages
+// (replay.Options.PageBytes), and a connection holds one page at a time
+// (Session.history), whatever the size of the history and however many of
+// its channels resume at once: the next page is read when the last one has
+// gone into the send queue. A page that left the stream in the meantime (a
+// client slower than the replay window) ends the replay with
+// herald:resume_failed window_exceeded after the events already sent.
 //
 // The goroutine touches only the subscription's own state, the connection
 // and the engine; the session's goroutine stops it when the channel is left.
@@ -60,6 +66,8 @@ type stream struct {
 	// data is the data object of subscription_succeeded (the members on a
 	// presence channel), set before the hub delivers anything.
 	data []byte
+
+	holding bool // holds Session.history; only run touches it
 
 	done     chan struct{} // closed by stop
 	stopOnce sync.Once
@@ -248,8 +256,12 @@ func (r *stream) run() {
 		cached    *replay.Event
 		cachedPos bool // cached is in the events stream: it has a position
 	)
+	var h replay.History
 	if replaying {
-		var h replay.History
+		if !r.holdHistory() {
+			return
+		}
+		defer r.releaseHistory()
 		var err error
 		if r.resume != "" {
 			h, err = eng.Resume(r.ctx, app, ch, r.resume)
@@ -327,24 +339,73 @@ func (r *stream) run() {
 			return
 		}
 	}
+	replayed := len(out)
+	clear(out)
+	for h.More() {
+		// Let the connection's other channels take their turn between pages.
+		r.releaseHistory()
+		if !r.holdHistory() {
+			return
+		}
+		evs, err := h.Next(r.ctx)
+		if r.ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			var ok bool
+			if failed, ok = replay.ReasonOf(err); !ok {
+				log.Warn("resume failed", "channel", ch, "err", err)
+			}
+			break
+		}
+		out = m.Add(out[:0], evs...)
+		for i := range out {
+			if !r.sendPaced(hub.EventFrame(ch, &out[i], r.epoch, r.posOK)) {
+				return
+			}
+		}
+		replayed += len(out)
+		clear(out)
+	}
+	r.releaseHistory()
 	if replaying {
 		outcome := string(failed)
 		frame := resumeFailed(ch, failed)
 		if failed == "" {
-			outcome, frame = "resumed", resumed(ch, len(out), m.Last())
+			outcome, frame = "resumed", resumed(ch, replayed, m.Last())
 		}
 		if met := r.s.replay.Metrics; met != nil {
 			met.Resumes.WithLabelValues(outcome).Inc()
-			met.Replayed.Add(float64(len(out)))
+			met.Replayed.Add(float64(replayed))
 		}
 		if r.s.trace.Debug {
-			log.Debug("replayed", "channel", ch, "outcome", outcome, "events", len(out))
+			log.Debug("replayed", "channel", ch, "outcome", outcome, "events", replayed)
 		}
 		if !r.send(frame) {
 			return
 		}
 	}
 	r.switchToLive(m)
+}
+
+// holdHistory waits for the connection's history slot (Session.history); it
+// reports false when the subscription was stopped first.
+func (r *stream) holdHistory() bool {
+	select {
+	case r.s.history <- struct{}{}:
+		r.holding = true
+		return true
+	case <-r.done:
+		return false
+	}
+}
+
+// releaseHistory gives the slot back if this subscription holds it.
+func (r *stream) releaseHistory() {
+	if r.holding {
+		r.holding = false
+		<-r.s.history
+	}
 }
 
 // switchToLive sends what the hub delivered during the replay, through the

@@ -99,6 +99,9 @@ type Session struct {
 	badCount int
 
 	replay Replay
+	// history is held by the stream subscription that has a page of
+	// history in memory (replay.go): one page per connection at a time.
+	history chan struct{}
 
 	user  string // signed-in user id (signin.go)
 	users Users
@@ -128,6 +131,7 @@ func New(cfg Config) *Session {
 		channels: map[string]*subscription{},
 		limiter:  ratelimit.New(cfg.App.ClientEventsPerSecond),
 		replay:   cfg.Replay,
+		history:  make(chan struct{}, 1),
 		users:    cfg.Users,
 		hooks:    cfg.Webhooks,
 		trace:    cfg.Trace,
