@@ -30,6 +30,11 @@ const (
 	ackWait = 30 * time.Second
 	// fetchSize bounds the batches one endpoint holds at a time.
 	fetchSize = 32
+	// probeEvery is how often a lane in backoff looks for batches queued
+	// since its last attempt: a new one makes it try the endpoint again at
+	// once, so that delivery resumes within about this long of the endpoint
+	// answering again, whatever the backoff reached while it was down.
+	probeEvery = time.Second
 )
 
 // Options configure a Deliverer. Zero durations take the defaults.
@@ -180,7 +185,8 @@ func (l *lane) fetch(ctx context.Context) error {
 }
 
 // deliver POSTs one batch until an endpoint answers 2xx or the batch is
-// older than RetryFor.
+// RetryFor old: the last attempt is made at that age, not before, so that a
+// batch is dropped only once its retry period is over.
 func (l *lane) deliver(ctx context.Context, m jetstream.Msg) {
 	queued := time.Now()
 	if md, err := m.Metadata(); err == nil {
@@ -199,14 +205,16 @@ func (l *lane) deliver(ctx context.Context, m jetstream.Msg) {
 			return
 		}
 		l.opt.Result("failed")
-		if time.Since(queued)+wait > l.opt.RetryFor {
+		age := time.Since(queued)
+		if age >= l.opt.RetryFor {
 			l.log.Warn("webhook dropped after retrying", "webhook_id", id, "err", err)
 			l.opt.Result("dropped")
 			_ = m.Term()
 			return
 		}
-		l.log.Debug("webhook failed, retrying", "webhook_id", id, "err", err, "in", wait)
-		if !l.pause(ctx, m, wait) {
+		d := min(wait, l.opt.RetryFor-age)
+		l.log.Debug("webhook failed, retrying", "webhook_id", id, "err", err, "in", d)
+		if !l.pause(ctx, m, d) {
 			return
 		}
 		wait = min(2*wait, maxBackoff)
@@ -214,9 +222,13 @@ func (l *lane) deliver(ctx context.Context, m jetstream.Msg) {
 }
 
 // pause waits d while renewing the ack wait of the batch being retried and
-// of those held behind it. It reports false when ctx ended.
+// of those held behind it. It ends early when a batch was queued for the
+// endpoint since the pause began (see probeEvery): the backlog of an outage
+// must not hold fresh webhooks for the whole backoff once the endpoint is
+// back. It reports false when ctx ended.
 func (l *lane) pause(ctx context.Context, m jetstream.Msg, d time.Duration) bool {
 	end := time.Now().Add(d)
+	queued, known := l.waiting(ctx)
 	for {
 		if time.Since(l.touched) > ackWait/3 {
 			l.touched = time.Now()
@@ -229,10 +241,25 @@ func (l *lane) pause(ctx context.Context, m jetstream.Msg, d time.Duration) bool
 		if left <= 0 {
 			return true
 		}
-		if !sleep(ctx, min(left, ackWait/3)) {
+		if !sleep(ctx, min(left, probeEvery, ackWait/3)) {
 			return false
 		}
+		if now, ok := l.waiting(ctx); ok && known && now > queued {
+			return true
+		}
 	}
+}
+
+// waiting returns how many batches of the endpoint are queued and not yet
+// fetched (ok false when the server could not say).
+func (l *lane) waiting(ctx context.Context) (uint64, bool) {
+	ctx, cancel := context.WithTimeout(ctx, l.opt.Timeout)
+	defer cancel()
+	info, err := l.cons.Info(ctx)
+	if err != nil {
+		return 0, false
+	}
+	return info.NumPending, true
 }
 
 func (l *lane) post(ctx context.Context, body []byte, id string) error {
