@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/herald-ws/herald/shared/webhooks"
 )
 
 // App is one Pusher application: credentials and the limits that apply to its
@@ -56,11 +58,8 @@ type App struct {
 	Webhooks []Webhook `json:"webhooks,omitempty"`
 }
 
-// Webhook is one endpoint and the events it receives (all when empty).
-type Webhook struct {
-	URL        string   `json:"url"`
-	EventTypes []string `json:"event_types,omitempty"`
-}
+// Webhook is one endpoint and the events it receives (webhooks.Endpoint).
+type Webhook = webhooks.Endpoint
 
 // Defaults, as Pusher and Reverb use them.
 const (

@@ -14,6 +14,7 @@ import (
 	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/natstest"
 	"github.com/herald-ws/herald/shared/signing"
+	"github.com/herald-ws/herald/shared/webhooks"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -95,7 +96,7 @@ func newHookEnv(t *testing.T, types ...string) (e *env, app *appconf.App, typed,
 }
 
 func TestClientEventWebhooks(t *testing.T) {
-	e, app, typed, plain := newHookEnv(t, appconf.WebhookClientEvent, "channel_occupied")
+	e, app, typed, plain := newHookEnv(t, webhooks.ClientEvent, "channel_occupied")
 	a, b := connect(t, e.hs, app.Key), connect(t, e.hs, app.Key)
 	a.subscribe(app, "private-chat")
 	b.subscribe(app, "private-chat")
@@ -104,7 +105,7 @@ func TestClientEventWebhooks(t *testing.T) {
 
 	var got []map[string]any
 	eventually(t, "the client_event webhook", func() bool {
-		got = typed.named(appconf.WebhookClientEvent)
+		got = typed.named(webhooks.ClientEvent)
 		return len(got) > 0
 	})
 	want := map[string]any{"name": "client_event", "channel": "private-chat", "event": "client-typing",
@@ -119,7 +120,7 @@ func TestClientEventWebhooks(t *testing.T) {
 	a.expectSucceeded("presence-room")
 	a.send("client-hi", "presence-room", "hello")
 	eventually(t, "the presence client_event webhook", func() bool {
-		got = typed.named(appconf.WebhookClientEvent)
+		got = typed.named(webhooks.ClientEvent)
 		return len(got) > 1
 	})
 	want = map[string]any{"name": "client_event", "channel": "presence-room", "event": "client-hi",
@@ -132,13 +133,13 @@ func TestClientEventWebhooks(t *testing.T) {
 	eventually(t, "occupancy on the endpoint without types", func() bool {
 		return len(plain.named("channel_occupied")) == 2
 	})
-	if n := len(plain.named(appconf.WebhookClientEvent)); n != 0 {
+	if n := len(plain.named(webhooks.ClientEvent)); n != 0 {
 		t.Fatalf("%d client_event webhooks on an endpoint that did not ask for them", n)
 	}
 }
 
 func TestCacheMissWebhooks(t *testing.T) {
-	e, app, typed, plain := newHookEnv(t, appconf.WebhookCacheMiss)
+	e, app, typed, plain := newHookEnv(t, webhooks.CacheMiss)
 	c := connect(t, e.hs, app.Key)
 	c.subscribe(app, "cache-prices")
 	if f := c.read(); f.Event != "pusher:cache_miss" {
@@ -146,7 +147,7 @@ func TestCacheMissWebhooks(t *testing.T) {
 	}
 	var got []map[string]any
 	eventually(t, "the cache_miss webhook", func() bool {
-		got = typed.named(appconf.WebhookCacheMiss)
+		got = typed.named(webhooks.CacheMiss)
 		return len(got) > 0
 	})
 	want := map[string]any{"name": "cache_miss", "channel": "cache-prices"}
@@ -156,18 +157,18 @@ func TestCacheMissWebhooks(t *testing.T) {
 	eventually(t, "occupancy on the endpoint without types", func() bool {
 		return len(plain.named("channel_occupied")) == 1
 	})
-	if n := len(plain.named(appconf.WebhookCacheMiss)); n != 0 {
+	if n := len(plain.named(webhooks.CacheMiss)); n != 0 {
 		t.Fatalf("%d cache_miss webhooks on an endpoint that did not ask for them", n)
 	}
 }
 
 func TestSubscriptionCountWebhooks(t *testing.T) {
-	e, app, typed, _ := newHookEnv(t, appconf.WebhookSubscriptionCount)
+	e, app, typed, _ := newHookEnv(t, webhooks.SubscriptionCount)
 	a, b := connect(t, e.hs, app.Key), connect(t, e.hs, app.Key)
 	a.subscribe(app, "news")
 	b.subscribe(app, "news")
 	eventually(t, "a subscription_count webhook of 2", func() bool {
-		got := typed.named(appconf.WebhookSubscriptionCount)
+		got := typed.named(webhooks.SubscriptionCount)
 		return len(got) > 0 && reflect.DeepEqual(got[len(got)-1],
 			map[string]any{"name": "subscription_count", "channel": "news", "subscription_count": float64(2)})
 	})

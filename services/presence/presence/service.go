@@ -28,6 +28,7 @@ import (
 	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/names"
 	"github.com/herald-ws/herald/shared/presence"
+	"github.com/herald-ws/herald/shared/webhooks"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -297,7 +298,7 @@ func (s *Service) webhookApp(appID, name string) (*appconf.App, bool) {
 		return nil, false
 	}
 	a, ok := s.opt.Apps.ByID(appID)
-	if !ok || !webhook.Wanted(a, name) {
+	if !ok || !a.WantsWebhook(name) {
 		return nil, false
 	}
 	return a, true
@@ -331,6 +332,6 @@ func (s *Service) wantsCounts(appID string) bool {
 // wantsCountHooks reports whether an app has an endpoint that takes
 // subscription_count webhooks.
 func (s *Service) wantsCountHooks(appID string) bool {
-	_, ok := s.webhookApp(appID, webhook.SubscriptionCount)
+	_, ok := s.webhookApp(appID, webhooks.SubscriptionCount)
 	return ok
 }

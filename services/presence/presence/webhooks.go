@@ -11,13 +11,14 @@ import (
 	"github.com/herald-ws/herald/services/presence/internal/webhook"
 	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/protocol"
+	"github.com/herald-ws/herald/shared/webhooks"
 )
 
 // hookGroup is the webhook events of one step for one app.
 type hookGroup struct {
 	app    *appconf.App
 	id     string
-	events []webhook.Event
+	events []webhooks.Event
 }
 
 // queueWebhooks queues the webhooks of one step: per app, channel_occupied
@@ -37,7 +38,7 @@ func (t *term) queueWebhooks(fx *state.Effects, id string) error {
 		}
 		gid := id
 		if gid == "" {
-			gid = "grace-" + webhook.Digest(k.App, k.Channel)
+			gid = "grace-" + webhooks.Digest(k.App, k.Channel)
 		}
 		for _, g := range groups {
 			if g.app.ID == k.App && g.id == gid {
@@ -48,7 +49,7 @@ func (t *term) queueWebhooks(fx *state.Effects, id string) error {
 		groups = append(groups, g)
 		return g
 	}
-	add := func(k state.Key, e webhook.Event) {
+	add := func(k state.Key, e webhooks.Event) {
 		if g := group(k, e.Name); g != nil {
 			g.events = append(g.events, e)
 		}
@@ -58,27 +59,27 @@ func (t *term) queueWebhooks(fx *state.Effects, id string) error {
 			if o.Occupied != occupied {
 				continue
 			}
-			name := webhook.ChannelVacated
+			name := webhooks.ChannelVacated
 			if occupied {
-				name = webhook.ChannelOccupied
+				name = webhooks.ChannelOccupied
 			}
-			add(o.Key, webhook.Event{Name: name, Channel: o.Channel})
+			add(o.Key, webhooks.Event{Name: name, Channel: o.Channel})
 		}
 	}
 	occupancy(true)
 	var graceIDs map[*hookGroup][]string
 	for i := range fx.Events {
 		ev := &fx.Events[i]
-		name := webhook.MemberRemoved
+		name := webhooks.MemberRemoved
 		if ev.Event == protocol.EventMemberAdded {
-			name = webhook.MemberAdded
+			name = webhooks.MemberAdded
 		}
 		k := state.Key{App: ev.App, Channel: ev.Channel}
 		g := group(k, name)
 		if g == nil {
 			continue
 		}
-		g.events = append(g.events, webhook.Event{Name: name, Channel: ev.Channel, UserID: ev.UserID})
+		g.events = append(g.events, webhooks.Event{Name: name, Channel: ev.Channel, UserID: ev.UserID})
 		if id == "" {
 			if graceIDs == nil {
 				graceIDs = map[*hookGroup][]string{}
@@ -100,9 +101,9 @@ func (t *term) queueWebhooks(fx *state.Effects, id string) error {
 				// No member event to name it after: nothing repeats it.
 				ids = []string{strconv.FormatInt(now.UnixNano(), 36)}
 			}
-			gid += "-" + webhook.Digest(ids...)
+			gid += "-" + webhooks.Digest(ids...)
 		}
-		msgs, err := webhook.Messages(g.app, gid, now, g.events)
+		msgs, err := webhooks.Messages(g.app.ID, g.app.Webhooks, gid, now, g.events)
 		if err != nil {
 			return err
 		}
@@ -127,12 +128,12 @@ func (t *term) queueWebhooks(fx *state.Effects, id string) error {
 // count went out, if the app's endpoints take it. Counts are not replayed
 // after a restart, so the id need only be unique.
 func (t *term) queueCountWebhook(k state.Key, n int, now time.Time) error {
-	app, ok := t.svc.webhookApp(k.App, webhook.SubscriptionCount)
+	app, ok := t.svc.webhookApp(k.App, webhooks.SubscriptionCount)
 	if !ok {
 		return nil
 	}
-	id := "count-" + webhook.Digest(k.App, k.Channel) + "-" + strconv.FormatInt(now.UnixNano(), 36)
-	msgs, err := webhook.Messages(app, id, now, []webhook.Event{{Name: webhook.SubscriptionCount, Channel: k.Channel, SubscriptionCount: n}})
+	id := "count-" + webhooks.Digest(k.App, k.Channel) + "-" + strconv.FormatInt(now.UnixNano(), 36)
+	msgs, err := webhooks.Messages(app.ID, app.Webhooks, id, now, []webhooks.Event{{Name: webhooks.SubscriptionCount, Channel: k.Channel, SubscriptionCount: n}})
 	if err != nil {
 		return err
 	}

@@ -13,12 +13,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/herald-ws/herald/services/presence/internal/webhook"
 	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/names"
 	"github.com/herald-ws/herald/shared/natstest"
 	"github.com/herald-ws/herald/shared/presence"
 	"github.com/herald-ws/herald/shared/signing"
+	"github.com/herald-ws/herald/shared/webhooks"
 )
 
 const (
@@ -43,7 +43,7 @@ type receiver struct {
 
 type received struct {
 	id    string
-	batch webhook.Batch
+	batch webhooks.Batch
 }
 
 func newReceiver(t *testing.T) *receiver {
@@ -59,7 +59,7 @@ func newReceiver(t *testing.T) *receiver {
 		if !hmac.Equal([]byte(signing.Webhook(hookSecret, body)), []byte(req.Header.Get("X-Pusher-Signature"))) {
 			t.Errorf("bad signature on %s", body)
 		}
-		var b webhook.Batch
+		var b webhooks.Batch
 		if err := json.Unmarshal(body, &b); err != nil || b.TimeMS == 0 || len(b.Events) == 0 {
 			t.Errorf("bad batch %s: %v", body, err)
 		}
@@ -96,11 +96,11 @@ func (r *receiver) tries() int {
 
 // events lists the events received, a duplicate batch (same id) once; it
 // fails the test if two batches with one id differ.
-func (r *receiver) events() []webhook.Event {
+func (r *receiver) events() []webhooks.Event {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	seen := map[string]webhook.Batch{}
-	var out []webhook.Event
+	seen := map[string]webhooks.Batch{}
+	var out []webhooks.Event
 	for _, b := range r.batches {
 		if b.id == "" {
 			r.t.Errorf("a batch without X-Herald-Webhook-Id")
@@ -132,9 +132,9 @@ func hookApps(t *testing.T, hooks ...appconf.Webhook) *appconf.Registry {
 	return reg
 }
 
-func waitEvents(t *testing.T, r *receiver, want []webhook.Event) {
+func waitEvents(t *testing.T, r *receiver, want []webhooks.Event) {
 	t.Helper()
-	var got []webhook.Event
+	var got []webhooks.Event
 	eventually(t, 10*time.Second, "the webhooks arrive", func() bool {
 		got = r.events()
 		return len(got) >= len(want)
@@ -152,7 +152,7 @@ func TestWebhooksSignedAndBatched(t *testing.T) {
 	g := register(t, s, "gw-1")
 	run(t, s, Options{WebhookBackoff: 10 * time.Millisecond, Apps: hookApps(t,
 		appconf.Webhook{URL: all.srv.URL},
-		appconf.Webhook{URL: occupancy.srv.URL, EventTypes: []string{webhook.ChannelOccupied, webhook.ChannelVacated}})})
+		appconf.Webhook{URL: occupancy.srv.URL, EventTypes: []string{webhooks.ChannelOccupied, webhooks.ChannelVacated}})})
 
 	// One snapshot: its events arrive in one batch.
 	g.publish(presence.Op{Op: presence.Snapshot, SnapshotID: "s2", Last: true, Reg: g.reg, Subs: []presence.Sub{
@@ -166,7 +166,7 @@ func TestWebhooksSignedAndBatched(t *testing.T) {
 	g.publish(presence.Op{Op: presence.Leave, App: "a", Channel: "presence-r", SocketID: "1.1"})
 	g.publish(presence.Op{Op: presence.Leave, App: "a", Channel: "news", SocketID: "1.1"})
 
-	waitEvents(t, all, []webhook.Event{
+	waitEvents(t, all, []webhooks.Event{
 		{Name: "channel_occupied", Channel: "news"},
 		{Name: "channel_occupied", Channel: "presence-r"},
 		{Name: "member_added", Channel: "presence-r", UserID: "u1"},
@@ -182,7 +182,7 @@ func TestWebhooksSignedAndBatched(t *testing.T) {
 	if len(first) != 3 {
 		t.Errorf("the snapshot's events came in %d-event batch %+v, want one of 3", len(first), first)
 	}
-	waitEvents(t, occupancy, []webhook.Event{
+	waitEvents(t, occupancy, []webhooks.Event{
 		{Name: "channel_occupied", Channel: "news"},
 		{Name: "channel_occupied", Channel: "presence-r"},
 		{Name: "channel_vacated", Channel: "presence-r"},
@@ -197,7 +197,7 @@ func TestWebhookRetries(t *testing.T) {
 	g := register(t, s, "gw-1")
 	run(t, s, Options{WebhookBackoff: 10 * time.Millisecond, Apps: hookApps(t, appconf.Webhook{URL: r.srv.URL})})
 	g.publish(presence.Op{Op: presence.Join, App: "a", Channel: "news", SocketID: "1.1"})
-	waitEvents(t, r, []webhook.Event{{Name: "channel_occupied", Channel: "news"}})
+	waitEvents(t, r, []webhooks.Event{{Name: "channel_occupied", Channel: "news"}})
 	if n := r.tries(); n < 4 {
 		t.Fatalf("%d attempts, want 3 failed and 1 accepted", n)
 	}
@@ -236,7 +236,7 @@ func TestWebhooksSurviveRestart(t *testing.T) {
 	r.set(0, http.StatusOK)
 	run(t, s, opt)
 	g.publish(presence.Op{Op: presence.Leave, App: "a", Channel: "presence-r", SocketID: "1.1"})
-	waitEvents(t, r, []webhook.Event{
+	waitEvents(t, r, []webhooks.Event{
 		{Name: "channel_occupied", Channel: "presence-r"},
 		{Name: "member_added", Channel: "presence-r", UserID: "u1"},
 		{Name: "member_removed", Channel: "presence-r", UserID: "u1"},
@@ -264,7 +264,7 @@ func TestDeadEndpointDelaysNoOther(t *testing.T) {
 	if rep := g.members("a", "presence-r", seq); len(rep.Members) != 2 {
 		t.Fatalf("members while an endpoint hangs: %+v", rep)
 	}
-	waitEvents(t, live, []webhook.Event{
+	waitEvents(t, live, []webhooks.Event{
 		{Name: "channel_occupied", Channel: "presence-r"},
 		{Name: "member_added", Channel: "presence-r", UserID: "u1"},
 		{Name: "member_added", Channel: "presence-r", UserID: "u2"},
@@ -306,7 +306,7 @@ func TestWebhooksQueuedOnceAfterCrash(t *testing.T) {
 		info, err := st.Info(t.Context())
 		return err == nil && info.State.Msgs == 0 && r.batchCount() > 0
 	})
-	waitEvents(t, r, []webhook.Event{
+	waitEvents(t, r, []webhooks.Event{
 		{Name: "channel_occupied", Channel: "presence-r"},
 		{Name: "member_added", Channel: "presence-r", UserID: "u1"},
 	})
@@ -317,13 +317,13 @@ func TestSubscriptionCountWebhooks(t *testing.T) {
 	counts, plain := newReceiver(t), newReceiver(t)
 	g := register(t, s, "gw-1")
 	run(t, s, Options{WebhookBackoff: 10 * time.Millisecond, CountInterval: time.Millisecond, Apps: hookApps(t,
-		appconf.Webhook{URL: counts.srv.URL, EventTypes: []string{webhook.SubscriptionCount}},
+		appconf.Webhook{URL: counts.srv.URL, EventTypes: []string{webhooks.SubscriptionCount}},
 		appconf.Webhook{URL: plain.srv.URL})})
 
 	g.publish(presence.Op{Op: presence.Join, App: "a", Channel: "news", SocketID: "1.1"})
-	waitEvents(t, counts, []webhook.Event{{Name: "subscription_count", Channel: "news", SubscriptionCount: 1}})
+	waitEvents(t, counts, []webhooks.Event{{Name: "subscription_count", Channel: "news", SubscriptionCount: 1}})
 	g.publish(presence.Op{Op: presence.Leave, App: "a", Channel: "news", SocketID: "1.1"})
-	waitEvents(t, counts, []webhook.Event{
+	waitEvents(t, counts, []webhooks.Event{
 		{Name: "subscription_count", Channel: "news", SubscriptionCount: 1},
 		{Name: "subscription_count", Channel: "news", SubscriptionCount: 0},
 	})
@@ -334,7 +334,7 @@ func TestSubscriptionCountWebhooks(t *testing.T) {
 		t.Errorf("a count of 0 is not written: %s", raw)
 	}
 	// An endpoint that names no types gets occupancy, not counts.
-	waitEvents(t, plain, []webhook.Event{
+	waitEvents(t, plain, []webhooks.Event{
 		{Name: "channel_occupied", Channel: "news"},
 		{Name: "channel_vacated", Channel: "news"},
 	})

@@ -35,9 +35,9 @@ import (
 	"github.com/herald-ws/herald/services/gateway/internal/hub"
 	"github.com/herald-ws/herald/services/gateway/internal/metrics"
 	"github.com/herald-ws/herald/services/gateway/internal/replay"
-	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/position"
 	"github.com/herald-ws/herald/shared/protocol"
+	"github.com/herald-ws/herald/shared/webhooks"
 )
 
 // Replay is what a session needs for the replay extension and cache
@@ -328,7 +328,7 @@ func (r *stream) run() {
 			if r.s.replay.Metrics != nil {
 				r.s.replay.Metrics.CacheMisses.Inc()
 			}
-			r.s.webhook(hookEvent{Name: appconf.WebhookCacheMiss, Channel: ch})
+			r.s.webhook(webhooks.Event{Name: webhooks.CacheMiss, Channel: ch})
 		}
 		if !r.send(frame) {
 			return

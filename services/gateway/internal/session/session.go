@@ -25,6 +25,7 @@ import (
 	"github.com/herald-ws/herald/shared/events"
 	"github.com/herald-ws/herald/shared/protocol"
 	"github.com/herald-ws/herald/shared/signing"
+	"github.com/herald-ws/herald/shared/webhooks"
 )
 
 // The policy for clients that send bad frames.
@@ -367,7 +368,7 @@ func (s *Session) clientEvent(f protocol.Frame) {
 		if s.trace.Debug {
 			s.traceClientEvent(ch, f)
 		}
-		s.webhook(hookEvent{Name: appconf.WebhookClientEvent, Channel: ch, Event: f.Event,
+		s.webhook(webhooks.Event{Name: webhooks.ClientEvent, Channel: ch, Event: f.Event,
 			Data: clientEventData(f.Data), SocketID: s.id, UserID: sub.userID})
 	}
 }

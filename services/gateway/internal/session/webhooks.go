@@ -1,14 +1,12 @@
 package session
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"log/slog"
 	"strconv"
 	"time"
 
-	"github.com/herald-ws/herald/shared/names"
+	"github.com/herald-ws/herald/shared/webhooks"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -26,46 +24,20 @@ type Webhooks struct {
 	Logger  *slog.Logger
 }
 
-// hookEvent is one webhook event, as Pusher sends it.
-type hookEvent struct {
-	Name     string `json:"name"`
-	Channel  string `json:"channel"`
-	Event    string `json:"event,omitempty"`
-	Data     string `json:"data,omitempty"`
-	SocketID string `json:"socket_id,omitempty"`
-	UserID   string `json:"user_id,omitempty"`
-}
-
-// webhook queues e for each of the app's endpoints that takes it.
-func (s *Session) webhook(e hookEvent) {
+// webhook queues e for each of the app's endpoints that takes it
+// (webhooks.Messages), under an id unique to this event.
+func (s *Session) webhook(e webhooks.Event) {
 	w := s.hooks
 	if w == nil || w.JS == nil || !s.app.WantsWebhook(e.Name) {
 		return
 	}
-	body, err := json.Marshal(struct {
-		TimeMS int64       `json:"time_ms"`
-		Events []hookEvent `json:"events"`
-	}{time.Now().UnixMilli(), []hookEvent{e}})
+	id := "gw-" + w.Gateway + "-" + s.id + "-" + strconv.FormatUint(s.hookSeq.Add(1), 10)
+	msgs, err := webhooks.Messages(s.app.ID, s.app.Webhooks, id, time.Now(), []webhooks.Event{e})
 	if err != nil {
+		s.log.Warn("queueing a webhook", "channel", e.Channel, "err", err)
 		return
 	}
-	id := "gw-" + w.Gateway + "-" + s.id + "-" + strconv.FormatUint(s.hookSeq.Add(1), 10)
-	seen := map[string]bool{}
-	for _, h := range s.app.Webhooks {
-		// One queue per URL, filtered as its first entry says.
-		if h.URL == "" || seen[h.URL] {
-			continue
-		}
-		seen[h.URL] = true
-		if !h.Takes(e.Name) {
-			continue
-		}
-		sum := sha256.Sum256([]byte(h.URL))
-		mid := id + "-" + hex.EncodeToString(sum[:6])
-		m := nats.NewMsg(names.WebhookSubject(s.app.ID, h.URL))
-		m.Header.Set(names.HeaderNatsMsgID, mid)
-		m.Header.Set(names.HeaderWebhookID, mid)
-		m.Data = body
+	for _, m := range msgs {
 		if _, err := w.JS.PublishMsgAsync(m); err != nil {
 			s.log.Warn("queueing a webhook", "channel", e.Channel, "err", err)
 		}

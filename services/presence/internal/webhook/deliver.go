@@ -15,6 +15,7 @@ import (
 	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/names"
 	"github.com/herald-ws/herald/shared/signing"
+	"github.com/herald-ws/herald/shared/webhooks"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -82,7 +83,7 @@ func Deliver(ctx context.Context, opt Options) error {
 	}
 	var lanes []*lane
 	for _, app := range opt.Apps.All() {
-		for _, w := range Endpoints(app) {
+		for _, w := range webhooks.Endpoints(app.Webhooks) {
 			var cons jetstream.Consumer
 			for {
 				var err error
@@ -107,7 +108,7 @@ func Deliver(ctx context.Context, opt Options) error {
 }
 
 func consumer(ctx context.Context, st jetstream.Stream, appID, url string) (jetstream.Consumer, error) {
-	name := names.WebhookConsumerPrefix + Digest(appID, url)
+	name := names.WebhookConsumerPrefix + webhooks.Digest(appID, url)
 	if err := st.DeleteConsumer(ctx, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return nil, fmt.Errorf("resetting the webhook consumer of %s: %w", url, err)
 	}
