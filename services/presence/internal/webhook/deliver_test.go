@@ -14,6 +14,7 @@ import (
 	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/natstest"
 	"github.com/herald-ws/herald/shared/presence"
+	"github.com/herald-ws/herald/shared/webhooks"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -35,7 +36,7 @@ func newEndpoint(t *testing.T) *endpoint {
 			http.Error(w, "down", http.StatusServiceUnavailable)
 			return
 		}
-		var b Batch
+		var b webhooks.Batch
 		if err := json.NewDecoder(r.Body).Decode(&b); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
@@ -119,7 +120,7 @@ func startDelivery(t *testing.T, opt Options, hooks ...*endpoint) *queueEnv {
 func (e *queueEnv) queue(channel string) {
 	e.t.Helper()
 	e.seq++
-	msgs, err := Messages(e.app, "op-"+strconv.Itoa(e.seq), time.Now(), []Event{{Name: ChannelOccupied, Channel: channel}})
+	msgs, err := webhooks.Messages(e.app.ID, e.app.Webhooks, "op-"+strconv.Itoa(e.seq), time.Now(), []webhooks.Event{{Name: webhooks.ChannelOccupied, Channel: channel}})
 	if err != nil {
 		e.t.Fatal(err)
 	}
