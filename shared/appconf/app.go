@@ -39,6 +39,9 @@ type App struct {
 	// MaxSubscriptions bounds the channels one connection may be subscribed
 	// to at once; a subscribe beyond it gets pusher:subscription_error.
 	MaxSubscriptions int `json:"max_subscriptions,omitempty"`
+	// SubscribeTimeout is how long a connection may stay without a channel
+	// (and not signed in) before it is closed with 4202.
+	SubscribeTimeout Duration `json:"subscribe_timeout,omitempty"`
 
 	// MaxEventBytes bounds the data of one event on the HTTP API (413).
 	MaxEventBytes int `json:"max_event_bytes,omitempty"`
@@ -68,6 +71,7 @@ const (
 	DefaultPingInterval          = 60 * time.Second
 	DefaultClientEventsPerSecond = 10
 	DefaultMaxSubscriptions      = 128
+	DefaultSubscribeTimeout      = 10 * time.Minute
 	DefaultMaxEventBytes         = 10_240
 	DefaultReplayWindow          = 5 * time.Minute
 	DefaultReplayMaxEvents       = 1000
@@ -96,6 +100,7 @@ func (a *App) withDefaults() {
 	setDur(&a.PingInterval, DefaultPingInterval)
 	setInt(&a.ClientEventsPerSecond, DefaultClientEventsPerSecond)
 	setInt(&a.MaxSubscriptions, DefaultMaxSubscriptions)
+	setDur(&a.SubscribeTimeout, DefaultSubscribeTimeout)
 	setInt(&a.MaxEventBytes, DefaultMaxEventBytes)
 	setDur(&a.ReplayWindow, DefaultReplayWindow)
 	setInt(&a.ReplayMaxEvents, DefaultReplayMaxEvents)

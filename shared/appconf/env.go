@@ -25,6 +25,7 @@ type Env struct {
 
 	ClientEventsPerSecond int           `env:"HERALD_CLIENT_EVENTS_PER_SECOND" envDefault:"10"`
 	MaxSubscriptions      int           `env:"HERALD_MAX_SUBSCRIPTIONS" envDefault:"128"`
+	SubscribeTimeout      time.Duration `env:"HERALD_SUBSCRIBE_TIMEOUT" envDefault:"10m"`
 	MaxEventBytes         int           `env:"HERALD_MAX_EVENT_BYTES" envDefault:"10240"`
 	ReplayWindow          time.Duration `env:"HERALD_REPLAY_WINDOW" envDefault:"5m"`
 	ReplayMaxEvents       int           `env:"HERALD_REPLAY_MAX_EVENTS" envDefault:"1000"`
@@ -86,6 +87,7 @@ func (e Env) App(a App) App {
 	a.AllowedOrigins = e.AllowedOrigins
 	a.ClientEventsPerSecond = e.ClientEventsPerSecond
 	a.MaxSubscriptions = e.MaxSubscriptions
+	a.SubscribeTimeout = Duration(e.SubscribeTimeout)
 	a.MaxEventBytes = e.MaxEventBytes
 	a.ReplayWindow = Duration(e.ReplayWindow)
 	a.ReplayMaxEvents = e.ReplayMaxEvents

@@ -83,7 +83,7 @@ func (a *App) validate() error {
 	case a.MaxConnections < 0, a.MaxMessageSize < 0, a.MaxEventBytes < 0, a.ReplayMaxEvents < 0,
 		a.ClientEventsPerSecond < 0, a.MaxSubscriptions < 0, a.MaxPresenceMembers < 0, a.MaxUserInfoBytes < 0, a.MaxUserIDLength < 0:
 		return errors.New("a limit is negative")
-	case a.ActivityTimeout < 0, a.PingInterval < 0, a.ReplayWindow < 0:
+	case a.ActivityTimeout < 0, a.PingInterval < 0, a.ReplayWindow < 0, a.SubscribeTimeout < 0:
 		return errors.New("a duration is negative")
 	}
 	for _, w := range a.Webhooks {

@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"regexp"
 	"strings"
@@ -788,4 +789,66 @@ func TestMetricsCountMessages(t *testing.T) {
 	if got := metric(t, e.reg, "herald_gateway_connections_total"); got != 1 {
 		t.Errorf("connections_total = %v", got)
 	}
+}
+
+// A connection that holds no channel for the app's subscribe_timeout is
+// closed with 4202; one that subscribed is not, until it leaves its last
+// channel and stays without one for as long.
+func TestConnectionsWithoutChannelsAreClosed(t *testing.T) {
+	e := newEnv(t)
+	app := e.app("app-idle") // SubscribeTimeout 300 ms
+	idle := connect(t, e.hs, "key-idle")
+	busy := connect(t, e.hs, "key-idle")
+	busy.subscribe(app, "news")
+	idle.expectClose(protocol.CodeClosedAfterIdle)
+	busy.ping() // open, well past the timeout
+	busy.send("pusher:unsubscribe", "", map[string]string{"channel": "news"})
+	busy.expectClose(protocol.CodeClosedAfterIdle)
+}
+
+// A client flooding pings (or subscribes) gets what the rate allows, then
+// pusher:error 4301 for what it does not, then a close with 4301; another
+// client of the gateway goes on as before.
+func TestMessageFloodIsLimited(t *testing.T) {
+	e := newEnv(t)
+	app := e.app("app-1")
+	bystander := connect(t, e.hs, "key-1")
+	bystander.subscribe(app, "news")
+	flood := connect(t, e.hs, "key-1")
+	const sent = 1000
+	go func() {
+		for range sent {
+			if flood.c.WriteMessage(websocket.TextMessage, []byte(`{"event":"pusher:ping","data":{}}`)) != nil {
+				return
+			}
+		}
+	}()
+	pongs, refused := 0, 0
+	for {
+		f, err := flood.tryRead()
+		if err != nil {
+			var ce *websocket.CloseError
+			if !errors.As(err, &ce) || ce.Code != protocol.CodeClientEventRateLimit {
+				t.Fatalf("flood ended with %v after %d pongs, want close 4301", err, pongs)
+			}
+			break
+		}
+		switch f.Event {
+		case "pusher:pong":
+			pongs++
+		case "pusher:error":
+			if code, _ := f.errorData(t); code != protocol.CodeClientEventRateLimit {
+				t.Fatalf("got %s", f.raw)
+			}
+			refused++
+		default:
+			t.Fatalf("unexpected %s", f.raw)
+		}
+	}
+	if pongs == 0 || pongs >= sent || refused == 0 {
+		t.Fatalf("%d pongs and %d refusals for %d pings", pongs, refused, sent)
+	}
+	e.publish(events.Event{AppID: app.ID, Channel: "news", Name: "e", Data: "1"})
+	bystander.expectEvent("e", "news", "1")
+	bystander.ping()
 }

@@ -43,3 +43,26 @@ func repeat(d time.Duration, n int) []time.Duration {
 	}
 	return out
 }
+
+func TestBurst(t *testing.T) {
+	now := time.Unix(1000, 0)
+	b := NewBurst(10, 30)
+	for i := range 30 {
+		if !b.Allow(now) {
+			t.Fatalf("token %d of the burst refused", i)
+		}
+	}
+	if b.Allow(now) {
+		t.Fatal("allowed past the burst")
+	}
+	// A second refills the rate, not the burst.
+	now = now.Add(time.Second)
+	for i := range 10 {
+		if !b.Allow(now) {
+			t.Fatalf("token %d after a second refused", i)
+		}
+	}
+	if b.Allow(now) {
+		t.Fatal("allowed past the rate")
+	}
+}

@@ -47,6 +47,15 @@ const (
 	CodeTooLarge  = protocol.CodeMessageTooLarge
 )
 
+// Floods. Besides client events (the app's client_events_per_second),
+// every other frame a client sends (pings, subscribes, unsubscribes,
+// sign-ins) takes a token from a bucket of MessagesPerSecond, with bursts of
+// twice the app's max_subscriptions so that a page subscribing to all its
+// channels at once passes. A frame over the rate is dropped with
+// pusher:error 4301 and counts as a bad frame: a client that keeps flooding
+// is closed with 4301 (pusher-js does not reconnect).
+const MessagesPerSecond = 100
+
 // HardCap is the size past which a frame closes the connection:
 // 4 × the app's limit, at least 64 KiB.
 func HardCap(limit int) int { return max(4*limit, 64<<10) }
@@ -96,6 +105,12 @@ type Session struct {
 
 	channels map[string]*subscription
 	limiter  ratelimit.Bucket
+	messages ratelimit.Bucket // frames other than client events
+	// engaged: the connection holds a channel or is signed in; the idle
+	// timer closes it when it stays unengaged for the app's
+	// SubscribeTimeout. Written by Run's goroutine, read by the timer's.
+	engaged   atomic.Bool
+	idleTimer *time.Timer
 	badStart time.Time
 	badCount int
 
@@ -131,6 +146,7 @@ func New(cfg Config) *Session {
 		log:      cfg.Logger.With("app_id", cfg.App.ID, "socket_id", cfg.SocketID),
 		channels: map[string]*subscription{},
 		limiter:  ratelimit.New(cfg.App.ClientEventsPerSecond),
+		messages: ratelimit.NewBurst(MessagesPerSecond, max(MessagesPerSecond, 2*cfg.App.MaxSubscriptions)),
 		replay:   cfg.Replay,
 		history:  make(chan struct{}, 1),
 		users:    cfg.Users,
@@ -160,6 +176,8 @@ func (s *Session) Run() {
 	defer s.conn.ReaderDone()
 	defer s.leaveAll()
 	s.Send(protocol.ConnectionEstablished(s.id, int(s.app.ActivityTimeout.D()/time.Second)))
+	s.idleTimer = time.AfterFunc(s.app.SubscribeTimeout.D(), s.closeIdle)
+	defer s.idleTimer.Stop()
 	limit := s.app.MaxMessageSize
 	hardCap := HardCap(limit)
 	for {
@@ -184,8 +202,32 @@ func (s *Session) Run() {
 		}
 		if !s.conn.Closing() {
 			s.handle(buf.Bytes())
+			s.checkEngaged()
 		}
 		s.conn.Release(buf)
+	}
+}
+
+// checkEngaged follows whether the connection holds a channel or a sign-in,
+// and starts the idle timer again when it stops doing so.
+func (s *Session) checkEngaged() {
+	now := len(s.channels) > 0 || s.user != ""
+	if now == s.engaged.Load() {
+		return
+	}
+	s.engaged.Store(now)
+	if !now {
+		s.idleTimer.Reset(s.app.SubscribeTimeout.D())
+	}
+}
+
+// closeIdle closes a connection that had no channel and no sign-in for the
+// app's SubscribeTimeout, with 4202 (pusher-js reconnects at once: a page
+// that subscribes later still works).
+func (s *Session) closeIdle() {
+	if !s.engaged.Load() {
+		s.conn.Close(protocol.CodeClosedAfterIdle,
+			fmt.Sprintf("No channel subscribed within %s", s.app.SubscribeTimeout.D()))
 	}
 }
 
@@ -194,6 +236,11 @@ func (s *Session) handle(b []byte) {
 	f, err := protocol.DecodeFrame(b)
 	if err != nil {
 		s.bad(CodeMalformed, "Invalid message: "+strings.TrimPrefix(err.Error(), "protocol: "))
+		return
+	}
+	if strings.HasPrefix(f.Event, "pusher:") && !s.messages.Allow(time.Now()) {
+		s.bad(protocol.CodeClientEventRateLimit,
+			fmt.Sprintf("%s was dropped: over the rate limit of %d messages per second", f.Event, MessagesPerSecond))
 		return
 	}
 	switch {
