@@ -29,6 +29,9 @@ type config struct {
 	WriteQueueBytes int           `env:"HERALD_WRITE_QUEUE_BYTES" envDefault:"1048576"`
 	WriteTimeout    time.Duration `env:"HERALD_WRITE_TIMEOUT" envDefault:"10s"`
 	ShutdownTimeout time.Duration `env:"HERALD_SHUTDOWN_TIMEOUT" envDefault:"10s"`
+	// PublishRetryFor bounds how long the HTTP API's publish keeps trying
+	// through a NATS reconnect or a stream leader election; 0: no retry.
+	PublishRetryFor time.Duration `env:"HERALD_PUBLISH_RETRY_FOR" envDefault:"5s"`
 
 	// Global channel state: the gateway's heartbeat TTL and its wait for
 	// the presence service, and the presence service's own settings (see
@@ -69,6 +72,8 @@ func parseConfig() (config, error) {
 		return c, fmt.Errorf("HERALD_WRITE_QUEUE_BYTES=%d is below 64 KiB", c.WriteQueueBytes)
 	case c.WriteTimeout <= 0:
 		return c, fmt.Errorf("HERALD_WRITE_TIMEOUT=%s must be positive", c.WriteTimeout)
+	case c.PublishRetryFor < 0 || c.PublishRetryFor > time.Minute:
+		return c, fmt.Errorf("HERALD_PUBLISH_RETRY_FOR=%s must be 0 to 1m", c.PublishRetryFor)
 	case c.ShutdownTimeout <= 0:
 		return c, fmt.Errorf("HERALD_SHUTDOWN_TIMEOUT=%s must be positive", c.ShutdownTimeout)
 	case c.GatewayTTL < time.Second:

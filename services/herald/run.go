@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -98,6 +99,8 @@ func run(ctx context.Context, _ []string, stdout, stderr io.Writer) error {
 		Metrics:    reg,
 		PathPrefix: cfg.Path,
 		Stream:     stream,
+		// 0 in the setting means no retry; in the options, the default.
+		PublishRetryFor: cmp.Or(cfg.PublishRetryFor, -1),
 	})
 	if err != nil {
 		return fmt.Errorf("starting HTTP API: %w", err)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/logging"
@@ -22,15 +23,22 @@ type config struct {
 	// StreamReplicas is 1 on a single NATS server, 3 on a cluster.
 	StreamReplicas int `env:"HERALD_STREAM_REPLICAS" envDefault:"1"`
 	// StreamMaxBytes caps each app's events stream; 0 means 1 GiB.
-	StreamMaxBytes int64  `env:"HERALD_STREAM_MAX_BYTES" envDefault:"0"`
-	LogLevel       string `env:"HERALD_LOG_LEVEL" envDefault:"info"`
-	LogFormat      string `env:"HERALD_LOG_FORMAT" envDefault:"text"`
+	StreamMaxBytes int64 `env:"HERALD_STREAM_MAX_BYTES" envDefault:"0"`
+	// PublishRetryFor bounds how long a publish keeps trying through a
+	// NATS reconnect or a stream leader election; 0 answers 503 at once.
+	PublishRetryFor time.Duration `env:"HERALD_PUBLISH_RETRY_FOR" envDefault:"5s"`
+	LogLevel        string        `env:"HERALD_LOG_LEVEL" envDefault:"info"`
+	LogFormat       string        `env:"HERALD_LOG_FORMAT" envDefault:"text"`
 }
 
 func main() {
 	cfg, err := appconf.Parse[config]()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "trigger: reading settings: %v\n", err)
+		os.Exit(2)
+	}
+	if cfg.PublishRetryFor < 0 || cfg.PublishRetryFor > time.Minute {
+		fmt.Fprintf(os.Stderr, "trigger: HERALD_PUBLISH_RETRY_FOR=%s must be 0 to 1m\n", cfg.PublishRetryFor)
 		os.Exit(2)
 	}
 	log, err := logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -65,6 +66,8 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		Metrics:    reg,
 		PathPrefix: cfg.PathPrefix,
 		Stream:     events.StreamOptions{Replicas: cfg.StreamReplicas, MaxBytes: cfg.StreamMaxBytes},
+		// 0 in the setting means no retry; in the options, the default.
+		PublishRetryFor: cmp.Or(cfg.PublishRetryFor, -1),
 	})
 	cancel()
 	if err != nil {

@@ -35,6 +35,11 @@ type Options struct {
 	// PathPrefix is REVERB_SERVER_PATH: routes are {PathPrefix}/apps/{id}/….
 	PathPrefix string
 	Stream     events.StreamOptions
+	// PublishRetryFor bounds how long a publish keeps trying through a
+	// NATS reconnect or a stream leader election before answering 503
+	// (HERALD_PUBLISH_RETRY_FOR); 0 is publish.DefaultRetryFor, negative
+	// means no retry.
+	PublishRetryFor time.Duration
 	// Now is the clock that signatures are checked against; nil is time.Now.
 	Now func() time.Time
 }
@@ -72,10 +77,11 @@ func New(ctx context.Context, opt Options) (*API, error) {
 	}
 	a.debug = a.log.Enabled(ctx, slog.LevelDebug)
 	var err error
-	if a.pub, err = publish.New(opt.NC, opt.Stream, a.log); err != nil {
+	if a.metrics, err = newMetrics(opt.Metrics); err != nil {
 		return nil, fmt.Errorf("trigger api: %w", err)
 	}
-	if a.metrics, err = newMetrics(opt.Metrics); err != nil {
+	if a.pub, err = publish.New(opt.NC, opt.Stream, a.log,
+		publish.Options{RetryFor: opt.PublishRetryFor, Retried: a.metrics.retries.Inc}); err != nil {
 		return nil, fmt.Errorf("trigger api: %w", err)
 	}
 	if err := a.ensureStreams(ctx); err != nil {

@@ -46,7 +46,7 @@ func (a *API) channel(w http.ResponseWriter, r *http.Request, app *appconf.App, 
 		}
 	}
 	if wantPosition {
-		ctx, cancel := context.WithTimeout(r.Context(), publishTimeout)
+		ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
 		defer cancel()
 		p, err := a.currentPosition(ctx, app, channel)
 		if err != nil {

@@ -64,7 +64,7 @@ func channelAttrError(channel, attr string) string {
 
 // stateContext bounds one read of channel state.
 func stateContext(r *http.Request) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(r.Context(), publishTimeout)
+	return context.WithTimeout(r.Context(), queryTimeout)
 }
 
 // stateUnavailable answers a failed read of channel state.

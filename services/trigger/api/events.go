@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"strconv"
@@ -13,8 +12,9 @@ import (
 	"github.com/herald-ws/herald/shared/events"
 )
 
-// publishTimeout bounds how long a request waits for its events to be stored.
-const publishTimeout = publish.AckTimeout
+// queryTimeout bounds the NATS requests of the channel queries and of
+// terminate_connections.
+const queryTimeout = 5 * time.Second
 
 // maxIdempotencyKey bounds the caller's key, which becomes part of each
 // message id.
@@ -116,13 +116,12 @@ func (a *API) batchEvents(w http.ResponseWriter, r *http.Request, app *appconf.A
 }
 
 // publish stores msgs and reports whether it did; when not, it has
-// answered the request: 503 when NATS or the stream could not be reached in
-// time (retry), 500 when JetStream refused the events.
+// answered the request: 503 when NATS or the stream could not be reached
+// within the publish retry budget (the caller may retry), 500 when
+// JetStream refused the events.
 func (a *API) publish(w http.ResponseWriter, r *http.Request, app *appconf.App, msgs []events.Event) bool {
-	ctx, cancel := context.WithTimeout(r.Context(), publishTimeout)
-	defer cancel()
 	start := time.Now()
-	err := a.pub.Publish(ctx, app, msgs)
+	err := a.pub.Publish(r.Context(), app, msgs)
 	if err == nil {
 		a.metrics.published(len(msgs), time.Since(start))
 		if a.debug {

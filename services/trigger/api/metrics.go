@@ -12,6 +12,7 @@ type metrics struct {
 	requests  *prometheus.CounterVec
 	events    prometheus.Counter
 	publishes prometheus.Histogram
+	retries   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -32,6 +33,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:      "Time from publishing a request's events to their last acknowledgement, for requests that succeeded.",
 			Buckets:   []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}),
+		retries: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "herald_trigger",
+			Name:      "publish_retries_total",
+			Help:      "Publishes tried again after NATS was unreachable or a stream had no leader.",
+		}),
 	}
 	if reg == nil {
 		return m, nil
@@ -45,6 +51,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	if m.publishes, err = register(reg, m.publishes); err != nil {
+		return nil, err
+	}
+	if m.retries, err = register(reg, m.retries); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -18,7 +18,7 @@ func (a *API) terminate(w http.ResponseWriter, r *http.Request, app *appconf.App
 		return
 	}
 	subject := names.UserTerminateSubject(app.ID)
-	ctx, cancel := context.WithTimeout(r.Context(), publishTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
 	defer cancel()
 	err := a.nc.Publish(subject, []byte(userID))
 	if err == nil {

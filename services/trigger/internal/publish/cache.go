@@ -2,12 +2,13 @@ package publish
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/events"
+	"github.com/herald-ws/herald/shared/names"
 	"github.com/herald-ws/herald/shared/protocol"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -21,52 +22,32 @@ import (
 
 // storeCache stores the cache stream copy of every cache channel's event in
 // evs, acks[i] being the events stream's acknowledgement of evs[i]. An ack
-// marked duplicate (a retried request with an idempotency key) is skipped:
-// its copy is stored already, and writing it again could put an older
-// event back over a newer one. A cache stream that is gone is ensured again
-// once.
-func (p *Publisher) storeCache(ctx context.Context, app *appconf.App, evs []events.Event, acks []*jetstream.PubAck) error {
+// marked duplicate on the first try (a retried request with an idempotency
+// key) is skipped: its copy is stored already, and writing it again could
+// put an older event back over a newer one. A duplicate on a later try of
+// this call (retriedAck) is this call's own event, stored by a try whose
+// ack was lost: its copy is written. Copies carry the event's message id
+// with a suffix, so a copy sent twice is stored once; they are retried as
+// the events are (untilStored).
+func (p *Publisher) storeCache(ctx context.Context, app *appconf.App, evs []events.Event, acks []*jetstream.PubAck, retriedAck []bool) error {
 	var idx []int
 	for i, ev := range evs {
-		if protocol.IsCache(ev.Channel) && acks[i] != nil && !acks[i].Duplicate {
+		if protocol.IsCache(ev.Channel) && acks[i] != nil && (!acks[i].Duplicate || (retriedAck != nil && retriedAck[i])) {
 			idx = append(idx, i)
 		}
 	}
 	if len(idx) == 0 {
 		return nil
 	}
-	err := p.cacheCopies(ctx, evs, acks, idx)
-	if !errors.Is(err, jetstream.ErrNoStreamResponse) {
-		return err
+	msg := func(n int) *nats.Msg {
+		ev := evs[idx[n]]
+		m := ev.CacheMsg(acks[idx[n]].Sequence)
+		m.Header.Set(names.HeaderNatsMsgID, ev.MsgID+":cache")
+		return m
 	}
-	p.log.Warn("cache stream missing, ensuring it again", "app_id", app.ID, "err", err)
-	if _, eerr := events.EnsureCacheStream(ctx, p.js, app, p.opt); eerr != nil {
-		return fmt.Errorf("%w (ensuring the cache stream again: %v)", err, eerr)
+	cacheAcks := make([]*jetstream.PubAck, len(idx))
+	if err := p.untilStored(ctx, app, len(idx), msg, cacheAcks, func(int) {}, names.CacheStream(app.ID)); err != nil {
+		return fmt.Errorf("caching events: %w", err)
 	}
-	return p.cacheCopies(ctx, evs, acks, idx)
-}
-
-// cacheCopies publishes the copies of evs[idx] and waits for their acks.
-func (p *Publisher) cacheCopies(ctx context.Context, evs []events.Event, acks []*jetstream.PubAck, idx []int) error {
-	futures := make([]jetstream.PubAckFuture, 0, len(idx))
-	for _, i := range idx {
-		f, err := p.js.PublishMsgAsync(evs[i].CacheMsg(acks[i].Sequence))
-		if err != nil {
-			return fmt.Errorf("caching the event of %s: %w", evs[i].Channel, err)
-		}
-		futures = append(futures, f)
-	}
-	var firstErr error
-	for n, f := range futures {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			if firstErr == nil {
-				firstErr = fmt.Errorf("caching the event of %s: %w", evs[idx[n]].Channel, err)
-			}
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for cache acknowledgements: %w", ctx.Err())
-		}
-	}
-	return firstErr
+	return nil
 }

@@ -1,5 +1,12 @@
 // Package publish stores channel events in their app's JetStream events
 // stream and reports success only once every message is acknowledged.
+//
+// A publish that finds NATS reconnecting, or the stream between leaders (a
+// node lost, a leader stepping down), is tried again until it is stored or
+// the retry budget (Options.RetryFor) is spent. Every message carries a
+// message id, so a second try of an event whose first try was stored but
+// not acknowledged is recognised by the stream's duplicate window and
+// stored once.
 package publish
 
 import (
@@ -7,48 +14,91 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/events"
+	"github.com/herald-ws/herald/shared/names"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 )
 
-// AckTimeout bounds the wait for one PubAck. Past it the message counts as
-// failed, and its pending entry is freed so lost acks cannot pile up.
-const AckTimeout = 5 * time.Second
+// DefaultRetryFor is how long a publish keeps trying through an outage
+// when Options.RetryFor is zero: longer than a JetStream leader election
+// or a client reconnect to another node, well under the HTTP timeouts of
+// the Pusher SDKs.
+const DefaultRetryFor = 5 * time.Second
+
+// AttemptTimeout bounds the wait for the acknowledgements of one try. An
+// ack that does not come in time (a node lost with it) makes the event
+// unknown, and it is sent again under the same message id.
+const AttemptTimeout = 2 * time.Second
 
 // maxPending bounds async publishes in flight over the connection; beyond
-// it a publish waits briefly, then fails with ErrTooManyStalledMsgs.
+// it a publish waits briefly, then fails with ErrTooManyStalledMsgs (and is
+// tried again).
 const maxPending = 16384
 
-// ErrNotConnected is returned when the NATS connection is down: nothing is
-// sent, so nothing sits in the reconnect buffer to be stored behind the
-// caller's back.
+// Backoff between tries.
+const (
+	firstBackoff = 25 * time.Millisecond
+	maxBackoff   = 400 * time.Millisecond
+)
+
+// ErrNotConnected is returned when the NATS connection stayed down for the
+// whole retry budget: nothing is left in the reconnect buffer to be stored
+// behind the caller's back.
 var ErrNotConnected = errors.New("publish: NATS is not connected")
+
+// Options tune a Publisher.
+type Options struct {
+	// RetryFor bounds how long one Publish keeps trying through an
+	// outage; 0 is DefaultRetryFor, negative means one try.
+	RetryFor time.Duration
+	// Retried, when set, is called once for every try after the first.
+	Retried func()
+}
 
 // Publisher publishes events of any configured app.
 type Publisher struct {
-	nc  *nats.Conn
-	js  jetstream.JetStream
-	opt events.StreamOptions
-	log *slog.Logger
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	opt      events.StreamOptions
+	log      *slog.Logger
+	retryFor time.Duration
+	retried  func()
+
+	// ids: every event gets idPrefix + a counter as its message id unless
+	// the caller gave one.
+	idPrefix string
+	idSeq    atomic.Uint64
 
 	mu      sync.Mutex
 	ensured map[string]time.Time // app id → last re-ensure after "no stream"
 }
 
 // New builds a Publisher on nc, which the caller keeps owning.
-func New(nc *nats.Conn, opt events.StreamOptions, log *slog.Logger) (*Publisher, error) {
+func New(nc *nats.Conn, opt events.StreamOptions, log *slog.Logger, po Options) (*Publisher, error) {
 	js, err := jetstream.New(nc,
-		jetstream.WithPublishAsyncTimeout(AckTimeout),
+		jetstream.WithPublishAsyncTimeout(AttemptTimeout),
 		jetstream.WithPublishAsyncMaxPending(maxPending))
 	if err != nil {
 		return nil, fmt.Errorf("opening JetStream: %w", err)
 	}
-	return &Publisher{nc: nc, js: js, opt: opt, log: log, ensured: map[string]time.Time{}}, nil
+	p := &Publisher{nc: nc, js: js, opt: opt, log: log, retryFor: po.RetryFor, retried: po.Retried,
+		idPrefix: nuid.Next() + ".", ensured: map[string]time.Time{}}
+	if p.retryFor == 0 {
+		p.retryFor = DefaultRetryFor
+	}
+	if p.retried == nil {
+		p.retried = func() {}
+	}
+	return p, nil
 }
 
 // JetStream returns the JetStream context the publisher uses.
@@ -63,70 +113,104 @@ func (p *Publisher) Ensure(ctx context.Context, app *appconf.App) error {
 	return err
 }
 
+// MsgID returns a message id no other event of this process has: a
+// random prefix per Publisher and a counter.
+func (p *Publisher) MsgID() string {
+	return p.idPrefix + strconv.FormatUint(p.idSeq.Add(1), 36)
+}
+
 // Publish stores every event and returns nil once all are acknowledged, the
-// cache stream's copies of cache channels' events included (cache.go). When
-// the app's stream is gone (deleted under a running service), it is created
-// again and the events that found no stream are published once more.
+// cache stream's copies of cache channels' events included (cache.go).
+// Events without a message id get one first. Through an outage it tries
+// again, the events not yet acknowledged only, until ctx ends or the retry
+// budget is spent; then it returns the last error, for which Unavailable
+// holds. An error JetStream gives for the event itself (too large, …) is
+// returned at once.
 func (p *Publisher) Publish(ctx context.Context, app *appconf.App, evs []events.Event) error {
-	if !p.nc.IsConnected() {
-		return ErrNotConnected
+	for i := range evs {
+		if evs[i].MsgID == "" {
+			evs[i].MsgID = p.MsgID()
+		}
 	}
-	failed, acks, err := p.publish(ctx, evs)
-	if err == nil {
-		return p.storeCache(ctx, app, evs, acks)
+	if p.retryFor > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.retryFor)
+		defer cancel()
 	}
-	if !errors.Is(err, jetstream.ErrNoStreamResponse) {
-		return err
-	}
-	p.log.Warn("events stream missing, ensuring it again", "app_id", app.ID, "err", err)
-	if eerr := p.reensure(ctx, app); eerr != nil {
-		return fmt.Errorf("%w (ensuring the stream again: %v)", err, eerr)
-	}
-	retry := make([]events.Event, len(failed))
-	for i, n := range failed {
-		retry[i] = evs[n]
-	}
-	_, racks, err := p.publish(ctx, retry)
+	acks := make([]*jetstream.PubAck, len(evs))
+	// retriedAck marks events acknowledged on a later try: a duplicate
+	// ack there is the first try's store, whose cache copy is not written.
+	var retriedAck []bool
+	msg := func(i int) *nats.Msg { return evs[i].Msg() }
+	err := p.untilStored(ctx, app, len(evs), msg, acks, func(i int) {
+		if retriedAck == nil {
+			retriedAck = make([]bool, len(evs))
+		}
+		retriedAck[i] = true
+	}, names.EventsStream(app.ID))
 	if err != nil {
 		return err
 	}
-	for i, n := range failed {
-		acks[n] = racks[i]
-	}
-	return p.storeCache(ctx, app, evs, acks)
+	return p.storeCache(ctx, app, evs, acks, retriedAck)
 }
 
-// reensure calls EnsureStream for app unless another request just did.
-func (p *Publisher) reensure(ctx context.Context, app *appconf.App) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if time.Since(p.ensured[app.ID]) < time.Second {
-		return nil
+// untilStored publishes msg(i) for i < n, and again for those that failed
+// for want of NATS or of a stream leader, until each has an ack in acks.
+// onRetryAck(i) is called for an ack that came on a later try.
+func (p *Publisher) untilStored(ctx context.Context, app *appconf.App, n int, msg func(int) *nats.Msg,
+	acks []*jetstream.PubAck, onRetryAck func(int), stream string) error {
+	backoff := firstBackoff
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			p.retried()
+		}
+		err := p.try(ctx, n, msg, acks, attempt > 0, onRetryAck)
+		if err == nil {
+			return nil
+		}
+		if !Unavailable(err) || ctx.Err() != nil || p.retryFor < 0 {
+			return err
+		}
+		if errors.Is(err, jetstream.ErrNoStreamResponse) {
+			// No stream answered: a leader election, or a stream deleted
+			// under the running service, which is created again.
+			if eerr := p.reensureIfGone(ctx, app, stream); eerr != nil {
+				p.log.Warn("events stream missing, ensuring it again failed", "app_id", app.ID, "err", eerr)
+			}
+		}
+		p.log.Debug("storing events failed, trying again", "app_id", app.ID, "attempt", attempt+1, "err", err)
+		if !sleep(ctx, backoff) {
+			return err
+		}
+		backoff = min(2*backoff, maxBackoff)
 	}
-	if err := p.Ensure(ctx, app); err != nil {
-		return err
-	}
-	p.ensured[app.ID] = time.Now()
-	return nil
 }
 
-// publish sends evs asynchronously and waits for every ack, which it returns
-// by index. When some failed for lack of a stream and nothing else went
-// wrong, it returns their indexes with ErrNoStreamResponse; otherwise the
-// first error.
-func (p *Publisher) publish(ctx context.Context, evs []events.Event) ([]int, []*jetstream.PubAck, error) {
-	futures := make([]jetstream.PubAckFuture, len(evs))
-	acks := make([]*jetstream.PubAck, len(evs))
+// try sends every message without an ack yet and waits for their acks
+// together, up to AttemptTimeout. It returns the first error; Unavailable
+// says whether another try may succeed.
+func (p *Publisher) try(ctx context.Context, n int, msg func(int) *nats.Msg, acks []*jetstream.PubAck,
+	retry bool, onRetryAck func(int)) error {
+	if !p.nc.IsConnected() {
+		if !p.waitConnected(ctx) {
+			return ErrNotConnected
+		}
+	}
+	futures := make([]jetstream.PubAckFuture, n)
 	var firstErr error
-	for i, ev := range evs {
-		f, err := p.js.PublishMsgAsync(ev.Msg())
+	for i := range n {
+		if acks[i] != nil {
+			continue
+		}
+		f, err := p.js.PublishMsgAsync(msg(i))
 		if err != nil {
-			firstErr = fmt.Errorf("publishing to %s: %w", ev.Channel, err)
+			firstErr = fmt.Errorf("publishing: %w", err)
 			break
 		}
 		futures[i] = f
 	}
-	var noStream []int
+	timeout := time.NewTimer(AttemptTimeout)
+	defer timeout.Stop()
 	for i, f := range futures {
 		if f == nil {
 			continue
@@ -134,28 +218,73 @@ func (p *Publisher) publish(ctx context.Context, evs []events.Event) ([]int, []*
 		select {
 		case ack := <-f.Ok():
 			acks[i] = ack
+			if retry {
+				onRetryAck(i)
+			}
 		case err := <-f.Err():
-			if errors.Is(err, jetstream.ErrNoStreamResponse) {
-				noStream = append(noStream, i)
-				continue
+			if firstErr == nil || (Unavailable(firstErr) && !Unavailable(err)) {
+				firstErr = fmt.Errorf("storing on %s: %w", f.Msg().Subject, err)
 			}
+		case <-timeout.C:
 			if firstErr == nil {
-				firstErr = fmt.Errorf("storing event on %s: %w", evs[i].Channel, err)
+				firstErr = fmt.Errorf("waiting for acknowledgements: %w", nats.ErrTimeout)
 			}
+			return firstErr
 		case <-ctx.Done():
 			if firstErr == nil {
 				firstErr = fmt.Errorf("waiting for acknowledgements: %w", ctx.Err())
 			}
-			return nil, nil, firstErr
+			return firstErr
 		}
 	}
-	if firstErr != nil {
-		return nil, nil, firstErr
+	return firstErr
+}
+
+// waitConnected waits until the connection is up again or ctx ends.
+func (p *Publisher) waitConnected(ctx context.Context) bool {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for !p.nc.IsConnected() {
+		if p.nc.IsClosed() {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
 	}
-	if len(noStream) > 0 {
-		return noStream, acks, fmt.Errorf("storing %d events: %w", len(noStream), jetstream.ErrNoStreamResponse)
+	return true
+}
+
+// reensureIfGone creates the app's streams again when stream no longer
+// exists, unless another request just did. A stream that exists but did
+// not answer is electing a leader: waiting is all there is to do.
+func (p *Publisher) reensureIfGone(ctx context.Context, app *appconf.App, stream string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if time.Since(p.ensured[app.ID]) < time.Second {
+		return nil
 	}
-	return nil, acks, nil
+	p.ensured[app.ID] = time.Now()
+	actx, cancel := context.WithTimeout(ctx, AttemptTimeout)
+	defer cancel()
+	if _, err := p.js.Stream(actx, stream); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil
+	}
+	p.log.Warn("stream missing, ensuring it again", "app_id", app.ID, "stream", stream)
+	return p.Ensure(actx, app)
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // Unavailable reports an error that says NATS or the stream could not be
@@ -171,5 +300,8 @@ func Unavailable(err error) bool {
 			return true
 		}
 	}
-	return false
+	// JetStream answering "temporarily unavailable" (503) while it
+	// elects a leader.
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.Code == http.StatusServiceUnavailable
 }
