@@ -16,8 +16,10 @@ type Event struct {
 	// ExcludeSocketID is the socket that must not receive it (Laravel's
 	// toOthers()).
 	ExcludeSocketID string
-	// MsgID, when set, dedupes retries within DuplicateWindow. Only a
-	// caller's idempotency key may fill it.
+	// MsgID dedupes a message sent twice within DuplicateWindow: the
+	// trigger API sets one on every event, from the caller's idempotency
+	// key or unique, never from the content (two identical events are two
+	// events).
 	MsgID string
 }
 
