@@ -414,4 +414,3 @@ func selfSignedCert(t *testing.T, dir, host string) (certFile, keyFile string, p
 	pool.AddCert(cert)
 	return certFile, keyFile, pool
 }
-
