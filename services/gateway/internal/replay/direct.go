@@ -60,21 +60,27 @@ func (e *Engine) getBatch(ctx context.Context, stream, subject string, from uint
 	if err != nil {
 		return evs, 0, fmt.Errorf("encoding direct get: %w", err)
 	}
-	inbox := e.nc.NewInbox()
-	sub, err := e.nc.SubscribeSync(inbox)
+	reply, ans, done, err := e.inbox.open()
 	if err != nil {
-		return evs, 0, fmt.Errorf("subscribing to direct get answers: %w", err)
+		return evs, 0, err
 	}
-	defer func() { _ = sub.Unsubscribe() }()
-	if err := e.nc.PublishRequest(directGetPrefix+stream, inbox, req); err != nil {
+	defer done()
+	if err := e.nc.PublishRequest(directGetPrefix+stream, reply, req); err != nil {
 		return evs, 0, fmt.Errorf("direct get on %s: %w", stream, err)
 	}
 	var prev uint64
+	var msgs []*nats.Msg
 	for {
-		m, err := sub.NextMsgWithContext(ctx)
-		if err != nil {
-			return evs, 0, fmt.Errorf("direct get on %s: %w", stream, err)
+		for len(msgs) == 0 {
+			select {
+			case <-ans.ready:
+				msgs = ans.take(msgs)
+			case <-ctx.Done():
+				return evs, 0, fmt.Errorf("direct get on %s: %w", stream, ctx.Err())
+			}
 		}
+		m := msgs[0]
+		msgs = msgs[1:]
 		switch status := m.Header.Get(headerStatus); status {
 		case "":
 		case statusEndOfBatch:
