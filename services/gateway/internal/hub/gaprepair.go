@@ -183,7 +183,7 @@ func (rp *repairer) spawn(f func()) bool {
 func (rp *repairer) sync(c *channel) {
 	ctx, cancel := context.WithTimeout(rp.ctx, rp.opt.Timeout)
 	defer cancel()
-	p, err := rp.eng.CurrentPosition(ctx, c.app, c.name)
+	p, err := rp.eng.LastStored(ctx, c.app, c.name)
 	if err != nil {
 		rp.h.log.Debug("channel position unknown; starting from live", "app_id", c.app, "channel", c.name, "err", err)
 		return

@@ -166,6 +166,30 @@ func (e *Engine) CurrentPosition(ctx context.Context, appID, channel string) (po
 	return position.Position{Epoch: epoch, Seq: info.State.LastSeq, Time: info.State.LastTime}, nil
 }
 
+// LastStored is the position of the channel's last stored event, or the
+// zero position when the stream holds none of its events. Unlike
+// CurrentPosition it is not a point a client may resume from (it has no
+// epoch when the channel is empty), but it is where the live path of a
+// newly followed channel starts: its first live event then names 0 as its
+// predecessor. One read, where CurrentPosition of an empty channel takes
+// three.
+func (e *Engine) LastStored(ctx context.Context, appID, channel string) (position.Position, error) {
+	stream, subject := names.EventsStream(appID), names.EventSubject(appID, channel)
+	ev, found, err := e.last(ctx, stream, subject)
+	if err != nil || !found {
+		return position.Position{}, err
+	}
+	epoch, ok := e.cachedEpoch(stream)
+	if !ok {
+		info, err := e.info(ctx, stream)
+		if err != nil {
+			return position.Position{}, fmt.Errorf("position of %s: %w", channel, err)
+		}
+		epoch = position.EpochOf(info.Created)
+	}
+	return ev.Position(epoch), nil
+}
+
 // Resume returns every event of the channel after the position from, a
 // string a client sent. It fails with a Reason (errors.Is / ReasonOf) when
 // the position is malformed or in the future (InvalidPosition), belongs to
