@@ -42,6 +42,9 @@ type config struct {
 	Runs      int
 	Command   []string // the process a cold start run launches
 
+	Shared           string // a channel every connection also subscribes to
+	CentrifugoSecret string // HMAC key of Centrifugo's connection and subscription tokens
+
 	Publish       bool   // closed-loop HTTP publish (httppublish.go)
 	Publishers    int    // requests in flight, each sent when the last is answered
 	Target        string // herald or centrifugo
@@ -103,6 +106,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.Publishers, "publishers", 1, "with -publish: publishers, each sending its next request when the previous one is answered")
 	fs.StringVar(&c.Target, "target", targetHerald, "with -publish: the server's API, herald (signed Pusher API at -api) or centrifugo (POST -api/api/publish)")
 	fs.StringVar(&c.CentrifugoKey, "centrifugo-api-key", "", "with -target centrifugo: the X-API-Key of Centrifugo's HTTP API")
+	fs.StringVar(&c.Shared, "shared", "", "a public channel every connection subscribes to after its own (-channels = -conns gives each its own channel)")
+	fs.StringVar(&c.CentrifugoSecret, "centrifugo-secret", "", "with -target centrifugo: the HMAC key of connection and subscription tokens (client.token.hmac_secret_key)")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write loadgen's own CPU profile to this file")
 	fs.BoolVar(&c.JSON, "json", false, "print one JSON object on stdout (the text report goes to stderr)")
 	if err := fs.Parse(args); err != nil {
@@ -129,7 +134,17 @@ func (c *config) validate() error {
 	if c.Publish {
 		return c.validatePublish()
 	}
-	if c.AppID == "" || c.Key == "" || c.Secret == "" {
+	switch {
+	case c.Target == targetCentrifugo && !c.ColdStart:
+		if c.CentrifugoSecret == "" || (c.CentrifugoKey == "" && !c.Idle) {
+			bad("-target centrifugo needs -centrifugo-secret, and -centrifugo-api-key to publish")
+		}
+		if c.Batch != 1 {
+			bad("-target centrifugo publishes one event a request: -batch must be 1")
+		}
+	case c.Target != targetHerald && c.Target != targetCentrifugo:
+		bad("-target must be %s or %s", targetHerald, targetCentrifugo)
+	case c.AppID == "" || c.Key == "" || c.Secret == "":
 		bad("-app-id, -key and -secret are required")
 	}
 	if _, err := client.CheckURL(c.API, "http", "https"); err != nil {
@@ -202,5 +217,8 @@ func (c *config) channel(i int) string {
 
 // wsURL is the URL of connection i: gateways are taken round-robin.
 func (c *config) wsURL(i int) string {
+	if c.Target == targetCentrifugo {
+		return c.WS[i%len(c.WS)] + "/connection/websocket"
+	}
 	return c.WS[i%len(c.WS)] + "/app/" + c.Key + "?protocol=7&client=js&version=8.4.0&flash=false"
 }

@@ -37,6 +37,31 @@
 // answering the server's pings and pinging when quiet as pusher-js does, and
 // the report gives the server's memory per connection.
 //
+// # A channel per connection
+//
+//	loadgen -idle -conns 5000 -channels 5000 -private -shared bench-all -ramp 100000 …
+//
+// gives every connection its own private channel (channel i is
+// connection i's when -channels equals -conns) and, with -shared, a public
+// channel they all join after it. The report splits the server's CPU
+// into the part until the last subscription was answered and the part in
+// the -settle pause after it (work a wave of subscriptions leaves behind),
+// gives the CPU per connection and the connections opened a second; the
+// CPU during the hold is what the server still spends once they are all
+// in.
+//
+// # Centrifugo
+//
+// -target centrifugo runs the same load and idle scenarios against
+// Centrifugo (its JSON protocol on -ws/connection/websocket): each
+// connection connects with its own user's HS256 token signed with
+// -centrifugo-secret and subscribes with commands matched by id; a
+// -private channel is subscribed with a subscription token (the
+// counterpart of a Pusher private channel's signed auth), other channels
+// need the namespace's allow_subscribe_for_client. Events go to
+// POST -api/api/publish with -centrifugo-api-key, one a request, the data
+// as a JSON object; the server's empty-object pings are answered.
+//
 // # Cold start
 //
 //	loadgen -coldstart -runs 10 -api http://127.0.0.1:8081 -app-id … -key … -secret … -- bin/trigger

@@ -72,9 +72,15 @@ type pingReport struct {
 }
 
 type serverReport struct {
-	PIDs         []int         `json:"pids"`
-	CPUConnect   time.Duration `json:"cpu_connect_ns"` // while connecting and settling
-	CPUPhase     time.Duration `json:"cpu_phase_ns"`   // while triggering and draining, or holding
+	PIDs       []int         `json:"pids"`
+	CPUConnect time.Duration `json:"cpu_connect_ns"` // while connecting and settling
+	// CPUSubscribe is the part until the last connection subscribed,
+	// CPUSettle the part in the -settle pause after it (work a wave of
+	// subscriptions leaves behind); CPUPerConn is CPUConnect per connection.
+	CPUSubscribe time.Duration `json:"cpu_subscribe_ns"`
+	CPUSettle    time.Duration `json:"cpu_settle_ns"`
+	CPUPerConn   time.Duration `json:"cpu_per_conn_ns"`
+	CPUPhase     time.Duration `json:"cpu_phase_ns"` // while triggering and draining, or holding
 	PhaseSeconds float64       `json:"phase_seconds"`
 	CPUPhasePct  float64       `json:"cpu_phase_pct"` // of one core
 	RSSBefore    uint64        `json:"rss_before"`
@@ -138,9 +144,9 @@ func (r *report) text() string {
 			c.Conns, len(c.Gateways), c.Channels, c.Rate, c.Duration, c.Size, c.Batch, c.Senders)
 	}
 	cn := r.Connections
-	p("connections  opened %d of %d, failed %d%s, dropped %d%s, in %s (connect %s; subscribe %s)",
+	p("connections  opened %d of %d, failed %d%s, dropped %d%s, in %s, %.0f/s (connect %s; subscribe %s)",
 		cn.Opened, cn.Attempted, cn.Failed, counts(cn.FailedBy), cn.Dropped, counts(cn.DroppedBy),
-		ms(cn.Ramp), dist(cn.Connect), dist(cn.Subscribe))
+		ms(cn.Ramp), float64(cn.Opened)/max(cn.Ramp.Seconds(), 1e-9), dist(cn.Connect), dist(cn.Subscribe))
 	if cn.LastError != "" {
 		p("             last failure: %s", cn.LastError)
 	}
@@ -172,8 +178,9 @@ func (r *report) text() string {
 		if r.Mode == "idle" {
 			phase = "hold"
 		}
-		p("server       pids %v: cpu %.2f s connecting, %.2f s during %s (%.1f%% of one core over %.1f s)",
-			s.PIDs, s.CPUConnect.Seconds(), s.CPUPhase.Seconds(), phase, s.CPUPhasePct, s.PhaseSeconds)
+		p("server       pids %v: cpu %.2f s connecting (%.2f s until the last subscription, %.2f s settling after it; %.0f µs per connection), %.2f s during %s (%.1f%% of one core over %.1f s)",
+			s.PIDs, s.CPUConnect.Seconds(), s.CPUSubscribe.Seconds(), s.CPUSettle.Seconds(), float64(s.CPUPerConn)/float64(time.Microsecond),
+			s.CPUPhase.Seconds(), phase, s.CPUPhasePct, s.PhaseSeconds)
 		if m := r.Messages; m != nil && m.Delivered > 0 {
 			p("             %.2f µs of server cpu per delivered message", float64(s.CPUPhase.Microseconds())/float64(m.Delivered))
 		}

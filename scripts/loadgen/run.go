@@ -50,6 +50,7 @@ func runLoad(ctx context.Context, cfg config, log *slog.Logger, stdout, stderr i
 	sh := &client.Shared{}
 	log.Info("connecting", "conns", cfg.Conns, "gateways", len(cfg.WS), "channels", cfg.Chans)
 	conns, cs := connectAll(ctx, cfg, sh)
+	subscribed, _ := takeReading(cfg.PIDs)
 	rep.Connections = cs
 	log.Info("connected", "opened", cs.Opened, "failed", cs.Failed, "took", cs.Ramp.Round(time.Millisecond))
 	defer func() { closeAll(conns) }()
@@ -107,6 +108,8 @@ func runLoad(ctx context.Context, cfg config, log *slog.Logger, stdout, stderr i
 		rep.Server = &serverReport{
 			PIDs:            cfg.PIDs,
 			CPUConnect:      connected.server.CPU - before.server.CPU,
+			CPUSubscribe:    subscribed.server.CPU - before.server.CPU,
+			CPUSettle:       connected.server.CPU - subscribed.server.CPU,
 			CPUPhase:        after.server.CPU - connected.server.CPU,
 			PhaseSeconds:    phase.Seconds(),
 			CPUPhasePct:     100 * (after.server.CPU - connected.server.CPU).Seconds() / phase.Seconds(),
@@ -117,6 +120,7 @@ func runLoad(ctx context.Context, cfg config, log *slog.Logger, stdout, stderr i
 			RSSPeakEach:     peakEach,
 		}
 		if cs.Opened > 0 {
+			rep.Server.CPUPerConn = rep.Server.CPUConnect / time.Duration(cs.Opened)
 			rep.Server.RSSPerConn = (float64(connected.server.RSS) - float64(before.server.RSS)) / float64(cs.Opened)
 		}
 	}
@@ -188,6 +192,13 @@ func connectAll(ctx context.Context, cfg config, sh *client.Shared) ([]*client.C
 		if cfg.Chans > 0 {
 			o.ChannelIndex = uint64(i % cfg.Chans)
 			o.Channel = cfg.channel(i % cfg.Chans)
+			if cfg.Shared != "" {
+				o.Extra = []string{cfg.Shared}
+			}
+		}
+		if cfg.Target == targetCentrifugo {
+			centrifugoOptions(&o, cfg, i)
+		} else if cfg.Chans > 0 {
 			if cfg.Private {
 				ch := o.Channel
 				o.Auth = func(socketID string) string {
@@ -251,7 +262,7 @@ func dropCause(err error) string {
 // out.
 func triggerAndDrain(ctx context.Context, cfg config, log *slog.Logger, sh *client.Shared, conns []*client.Conn) *trigger.Result {
 	api := &trigger.API{
-		Base: cfg.API, AppID: cfg.AppID, Key: cfg.Key, Secret: cfg.Secret,
+		Base: cfg.API, AppID: cfg.AppID, Key: cfg.Key, Secret: cfg.Secret, CentrifugoKey: cfg.CentrifugoKey,
 		HTTP: trigger.NewHTTPClient(cfg.Senders, cfg.Timeout),
 	}
 	chans := make([]string, cfg.Chans)

@@ -42,7 +42,17 @@ type Options struct {
 	ChannelIndex uint64
 	// Auth signs a private channel subscription for a socket id; nil for
 	// public channels.
-	Auth    func(socketID string) string
+	Auth func(socketID string) string
+	// Extra channels are subscribed after Channel, one after the other
+	// (public channels: no auth).
+	Extra []string
+	// Centrifugo speaks Centrifugo's protocol instead of Pusher's
+	// (centrifugo.go): Token is the connection JWT, SubToken the
+	// subscription JWT of a channel ("" for none).
+	Centrifugo bool
+	Token      string
+	SubToken   func(channel string) string
+
 	Dialer  *websocket.Dialer
 	Timeout time.Duration // for connection_established and the subscription each
 	Shared  *Shared
@@ -90,7 +100,11 @@ func Dial(ctx context.Context, o Options) (*Conn, error) {
 	}
 	c := &Conn{ws: ws, opts: o, done: make(chan struct{})}
 	c.lastSeen.Store(time.Now().UnixNano())
-	if err := c.handshake(start); err != nil {
+	handshake := c.handshake
+	if o.Centrifugo {
+		handshake = c.centrifugoHandshake
+	}
+	if err := handshake(start); err != nil {
 		ws.Close()
 		return nil, err
 	}
@@ -123,16 +137,36 @@ func (c *Conn) handshake(start time.Time) error {
 		return nil
 	}
 
-	sub := protocol.SubscribeData{Channel: c.opts.Channel}
-	if c.opts.Auth != nil {
-		sub.Auth = c.opts.Auth(c.SocketID)
+	subStart := time.Now()
+	for i, ch := range c.channels() {
+		sub := protocol.SubscribeData{Channel: ch}
+		if i == 0 && c.opts.Auth != nil {
+			sub.Auth = c.opts.Auth(c.SocketID)
+		}
+		if err := c.subscribe(sub); err != nil {
+			return err
+		}
 	}
+	c.SubscribeTime = time.Since(subStart)
+	c.ws.SetReadDeadline(time.Time{})
+	return nil
+}
+
+// channels are the connection's channels: Channel, then Extra.
+func (c *Conn) channels() []string {
+	if c.opts.Channel == "" {
+		return nil
+	}
+	return append([]string{c.opts.Channel}, c.opts.Extra...)
+}
+
+// subscribe sends pusher:subscribe and waits for its answer.
+func (c *Conn) subscribe(sub protocol.SubscribeData) error {
 	msg, _ := json.Marshal(struct {
 		Event string                 `json:"event"`
 		Data  protocol.SubscribeData `json:"data"`
 	}{protocol.EventSubscribe, sub})
-	subStart := time.Now()
-	c.ws.SetReadDeadline(subStart.Add(c.opts.Timeout))
+	c.ws.SetReadDeadline(time.Now().Add(c.opts.Timeout))
 	if err := c.write(msg); err != nil {
 		return fmt.Errorf("%w: sending subscribe: %v", ErrNoSubscription, err)
 	}
@@ -142,9 +176,7 @@ func (c *Conn) handshake(start time.Time) error {
 			return fmt.Errorf("%w: %v", ErrNoSubscription, err)
 		}
 		switch {
-		case f.Event == protocol.EventSubscriptionSucceeded && f.Channel == c.opts.Channel:
-			c.SubscribeTime = time.Since(subStart)
-			c.ws.SetReadDeadline(time.Time{})
+		case f.Event == protocol.EventSubscriptionSucceeded && f.Channel == sub.Channel:
 			return nil
 		case f.Event == protocol.EventSubscriptionError:
 			return fmt.Errorf("%w: %s", ErrSubscriptionError, f.Data)
@@ -193,16 +225,7 @@ func (c *Conn) next() ([]byte, time.Time, error) {
 func (c *Conn) handle(b []byte, recv time.Time) bool {
 	sh := c.opts.Shared
 	if e, ok := payload.FromFrame(b); ok {
-		if e.Channel != c.opts.ChannelIndex {
-			c.recv.Foreign()
-			return true
-		}
-		if c.recv.Record(e.Seq, e.SentAt) {
-			ns := recv.UnixNano()
-			sh.Latency.Record(time.Duration(ns - e.SentAt))
-			sh.Delivered.Add(1)
-			storeMax(&sh.LastRecvNs, ns)
-		}
+		c.record(e, recv)
 		return true
 	}
 	switch {
@@ -218,6 +241,21 @@ func (c *Conn) handle(b []byte, recv time.Time) bool {
 		return true
 	}
 	return false
+}
+
+// record accounts one load generator event.
+func (c *Conn) record(e payload.Event, recv time.Time) {
+	if e.Channel != c.opts.ChannelIndex {
+		c.recv.Foreign()
+		return
+	}
+	if c.recv.Record(e.Seq, e.SentAt) {
+		sh := c.opts.Shared
+		ns := recv.UnixNano()
+		sh.Latency.Record(time.Duration(ns - e.SentAt))
+		sh.Delivered.Add(1)
+		storeMax(&sh.LastRecvNs, ns)
+	}
 }
 
 func storeMax(a *atomic.Int64, v int64) {
@@ -251,7 +289,10 @@ func (c *Conn) Run() error {
 			c.err = err
 			return err
 		}
-		if !c.handle(b, recv) {
+		switch {
+		case c.opts.Centrifugo:
+			c.centrifugoMessage(b, recv)
+		case !c.handle(b, recv):
 			c.opts.Shared.OtherIn.Add(1)
 		}
 	}
@@ -260,6 +301,9 @@ func (c *Conn) Run() error {
 // PingIfQuiet sends pusher:ping when nothing arrived for the activity
 // timeout, as pusher-js does. Safe to call from any goroutine.
 func (c *Conn) PingIfQuiet(now time.Time) {
+	if c.ActivityTimeout == 0 {
+		return // Centrifugo: the server pings
+	}
 	if now.UnixNano()-c.lastSeen.Load() < int64(c.ActivityTimeout) {
 		return
 	}

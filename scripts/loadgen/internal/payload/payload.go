@@ -81,3 +81,15 @@ func field(frame []byte, key string) (uint64, bool) {
 	}
 	return 0, false
 }
+
+// FromObject finds the event in a line whose data is a JSON object (as
+// Centrifugo sends a publication), without the Pusher event name.
+func FromObject(line []byte) (e Event, ok bool) {
+	seq, ok1 := field(line, "seq")
+	ch, ok2 := field(line, "ch")
+	t, ok3 := field(line, "t")
+	if !ok1 || !ok2 || !ok3 || t > 1<<63-1 {
+		return Event{}, false
+	}
+	return Event{Seq: seq, Channel: ch, SentAt: int64(t)}, true
+}

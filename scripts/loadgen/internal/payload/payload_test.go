@@ -82,3 +82,15 @@ func FuzzFromFrame(f *testing.F) {
 		}
 	})
 }
+
+func TestFromObject(t *testing.T) {
+	e := Event{Seq: 7, Channel: 3, SentAt: 1234567890}
+	line := []byte(`{"push":{"channel":"bench-3","pub":{"data":` + e.Data(100) + `,"offset":8}}}`)
+	got, ok := FromObject(line)
+	if !ok || got != e {
+		t.Fatalf("FromObject = %+v, %v; want %+v", got, ok, e)
+	}
+	if _, ok := FromObject([]byte(`{"id":2,"subscribe":{}}`)); ok {
+		t.Fatal("a reply read as an event")
+	}
+}

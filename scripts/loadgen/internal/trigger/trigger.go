@@ -28,6 +28,10 @@ type API struct {
 	Key    string
 	Secret string
 	HTTP   *http.Client
+	// CentrifugoKey, when set, sends each event to Centrifugo's server API
+	// instead (POST Base/api/publish, X-API-Key), its data as a JSON
+	// object; one event a request.
+	CentrifugoKey string
 }
 
 // NewHTTPClient returns a keep-alive client that only dials loopback.
@@ -54,6 +58,9 @@ type Event struct {
 // a batch (POST /apps/{id}/batch_events). It returns the HTTP status; err is
 // set for transport failures and for any status but 200.
 func (a *API) Publish(ctx context.Context, evs []Event) (int, error) {
+	if a.CentrifugoKey != "" {
+		return a.publishCentrifugo(ctx, evs)
+	}
 	path := "/apps/" + a.AppID + "/events"
 	var body []byte
 	if len(evs) == 1 {
@@ -78,6 +85,35 @@ func (a *API) Publish(ctx context.Context, evs []Event) (int, error) {
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	if resp.StatusCode != http.StatusOK {
 		return resp.StatusCode, fmt.Errorf("POST %s: HTTP %d: %s", path, resp.StatusCode, strings.TrimSpace(string(msg)))
+	}
+	return resp.StatusCode, nil
+}
+
+func (a *API) publishCentrifugo(ctx context.Context, evs []Event) (int, error) {
+	if len(evs) != 1 {
+		return 0, fmt.Errorf("centrifugo: %d events in one request, only 1 is sent", len(evs))
+	}
+	body, err := json.Marshal(struct {
+		Channel string          `json:"channel"`
+		Data    json.RawMessage `json:"data"`
+	}{evs[0].Channel, json.RawMessage(evs[0].Data)})
+	if err != nil {
+		return 0, fmt.Errorf("encoding the publication: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.Base+"/api/publish", bytes.NewReader(body))
+	if err != nil {
+		return 0, fmt.Errorf("building request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-API-Key", a.CentrifugoKey)
+	resp, err := a.HTTP.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("POST /api/publish: %w", err)
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK || bytes.Contains(msg, []byte(`"error"`)) {
+		return resp.StatusCode, fmt.Errorf("POST /api/publish: HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(msg)))
 	}
 	return resp.StatusCode, nil
 }
