@@ -184,6 +184,10 @@ func New(ctx context.Context, opt Options) (*Gateway, error) {
 			// Origins are checked per app after the upgrade: pusher-js
 			// cannot read an HTTP 403, but it reads pusher:error 4009.
 			CheckOrigin: func(*http.Request) bool { return true },
+			// Clients send small frames (subscribes, client events): a
+			// 1 KB read buffer of its own instead of keeping net/http's
+			// 4 KB one for the life of the socket.
+			ReadBufferSize: 1024,
 			// Frames are written by ws.Writer, never through gorilla's
 			// buffer: a pool keeps gorilla from holding one per connection.
 			WriteBufferPool: &sync.Pool{},
@@ -281,8 +285,6 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	open := g.perApp[app.ID]
-	defer open.Add(-1)
-
 	s := session.New(session.Config{
 		App:      app,
 		SocketID: g.newSocketID(),
@@ -297,20 +299,30 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 		Trace:    g.trace,
 	})
 	if !g.track(s) {
+		open.Add(-1)
 		conn.Close(protocol.CodeGenericReconnect, "Server is shutting down")
 		conn.Discard()
 		return
 	}
-	defer g.untrack(s)
-	defer g.users.drop(s)
-	g.metrics.ConnectionsTotal.WithLabelValues(app.ID).Inc()
-	gauge := g.metrics.Connections.WithLabelValues(app.ID)
-	gauge.Inc()
-	defer gauge.Dec()
+	disconnected := func() {}
 	if g.connLog != noConnLog {
-		defer g.logConnection(r, app, s.SocketID())()
+		disconnected = g.logConnection(r, app, s.SocketID())
 	}
-	s.Run()
+	// The session runs on a goroutine of its own so that the handler
+	// returns: net/http then lets go of the request and of the buffers it
+	// kept for the connection, which it would otherwise hold for the life
+	// of the socket.
+	go func() {
+		defer open.Add(-1)
+		defer g.untrack(s)
+		defer g.users.drop(s)
+		defer disconnected()
+		g.metrics.ConnectionsTotal.WithLabelValues(app.ID).Inc()
+		gauge := g.metrics.Connections.WithLabelValues(app.ID)
+		gauge.Inc()
+		defer gauge.Dec()
+		s.Run()
+	}()
 }
 
 // noConnLog is connLog when neither HERALD_LOG_CONNECTIONS nor debug is on.
