@@ -52,6 +52,7 @@ type config struct {
 
 	JSON       bool
 	CPUProfile string
+	Compare    bool // print the comparison table of reports (compare.go)
 }
 
 // Bounds that keep a run finite whatever the flags say.
@@ -106,6 +107,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.Publishers, "publishers", 1, "with -publish: publishers, each sending its next request when the previous one is answered")
 	fs.StringVar(&c.Target, "target", targetHerald, "with -publish: the server's API, herald (signed Pusher API at -api) or centrifugo (POST -api/api/publish)")
 	fs.StringVar(&c.CentrifugoKey, "centrifugo-api-key", "", "with -target centrifugo: the X-API-Key of Centrifugo's HTTP API")
+	fs.BoolVar(&c.Compare, "compare", false, "print the Herald/Centrifugo table of the JSON reports given as NAME=HERALD.json[,CENTRIFUGO.json] arguments")
 	fs.StringVar(&c.Shared, "shared", "", "a public channel every connection subscribes to after its own (-channels = -conns gives each its own channel)")
 	fs.StringVar(&c.CentrifugoSecret, "centrifugo-secret", "", "with -target centrifugo: the HMAC key of connection and subscription tokens (client.token.hmac_secret_key)")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write loadgen's own CPU profile to this file")
@@ -125,6 +127,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		c.PIDs = append(c.PIDs, n)
 	}
 	c.Command = fs.Args()
+	if c.Compare {
+		return c, nil
+	}
 	return c, c.validate()
 }
 

@@ -42,6 +42,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if cfg.Compare {
+		return runCompare(cfg.Command, stdout)
+	}
 	if cfg.Publish {
 		return runPublish(ctx, cfg, log, stdout, stderr)
 	}
