@@ -7,9 +7,9 @@ import (
 	"log/slog"
 	"sync"
 
-	"github.com/herald-ws/herald/services/presence/presence"
+	"github.com/herald-ws/herald/services/presence/service"
 	"github.com/herald-ws/herald/shared/appconf"
-	sharedpresence "github.com/herald-ws/herald/shared/presence"
+	"github.com/herald-ws/herald/shared/presence"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -20,12 +20,12 @@ import (
 // nothing.
 func startPresence(cfg config, nc *nats.Conn, apps *appconf.Registry, log *slog.Logger,
 	reg prometheus.Registerer) (func() error, error) {
-	svc, err := presence.New(presence.Options{
+	svc, err := service.New(service.Options{
 		NC:            nc,
 		Apps:          apps,
 		Logger:        log,
 		Metrics:       reg,
-		Infra:         sharedpresence.Options{Replicas: cfg.StreamReplicas},
+		Infra:         presence.Options{Replicas: cfg.StreamReplicas},
 		DrainGrace:    cfg.PresenceDrainGrace,
 		LockTTL:       cfg.PresenceLockTTL,
 		FlushInterval: cfg.PresenceFlushInterval,

@@ -11,10 +11,10 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/herald-ws/herald/services/presence/presence"
+	"github.com/herald-ws/herald/services/presence/service"
 	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/logging"
-	sharedpresence "github.com/herald-ws/herald/shared/presence"
+	"github.com/herald-ws/herald/shared/presence"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -54,12 +54,12 @@ func run(ctx context.Context) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	svc, err := presence.New(presence.Options{
+	svc, err := service.New(service.Options{
 		NC:            nc,
 		Apps:          apps,
 		Logger:        log,
 		Metrics:       reg,
-		Infra:         sharedpresence.Options{Replicas: cfg.StreamReplicas},
+		Infra:         presence.Options{Replicas: cfg.StreamReplicas},
 		DrainGrace:    cfg.DrainGrace,
 		LockTTL:       cfg.LockTTL,
 		FlushInterval: cfg.FlushInterval,

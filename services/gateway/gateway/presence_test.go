@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/herald-ws/herald/services/gateway/gateway"
-	servicepresence "github.com/herald-ws/herald/services/presence/presence"
+	"github.com/herald-ws/herald/services/presence/service"
 	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/names"
 	"github.com/herald-ws/herald/shared/natstest"
@@ -23,7 +23,7 @@ import (
 // presenceService is the presence service running in the test's process,
 // on its own connection, with short timings.
 type presenceService struct {
-	svc  *servicepresence.Service
+	svc  *service.Service
 	stop func()
 }
 
@@ -37,7 +37,7 @@ func (e *env) startPresence() {
 	t := e.t
 	t.Helper()
 	nc := natstest.Connect(t, e.srv)
-	svc, err := servicepresence.New(servicepresence.Options{
+	svc, err := service.New(service.Options{
 		NC: nc, Apps: e.apps, LockTTL: time.Second, FlushInterval: 10 * time.Millisecond,
 		DrainGrace: testDrainGrace, CountInterval: 100 * time.Millisecond, ReconcileInterval: 500 * time.Millisecond,
 	})

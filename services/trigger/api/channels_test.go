@@ -12,7 +12,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/herald-ws/herald/services/gateway/gateway"
-	servicepresence "github.com/herald-ws/herald/services/presence/presence"
+	"github.com/herald-ws/herald/services/presence/service"
 	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/names"
 	"github.com/herald-ws/herald/shared/natstest"
@@ -37,7 +37,7 @@ func newWorld(t *testing.T) *world {
 	}
 	w := &world{fixture: f, apps: apps}
 
-	svc, err := servicepresence.New(servicepresence.Options{NC: natstest.Connect(t, f.srv), Apps: apps,
+	svc, err := service.New(service.Options{NC: natstest.Connect(t, f.srv), Apps: apps,
 		LockTTL: time.Second, FlushInterval: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)

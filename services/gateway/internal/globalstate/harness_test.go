@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	servicepresence "github.com/herald-ws/herald/services/presence/presence"
+	"github.com/herald-ws/herald/services/presence/service"
 	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/names"
 	"github.com/herald-ws/herald/shared/natstest"
@@ -39,7 +39,7 @@ func testApps(t *testing.T) *appconf.Registry {
 
 // instance is one running presence service.
 type instance struct {
-	svc    *servicepresence.Service
+	svc    *service.Service
 	nc     *nats.Conn
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -54,7 +54,7 @@ func startService(t *testing.T, s *server.Server, name string, flush time.Durati
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := servicepresence.New(servicepresence.Options{
+	svc, err := service.New(service.Options{
 		NC: nc, Apps: testApps(t), Instance: name,
 		DrainGrace: time.Second, LockTTL: time.Second, FlushInterval: flush,
 		CountInterval: 200 * time.Millisecond, ReconcileInterval: 500 * time.Millisecond,

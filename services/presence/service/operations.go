@@ -1,4 +1,4 @@
-package presence
+package service
 
 // Operations: applying them, publishing their effects, and the flush that
 // persists the state before acknowledging them.

@@ -1,4 +1,4 @@
-package presence
+package service
 
 // Member list requests: answered once their operation is applied.
 

@@ -1,4 +1,4 @@
-package presence
+package service
 
 // The term: taking over the state, feeding operations and requests to one
 // goroutine, and its loop.

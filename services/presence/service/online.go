@@ -1,4 +1,4 @@
-package presence
+package service
 
 // Users online: answering which watched users are, and publishing who
 // comes and goes.

@@ -1,4 +1,4 @@
-package presence
+package service
 
 // Gateway snapshots: held part by part and applied whole.
 

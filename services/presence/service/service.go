@@ -1,4 +1,4 @@
-// Package presence is Herald's presence service: the single writer of global
+// Package service is Herald's presence service: the single writer of global
 // channel state. It applies the subscription operations that gateways
 // publish, keeps who is subscribed where and who is a member of each presence
 // channel, emits member_added and member_removed on a user's first and last
@@ -11,7 +11,7 @@
 //
 // Several instances may run: one is active (it holds the lock), the others
 // wait to take over.
-package presence
+package service
 
 import (
 	"context"
