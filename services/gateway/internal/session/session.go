@@ -111,8 +111,8 @@ type Session struct {
 	// SubscribeTimeout. Written by Run's goroutine, read by the timer's.
 	engaged   atomic.Bool
 	idleTimer *time.Timer
-	badStart time.Time
-	badCount int
+	badStart  time.Time
+	badCount  int
 
 	replay Replay
 	// history is held by the stream subscription that has a page of
