@@ -14,6 +14,7 @@ import (
 
 	"github.com/herald-ws/herald/services/gateway/gateway"
 	"github.com/herald-ws/herald/services/trigger/api"
+	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/events"
 	"github.com/herald-ws/herald/shared/logging"
 	"github.com/nats-io/nats.go"
@@ -34,6 +35,7 @@ func run(ctx context.Context, _ []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	appconf.WarnForeign(log)
 	apps, err := resolveApps(cfg, stdout)
 	if err != nil {
 		return err

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/caarlos0/env/v11"
+	"github.com/herald-ws/herald/shared/appconf"
 )
 
 // config is every setting of the presence service. App settings (limits,
@@ -35,7 +35,7 @@ type config struct {
 }
 
 func parseConfig() (config, error) {
-	c, err := env.ParseAs[config]()
+	c, err := appconf.Parse[config]()
 	if err != nil {
 		return c, fmt.Errorf("reading settings: %w", err)
 	}

@@ -32,6 +32,7 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	appconf.WarnForeign(log)
 	appEnv, err := appconf.ParseEnv()
 	if err != nil {
 		return err

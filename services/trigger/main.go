@@ -46,6 +46,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "trigger: %v\n", err)
 		os.Exit(2)
 	}
+	appconf.WarnForeign(log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, cfg, log); err != nil {

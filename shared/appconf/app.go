@@ -35,7 +35,15 @@ type App struct {
 	// pings; a client that then stays silent for PongTimeout is closed (4201).
 	PingInterval Duration `json:"ping_interval,omitempty"`
 	// ClientEventsPerSecond limits client-* events per connection (4301).
+	// Set to 0 (in the environment, or explicitly in an apps file) it turns
+	// client events off, as AcceptClientEventsFrom "none" does.
 	ClientEventsPerSecond int `json:"client_events_per_second,omitempty"`
+	// AcceptClientEventsFrom is Reverb's switch for client events:
+	// "members" (the default) relays those of connections subscribed to the
+	// channel, "none" refuses them all (4301). "all" is accepted and means
+	// "members": a connection must have subscribed (and, for private and
+	// presence channels, been authorized) before it may send on a channel.
+	AcceptClientEventsFrom string `json:"accept_client_events_from,omitempty"`
 	// MaxSubscriptions bounds the channels one connection may be subscribed
 	// to at once; a subscribe beyond it gets pusher:subscription_error.
 	MaxSubscriptions int `json:"max_subscriptions,omitempty"`
@@ -80,6 +88,16 @@ const (
 	DefaultMaxUserIDLength       = 128
 )
 
+// Values of AcceptClientEventsFrom, as Reverb names them.
+const (
+	ClientEventsFromAll     = "all"
+	ClientEventsFromMembers = "members"
+	ClientEventsFromNone    = "none"
+)
+
+// ClientEventsOff reports whether the app refuses every client event.
+func (a *App) ClientEventsOff() bool { return a.AcceptClientEventsFrom == ClientEventsFromNone }
+
 // PongTimeout is how long a pinged client has to answer before 4201.
 const PongTimeout = 30 * time.Second
 
@@ -99,6 +117,9 @@ func (a *App) withDefaults() {
 	setDur(&a.ActivityTimeout, DefaultActivityTimeout)
 	setDur(&a.PingInterval, DefaultPingInterval)
 	setInt(&a.ClientEventsPerSecond, DefaultClientEventsPerSecond)
+	if a.AcceptClientEventsFrom == "" {
+		a.AcceptClientEventsFrom = ClientEventsFromMembers
+	}
 	setInt(&a.MaxSubscriptions, DefaultMaxSubscriptions)
 	setDur(&a.SubscribeTimeout, DefaultSubscribeTimeout)
 	setInt(&a.MaxEventBytes, DefaultMaxEventBytes)
@@ -151,9 +172,9 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 		if err := json.Unmarshal(b, &str); err != nil {
 			return err
 		}
-		v, err := time.ParseDuration(str)
+		v, err := ParseDuration(str)
 		if err != nil {
-			return fmt.Errorf("duration %q: %w", str, err)
+			return fmt.Errorf("duration: %w", err)
 		}
 		*d = Duration(v)
 		return nil

@@ -18,7 +18,7 @@ func TestDurationJSON(t *testing.T) {
 		{`"5m"`, 5 * time.Minute, true},
 		{`"1h30m"`, 90 * time.Minute, true},
 		{`"250ms"`, 250 * time.Millisecond, true},
-		{`"5"`, 0, false}, // a string needs a unit
+		{`"5"`, 5 * time.Second, true}, // plain seconds, as in the environment
 		{`"soon"`, 0, false},
 		{`true`, 0, false},
 		{`"5m`, 0, false},

@@ -23,17 +23,20 @@ type Env struct {
 	MaxConnections  int      `env:"REVERB_APP_MAX_CONNECTIONS" envDefault:"0"`
 	AllowedOrigins  []string `env:"HERALD_ALLOWED_ORIGINS" envSeparator:","`
 
-	ClientEventsPerSecond int           `env:"HERALD_CLIENT_EVENTS_PER_SECOND" envDefault:"10"`
-	MaxSubscriptions      int           `env:"HERALD_MAX_SUBSCRIPTIONS" envDefault:"128"`
-	SubscribeTimeout      time.Duration `env:"HERALD_SUBSCRIBE_TIMEOUT" envDefault:"10m"`
-	MaxEventBytes         int           `env:"HERALD_MAX_EVENT_BYTES" envDefault:"10240"`
-	ReplayWindow          time.Duration `env:"HERALD_REPLAY_WINDOW" envDefault:"5m"`
-	ReplayMaxEvents       int           `env:"HERALD_REPLAY_MAX_EVENTS" envDefault:"1000"`
-	MaxPresenceMembers    int           `env:"HERALD_MAX_PRESENCE_MEMBERS" envDefault:"100"`
-	MaxUserInfoBytes      int           `env:"HERALD_MAX_USER_INFO_BYTES" envDefault:"1024"`
-	MaxUserIDLength       int           `env:"HERALD_MAX_USER_ID_LENGTH" envDefault:"128"`
-	SubscriptionCount     bool          `env:"HERALD_SUBSCRIPTION_COUNT" envDefault:"false"`
-	WebhookURLs           []string      `env:"HERALD_WEBHOOK_URLS" envSeparator:","`
+	// AcceptClientEventsFrom is Reverb's switch: all, members or none.
+	// HERALD_CLIENT_EVENTS_PER_SECOND=0 also turns client events off.
+	AcceptClientEventsFrom string        `env:"REVERB_APP_ACCEPT_CLIENT_EVENTS_FROM"`
+	ClientEventsPerSecond  int           `env:"HERALD_CLIENT_EVENTS_PER_SECOND" envDefault:"10"`
+	MaxSubscriptions       int           `env:"HERALD_MAX_SUBSCRIPTIONS" envDefault:"128"`
+	SubscribeTimeout       time.Duration `env:"HERALD_SUBSCRIBE_TIMEOUT" envDefault:"10m"`
+	MaxEventBytes          int           `env:"HERALD_MAX_EVENT_BYTES" envDefault:"10240"`
+	ReplayWindow           time.Duration `env:"HERALD_REPLAY_WINDOW" envDefault:"5m"`
+	ReplayMaxEvents        int           `env:"HERALD_REPLAY_MAX_EVENTS" envDefault:"1000"`
+	MaxPresenceMembers     int           `env:"HERALD_MAX_PRESENCE_MEMBERS" envDefault:"100"`
+	MaxUserInfoBytes       int           `env:"HERALD_MAX_USER_INFO_BYTES" envDefault:"1024"`
+	MaxUserIDLength        int           `env:"HERALD_MAX_USER_ID_LENGTH" envDefault:"128"`
+	SubscriptionCount      bool          `env:"HERALD_SUBSCRIPTION_COUNT" envDefault:"false"`
+	WebhookURLs            []string      `env:"HERALD_WEBHOOK_URLS" envSeparator:","`
 }
 
 // ErrNoApp means neither REVERB_APP_* nor HERALD_APPS_FILE is set.
@@ -44,6 +47,13 @@ func ParseEnv() (Env, error) {
 	e, err := Parse[Env]()
 	if err != nil {
 		return Env{}, fmt.Errorf("reading app settings: %w", err)
+	}
+	e.AcceptClientEventsFrom = strings.ToLower(strings.TrimSpace(e.AcceptClientEventsFrom))
+	if e.ClientEventsPerSecond == 0 {
+		probe := App{AcceptClientEventsFrom: e.AcceptClientEventsFrom}
+		if err := probe.clientEventsOff("HERALD_CLIENT_EVENTS_PER_SECOND is 0"); err != nil {
+			return Env{}, fmt.Errorf("%w: set REVERB_APP_ACCEPT_CLIENT_EVENTS_FROM=none, or a rate above 0", err)
+		}
 	}
 	return e, nil
 }
@@ -86,6 +96,10 @@ func (e Env) App(a App) App {
 	a.MaxConnections = e.MaxConnections
 	a.AllowedOrigins = e.AllowedOrigins
 	a.ClientEventsPerSecond = e.ClientEventsPerSecond
+	a.AcceptClientEventsFrom = e.AcceptClientEventsFrom
+	if e.ClientEventsPerSecond == 0 {
+		a.AcceptClientEventsFrom = ClientEventsFromNone // ParseEnv refused a contradiction
+	}
 	a.MaxSubscriptions = e.MaxSubscriptions
 	a.SubscribeTimeout = Duration(e.SubscribeTimeout)
 	a.MaxEventBytes = e.MaxEventBytes

@@ -1,6 +1,7 @@
 package appconf
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -86,6 +87,11 @@ func (a *App) validate() error {
 	case a.ActivityTimeout < 0, a.PingInterval < 0, a.ReplayWindow < 0, a.SubscribeTimeout < 0:
 		return errors.New("a duration is negative")
 	}
+	switch a.AcceptClientEventsFrom {
+	case "", ClientEventsFromAll, ClientEventsFromMembers, ClientEventsFromNone:
+	default:
+		return fmt.Errorf("accept_client_events_from %q: want all, members or none", a.AcceptClientEventsFrom)
+	}
 	for _, w := range a.Webhooks {
 		u, err := url.Parse(w.URL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -112,16 +118,47 @@ func ReadAppsFile(path string) ([]App, error) {
 }
 
 func decodeApps(r io.Reader, name string) ([]App, error) {
+	var raw struct {
+		Apps []json.RawMessage `json:"apps"`
+	}
 	dec := json.NewDecoder(r)
 	dec.DisallowUnknownFields()
-	var af appsFile
-	if err := dec.Decode(&af); err != nil {
+	if err := dec.Decode(&raw); err != nil {
 		return nil, fmt.Errorf("apps file %s: %w", name, err)
 	}
-	if len(af.Apps) == 0 {
+	if len(raw.Apps) == 0 {
 		return nil, fmt.Errorf("apps file %s: no apps", name)
 	}
-	return af.Apps, nil
+	apps := make([]App, len(raw.Apps))
+	for i, b := range raw.Apps {
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&apps[i]); err != nil {
+			return nil, fmt.Errorf("apps file %s: app %d: %w", name, i, err)
+		}
+		// An explicit 0 turns client events off rather than meaning the
+		// default, which an absent field means.
+		var rate struct {
+			PerSecond *int `json:"client_events_per_second"`
+		}
+		if err := json.Unmarshal(b, &rate); err == nil && rate.PerSecond != nil && *rate.PerSecond == 0 {
+			if err := apps[i].clientEventsOff("client_events_per_second is 0"); err != nil {
+				return nil, fmt.Errorf("apps file %s: app %d (%q): %w", name, i, apps[i].ID, err)
+			}
+		}
+	}
+	return apps, nil
+}
+
+// clientEventsOff turns client events off because of why (a rate of 0),
+// unless the switch says otherwise.
+func (a *App) clientEventsOff(why string) error {
+	switch a.AcceptClientEventsFrom {
+	case "", ClientEventsFromNone:
+		a.AcceptClientEventsFrom = ClientEventsFromNone
+		return nil
+	}
+	return fmt.Errorf("%s (no client events) but accept_client_events_from is %q", why, a.AcceptClientEventsFrom)
 }
 
 // Generate makes an app with a random id, key and secret.

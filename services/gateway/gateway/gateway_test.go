@@ -852,3 +852,26 @@ func TestMessageFloodIsLimited(t *testing.T) {
 	bystander.expectEvent("e", "news", "1")
 	bystander.ping()
 }
+
+// REVERB_APP_ACCEPT_CLIENT_EVENTS_FROM=none (or a rate of 0): every client
+// event is refused with Reverb's 4301, and none is relayed.
+func TestClientEventsOff(t *testing.T) {
+	e := newEnv(t)
+	app := e.app("app-quiet")
+	a := connect(t, e.hs, "key-quiet")
+	b := connect(t, e.hs, "key-quiet")
+	for _, c := range []*client{a, b} {
+		c.subscribe(app, "private-room")
+	}
+	a.send("client-typing", "private-room", map[string]any{"name": "Ann"})
+	if msg := a.expectError(protocol.CodeClientEventRateLimit); !strings.Contains(msg, "client messaging") {
+		t.Errorf("refusal %q", msg)
+	}
+	// b got nothing: its next frame is the pong.
+	if before := b.ping(); len(before) != 0 {
+		t.Errorf("b got %s", before[0].raw)
+	}
+	if got := metric(t, e.reg, "herald_gateway_client_events_total"); got != 0 {
+		t.Errorf("client_events_total = %v, want 0", got)
+	}
+}

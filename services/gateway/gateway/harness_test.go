@@ -33,6 +33,7 @@ var testApps = []appconf.App{
 	{ID: "app-ping", Key: "key-ping", Secret: "secret-of-app-ping-0001", PingInterval: appconf.Duration(100 * time.Millisecond)},
 	{ID: "app-rate", Key: "key-rate", Secret: "secret-of-app-rate-0001", ClientEventsPerSecond: 1},
 	{ID: "app-count", Key: "key-count", Secret: "secret-of-app-count-001", SubscriptionCount: true},
+	{ID: "app-quiet", Key: "key-quiet", Secret: "secret-of-app-quiet-001", AcceptClientEventsFrom: appconf.ClientEventsFromNone},
 	{ID: "app-subs", Key: "key-subs", Secret: "secret-of-app-subs-0001", MaxSubscriptions: 2},
 	{ID: "app-idle", Key: "key-idle", Secret: "secret-of-app-idle-0001", SubscribeTimeout: appconf.Duration(300 * time.Millisecond)},
 }

@@ -380,18 +380,22 @@ func (s *Session) leaveAll() {
 // every gateway, or tells the sender why it was refused (code null, as
 // Pusher does, or 4301 over the rate).
 func (s *Session) clientEvent(f protocol.Frame) {
-	refuse := func(format string, args ...any) {
+	refuseCode := func(code int, format string, args ...any) {
 		msg := fmt.Sprintf(format, args...)
 		if s.trace.Debug {
 			s.log.Debug("client event refused", "channel", f.Channel, "event", f.Event, "reason", msg)
 		}
-		s.Send(protocol.ErrorFrame(0, msg))
+		s.Send(protocol.ErrorFrame(code, msg))
 	}
+	refuse := func(format string, args ...any) { refuseCode(0, format, args...) }
 	ch := f.Channel
 	sub, subscribed := s.channels[ch]
 	switch {
 	case !strings.HasPrefix(f.Event, "client-"):
 		refuse("Event %q was not sent: client event names must start with client-", f.Event)
+	case s.app.ClientEventsOff():
+		// Reverb's code and words for accept_client_events_from "none".
+		refuseCode(protocol.CodeClientEventRateLimit, "The app does not have client messaging enabled.")
 	case protocol.ValidateEventName(f.Event) != nil:
 		refuse("Event was not sent: %v", protocol.ValidateEventName(f.Event))
 	case ch == "":
@@ -403,8 +407,8 @@ func (s *Session) clientEvent(f protocol.Frame) {
 	case protocol.ChannelKind(ch) != protocol.Private && protocol.ChannelKind(ch) != protocol.Presence:
 		refuse("Client event %q was not sent: client events are only allowed on private and presence channels", f.Event)
 	case !s.limiter.Allow(time.Now()):
-		s.Send(protocol.ErrorFrame(protocol.CodeClientEventRateLimit,
-			fmt.Sprintf("Client event %q was not sent: over the rate limit of %d per second", f.Event, s.app.ClientEventsPerSecond)))
+		refuseCode(protocol.CodeClientEventRateLimit,
+			"Client event %q was not sent: over the rate limit of %d per second", f.Event, s.app.ClientEventsPerSecond)
 	default:
 		ev := events.ClientEvent{AppID: s.app.ID, Channel: ch, Name: f.Event, Data: f.Data, SocketID: s.id, UserID: sub.userID}
 		if err := s.hub.PublishClientEvent(ev); err != nil {
