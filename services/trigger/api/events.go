@@ -63,7 +63,7 @@ func (a *API) events(w http.ResponseWriter, r *http.Request, app *appconf.App, b
 		return
 	}
 	if ev.Info == "" {
-		writeJSON(w, http.StatusOK, struct{}{})
+		writeEmpty(w)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"channels": a.eventInfo(r, app, ev.Channels, ev.Info)})
@@ -102,7 +102,7 @@ func (a *API) batchEvents(w http.ResponseWriter, r *http.Request, app *appconf.A
 		return
 	}
 	if !info {
-		writeJSON(w, http.StatusOK, struct{}{})
+		writeEmpty(w)
 		return
 	}
 	batch := make([]map[string]any, len(evs))

@@ -3,13 +3,17 @@ package api
 import (
 	"errors"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 type metrics struct {
-	requests  *prometheus.CounterVec
+	requests *prometheus.CounterVec
+	// byRoute caches requests' counters by route and code: resolving the
+	// labels costs a hash and a lookup per request.
+	byRoute   sync.Map // routeCode → prometheus.Counter
 	events    prometheus.Counter
 	publishes prometheus.Histogram
 	retries   prometheus.Counter
@@ -74,8 +78,18 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error)
 	return c, nil
 }
 
+type routeCode struct {
+	route string
+	code  int
+}
+
 func (m *metrics) request(route string, code int) {
-	m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
+	k := routeCode{route, code}
+	c, ok := m.byRoute.Load(k)
+	if !ok {
+		c, _ = m.byRoute.LoadOrStore(k, m.requests.WithLabelValues(route, strconv.Itoa(code)))
+	}
+	c.(prometheus.Counter).Inc()
 }
 
 func (m *metrics) published(n int, d time.Duration) {

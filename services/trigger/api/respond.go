@@ -18,6 +18,22 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(append(b, '\n'))
 }
 
+// Answer of a publish that asked for no info: nearly every request.
+var (
+	emptyObject       = []byte("{}\n")
+	jsonContentType   = []string{"application/json"}
+	emptyObjectLength = []string{strconv.Itoa(len(emptyObject))}
+)
+
+// writeEmpty answers 200 with {}, without encoding it.
+func writeEmpty(w http.ResponseWriter) {
+	h := w.Header()
+	h["Content-Type"] = jsonContentType
+	h["Content-Length"] = emptyObjectLength
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(emptyObject)
+}
+
 // writeError answers {"error": msg}: every refusal of the API has this shape.
 func writeError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, struct {

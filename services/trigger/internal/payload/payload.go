@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/herald-ws/herald/shared/protocol"
 )
@@ -128,7 +130,9 @@ func check(raw rawEvent, channels []string, maxDataBytes int, where string) (Eve
 	if data[0] != '"' {
 		return Event{}, badRequest("%sdata must be a string (JSON-encode objects first)", where)
 	}
-	if err := json.Unmarshal(data, &ev.Data); err != nil {
+	if plain, ok := unquote(data); ok {
+		ev.Data = plain
+	} else if err := json.Unmarshal(data, &ev.Data); err != nil {
 		return Event{}, badRequest("%sdata is not a valid JSON string", where)
 	}
 	if len(ev.Data) > maxDataBytes {
@@ -143,14 +147,19 @@ func check(raw rawEvent, channels []string, maxDataBytes int, where string) (Eve
 		return Event{}, badRequest("%sevent goes to %d channels, more than %d", where, len(channels), MaxChannels)
 	}
 	ev.Channels = make([]string, 0, len(channels))
-	seen := make(map[string]bool, len(channels))
+	var seen map[string]bool // only for several channels: most events have one
+	if len(channels) > 1 {
+		seen = make(map[string]bool, len(channels))
+	}
 	for _, ch := range channels {
 		if err := protocol.ValidateChannel(ch); err != nil {
 			return Event{}, badRequest("%s%v", where, err)
 		}
 		// A channel named twice gets the event once, as on Pusher.
 		if !seen[ch] {
-			seen[ch] = true
+			if seen != nil {
+				seen[ch] = true
+			}
 			ev.Channels = append(ev.Channels, ch)
 		}
 	}
@@ -159,6 +168,53 @@ func check(raw rawEvent, channels []string, maxDataBytes int, where string) (Eve
 		return Event{}, badRequest("%ssocket_id %q is not of the form 123.456", where, ev.SocketID)
 	}
 	return ev, nil
+}
+
+// unquote decodes a JSON string literal in one pass when it holds only
+// the short escapes (\" \\ \/ \b \f \n \r \t) and valid UTF-8: the data
+// of a Laravel event is a JSON-encoded object, a string full of \" and
+// \/. ok is false when json.Unmarshal must decide (\u escapes, invalid
+// UTF-8, anything unexpected).
+func unquote(lit []byte) (string, bool) {
+	if len(lit) < 2 || lit[0] != '"' || lit[len(lit)-1] != '"' {
+		return "", false
+	}
+	body := lit[1 : len(lit)-1]
+	if !utf8.Valid(body) {
+		return "", false
+	}
+	var b strings.Builder
+	b.Grow(len(body))
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		switch {
+		case c == '"' || c < 0x20:
+			return "", false
+		case c != '\\':
+			b.WriteByte(c)
+			continue
+		}
+		if i++; i == len(body) {
+			return "", false
+		}
+		switch body[i] {
+		case '"', '\\', '/':
+			b.WriteByte(body[i])
+		case 'b':
+			b.WriteByte('\b')
+		case 'f':
+			b.WriteByte('\f')
+		case 'n':
+			b.WriteByte('\n')
+		case 'r':
+			b.WriteByte('\r')
+		case 't':
+			b.WriteByte('\t')
+		default:
+			return "", false
+		}
+	}
+	return b.String(), true
 }
 
 // ValidSocketID reports whether s matches ^\d+\.\d+$.

@@ -1,6 +1,7 @@
 package payload
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"testing"
@@ -89,6 +90,27 @@ func FuzzParseBatch(f *testing.F) {
 			if len(ev.Channels) != 1 {
 				t.Fatalf("batch event with %d channels", len(ev.Channels))
 			}
+		}
+	})
+}
+
+// FuzzUnquote: whenever the one-pass decoder of event data answers, it
+// agrees with encoding/json.
+func FuzzUnquote(f *testing.F) {
+	for _, s := range []string{`""`, `"x"`, `"{\"a\":\"b\\/c\"}"`, `"\n\t\r\b\f"`, `"\u00e9"`, `"\"`, `"a\"`, "\"\xff\"", `"é"`, `"\q"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, lit []byte) {
+		got, ok := unquote(lit)
+		if !ok {
+			return
+		}
+		var want string
+		if err := json.Unmarshal(lit, &want); err != nil {
+			t.Fatalf("unquote(%q) = %q, but it is not a JSON string: %v", lit, got, err)
+		}
+		if got != want {
+			t.Fatalf("unquote(%q) = %q, encoding/json says %q", lit, got, want)
 		}
 	})
 }

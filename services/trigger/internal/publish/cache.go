@@ -3,6 +3,7 @@ package publish
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/events"
@@ -29,7 +30,7 @@ import (
 // ack was lost: its copy is written. Copies carry the event's message id
 // with a suffix, so a copy sent twice is stored once; they are retried as
 // the events are (untilStored).
-func (p *Publisher) storeCache(ctx context.Context, app *appconf.App, evs []events.Event, acks []*jetstream.PubAck, retriedAck []bool) error {
+func (p *Publisher) storeCache(ctx context.Context, deadline time.Time, app *appconf.App, evs []events.Event, acks []*jetstream.PubAck, retriedAck []bool) error {
 	var idx []int
 	for i, ev := range evs {
 		if protocol.IsCache(ev.Channel) && acks[i] != nil && (!acks[i].Duplicate || (retriedAck != nil && retriedAck[i])) {
@@ -46,7 +47,7 @@ func (p *Publisher) storeCache(ctx context.Context, app *appconf.App, evs []even
 		return m
 	}
 	cacheAcks := make([]*jetstream.PubAck, len(idx))
-	if err := p.untilStored(ctx, app, len(idx), msg, cacheAcks, func(int) {}, names.CacheStream(app.ID)); err != nil {
+	if err := p.untilStored(ctx, deadline, app, len(idx), msg, cacheAcks, func(int) {}, names.CacheStream(app.ID)); err != nil {
 		return fmt.Errorf("caching events: %w", err)
 	}
 	return nil

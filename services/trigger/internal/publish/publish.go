@@ -58,7 +58,9 @@ var ErrNotConnected = errors.New("publish: NATS is not connected")
 // Options tune a Publisher.
 type Options struct {
 	// RetryFor bounds how long one Publish keeps trying through an
-	// outage; 0 is DefaultRetryFor, negative means one try.
+	// outage; 0 is DefaultRetryFor, negative means one try. A try waits
+	// AttemptTimeout for its acks at most, so a Publish lasts at most the
+	// larger of the two.
 	RetryFor time.Duration
 	// Retried, when set, is called once for every try after the first.
 	Retried func()
@@ -132,17 +134,15 @@ func (p *Publisher) Publish(ctx context.Context, app *appconf.App, evs []events.
 			evs[i].MsgID = p.MsgID()
 		}
 	}
-	if p.retryFor > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, p.retryFor)
-		defer cancel()
-	}
+	// A deadline rather than a context with a timeout: no timer for the
+	// request that succeeds at once, as nearly all do.
+	deadline := time.Now().Add(max(p.retryFor, 0))
 	acks := make([]*jetstream.PubAck, len(evs))
 	// retriedAck marks events acknowledged on a later try: a duplicate
 	// ack there is the first try's store, whose cache copy is not written.
 	var retriedAck []bool
 	msg := func(i int) *nats.Msg { return evs[i].Msg() }
-	err := p.untilStored(ctx, app, len(evs), msg, acks, func(i int) {
+	err := p.untilStored(ctx, deadline, app, len(evs), msg, acks, func(i int) {
 		if retriedAck == nil {
 			retriedAck = make([]bool, len(evs))
 		}
@@ -151,35 +151,36 @@ func (p *Publisher) Publish(ctx context.Context, app *appconf.App, evs []events.
 	if err != nil {
 		return err
 	}
-	return p.storeCache(ctx, app, evs, acks, retriedAck)
+	return p.storeCache(ctx, deadline, app, evs, acks, retriedAck)
 }
 
 // untilStored publishes msg(i) for i < n, and again for those that failed
-// for want of NATS or of a stream leader, until each has an ack in acks.
-// onRetryAck(i) is called for an ack that came on a later try.
-func (p *Publisher) untilStored(ctx context.Context, app *appconf.App, n int, msg func(int) *nats.Msg,
+// for want of NATS or of a stream leader, until each has an ack in acks or
+// the deadline passes. onRetryAck(i) is called for an ack that came on a
+// later try.
+func (p *Publisher) untilStored(ctx context.Context, deadline time.Time, app *appconf.App, n int, msg func(int) *nats.Msg,
 	acks []*jetstream.PubAck, onRetryAck func(int), stream string) error {
 	backoff := firstBackoff
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
 			p.retried()
 		}
-		err := p.try(ctx, n, msg, acks, attempt > 0, onRetryAck)
+		err := p.try(ctx, deadline, n, msg, acks, attempt > 0, onRetryAck)
 		if err == nil {
 			return nil
 		}
-		if !Unavailable(err) || ctx.Err() != nil || p.retryFor < 0 {
+		if !Unavailable(err) || ctx.Err() != nil || !time.Now().Before(deadline) {
 			return err
 		}
 		if errors.Is(err, jetstream.ErrNoStreamResponse) {
 			// No stream answered: a leader election, or a stream deleted
 			// under the running service, which is created again.
-			if eerr := p.reensureIfGone(ctx, app, stream); eerr != nil {
+			if eerr := p.reensureIfGone(ctx, deadline, app, stream); eerr != nil {
 				p.log.Warn("events stream missing, ensuring it again failed", "app_id", app.ID, "err", eerr)
 			}
 		}
 		p.log.Debug("storing events failed, trying again", "app_id", app.ID, "attempt", attempt+1, "err", err)
-		if !sleep(ctx, backoff) {
+		if !sleep(ctx, min(backoff, time.Until(deadline))) {
 			return err
 		}
 		backoff = min(2*backoff, maxBackoff)
@@ -187,12 +188,13 @@ func (p *Publisher) untilStored(ctx context.Context, app *appconf.App, n int, ms
 }
 
 // try sends every message without an ack yet and waits for their acks
-// together, up to AttemptTimeout. It returns the first error; Unavailable
-// says whether another try may succeed.
-func (p *Publisher) try(ctx context.Context, n int, msg func(int) *nats.Msg, acks []*jetstream.PubAck,
+// together, up to AttemptTimeout (on a retry, only up to the deadline). It
+// returns the first error; Unavailable says whether another try may
+// succeed.
+func (p *Publisher) try(ctx context.Context, deadline time.Time, n int, msg func(int) *nats.Msg, acks []*jetstream.PubAck,
 	retry bool, onRetryAck func(int)) error {
 	if !p.nc.IsConnected() {
-		if !p.waitConnected(ctx) {
+		if !p.waitConnected(ctx, deadline) {
 			return ErrNotConnected
 		}
 	}
@@ -209,7 +211,13 @@ func (p *Publisher) try(ctx context.Context, n int, msg func(int) *nats.Msg, ack
 		}
 		futures[i] = f
 	}
-	timeout := time.NewTimer(AttemptTimeout)
+	// The first try gets its whole AttemptTimeout, whatever the budget:
+	// with no retry (a negative RetryFor) it is the only one.
+	wait := AttemptTimeout
+	if retry {
+		wait = max(min(wait, time.Until(deadline)), 0)
+	}
+	timeout := time.NewTimer(wait)
 	defer timeout.Stop()
 	for i, f := range futures {
 		if f == nil {
@@ -240,12 +248,13 @@ func (p *Publisher) try(ctx context.Context, n int, msg func(int) *nats.Msg, ack
 	return firstErr
 }
 
-// waitConnected waits until the connection is up again or ctx ends.
-func (p *Publisher) waitConnected(ctx context.Context) bool {
+// waitConnected waits until the connection is up again, ctx ends or the
+// deadline passes.
+func (p *Publisher) waitConnected(ctx context.Context, deadline time.Time) bool {
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	for !p.nc.IsConnected() {
-		if p.nc.IsClosed() {
+		if p.nc.IsClosed() || !time.Now().Before(deadline) {
 			return false
 		}
 		select {
@@ -260,14 +269,14 @@ func (p *Publisher) waitConnected(ctx context.Context) bool {
 // reensureIfGone creates the app's streams again when stream no longer
 // exists, unless another request just did. A stream that exists but did
 // not answer is electing a leader: waiting is all there is to do.
-func (p *Publisher) reensureIfGone(ctx context.Context, app *appconf.App, stream string) error {
+func (p *Publisher) reensureIfGone(ctx context.Context, deadline time.Time, app *appconf.App, stream string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if time.Since(p.ensured[app.ID]) < time.Second {
 		return nil
 	}
 	p.ensured[app.ID] = time.Now()
-	actx, cancel := context.WithTimeout(ctx, AttemptTimeout)
+	actx, cancel := context.WithTimeout(ctx, min(AttemptTimeout, time.Until(deadline)))
 	defer cancel()
 	if _, err := p.js.Stream(actx, stream); !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil
