@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -270,4 +271,66 @@ func (c *config) validatePublish() error {
 		bad("unexpected arguments %q (a command only goes with -coldstart)", c.Command)
 	}
 	return errors.Join(errs...)
+}
+
+// isPublishCompare reports whether -compare was given reports of -publish
+// runs (the first file tells).
+func isPublishCompare(args []string) bool {
+	if len(args) == 0 {
+		return false
+	}
+	_, files, _ := strings.Cut(args[0], "=")
+	first, _, _ := strings.Cut(files, ",")
+	r, err := readPublishReport(first)
+	return err == nil && r.Mode == "publish"
+}
+
+func readPublishReport(path string) (*publishReport, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	var r publishReport
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &r, nil
+}
+
+// runPublishCompare prints the table of closed-loop HTTP publish runs,
+// Herald's and Centrifugo's side by side: each argument is
+// NAME=HERALD.json[,CENTRIFUGO.json], the ratio is Herald's requests a
+// second over Centrifugo's.
+func runPublishCompare(args []string, stdout io.Writer) error {
+	var b strings.Builder
+	b.WriteString("| HTTP publish, closed loop | Herald req/s | Centrifugo req/s | ratio | Herald p50 / p99 | Centrifugo p50 / p99 | server CPU per request, Herald / Centrifugo | failed, Herald / Centrifugo |\n")
+	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	us := func(d time.Duration) string { return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond)) }
+	for _, a := range args {
+		name, files, ok := strings.Cut(a, "=")
+		if !ok {
+			return fmt.Errorf("-compare: %q is not NAME=FILE[,FILE]", a)
+		}
+		hf, cf, _ := strings.Cut(files, ",")
+		h, err := readPublishReport(hf)
+		if err != nil {
+			return err
+		}
+		c := &publishReport{}
+		cs, ratio := "–", "–"
+		if cf != "" {
+			if c, err = readPublishReport(cf); err != nil {
+				return err
+			}
+			cs = fmt.Sprintf("%.0f", c.PerSec)
+			if c.PerSec > 0 {
+				ratio = fmt.Sprintf("%.2f×", h.PerSec/c.PerSec)
+			}
+		}
+		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %s / %s | %s / %s | %s / %s | %d / %d |\n",
+			name, h.PerSec, cs, ratio, ms(h.Latency.P50), ms(h.Latency.P99), ms(c.Latency.P50), ms(c.Latency.P99),
+			us(h.ServerCPUPerRequest), us(c.ServerCPUPerRequest), h.Failed, c.Failed)
+	}
+	_, err := io.WriteString(stdout, b.String())
+	return err
 }

@@ -43,6 +43,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer pprof.StopCPUProfile()
 	}
 	if cfg.Compare {
+		if isPublishCompare(cfg.Command) {
+			return runPublishCompare(cfg.Command, stdout)
+		}
 		return runCompare(cfg.Command, stdout)
 	}
 	if cfg.Publish {
