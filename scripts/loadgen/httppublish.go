@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -327,9 +328,14 @@ func runPublishCompare(args []string, stdout io.Writer) error {
 				ratio = fmt.Sprintf("%.2f×", h.PerSec/c.PerSec)
 			}
 		}
-		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %s / %s | %s / %s | %s / %s | %d / %d |\n",
-			name, h.PerSec, cs, ratio, ms(h.Latency.P50), ms(h.Latency.P99), ms(c.Latency.P50), ms(c.Latency.P99),
-			us(h.ServerCPUPerRequest), us(c.ServerCPUPerRequest), h.Failed, c.Failed)
+		cLat, cCPU, cFailed := "–", "–", "–"
+		if cf != "" {
+			cLat = ms(c.Latency.P50) + " / " + ms(c.Latency.P99)
+			cCPU, cFailed = us(c.ServerCPUPerRequest), strconv.FormatUint(c.Failed, 10)
+		}
+		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %s / %s | %s | %s / %s | %d / %s |\n",
+			name, h.PerSec, cs, ratio, ms(h.Latency.P50), ms(h.Latency.P99), cLat,
+			us(h.ServerCPUPerRequest), cCPU, h.Failed, cFailed)
 	}
 	_, err := io.WriteString(stdout, b.String())
 	return err
