@@ -24,8 +24,8 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// Raw-frame tests of Herald's replay extension (PROTOCOL.md, "Herald
-// extension: replay"), cache channels and gap repair.
+// Raw-frame tests of Herald's replay extension (docs/protocol.md, "The
+// replay extension"), cache channels and gap repair.
 
 // store publishes an event of app-1 and returns its stream sequence.
 func (e *env) store(channel, name, data, exclude string) uint64 {

@@ -7,7 +7,7 @@ import "errors"
 // errors.As find it under the wrapping that says what went wrong.
 type Reason string
 
-// The reasons of PROTOCOL.md.
+// The reasons of herald:resume_failed (docs/protocol.md).
 const (
 	// WindowExceeded: events after the position may have left the stream
 	// (aged out of the replay window, dropped by the per-channel cap), so a

@@ -4,7 +4,7 @@ var HeraldReplay = (function () {
 
 // herald-replay: makes a stock pusher-js 8 (or laravel-echo 2) client resume its channels on a Herald
 // server after a reconnect or a page reload, without missing or repeating events. Protocol: the
-// "Herald extension: replay" part of Herald's PROTOCOL.md.
+// "The replay extension" part of Herald's docs/protocol.md.
 //
 // pusher-js keeps only event, channel, data and user_id of a frame, so the position Herald adds to
 // each frame is read from the raw socket before pusher-js decodes it. The pusher-js internals this

@@ -1,4 +1,4 @@
-// A small server speaking the Pusher protocol 7 and Herald's replay extension (PROTOCOL.md), enough
+// A small server speaking the Pusher protocol 7 and Herald's replay extension (docs/protocol.md), enough
 // for real pusher-js and laravel-echo clients: connection_established, ping/pong, subscribe and
 // unsubscribe, channel events with exclusion, positions, resume with socket_ids, herald:resumed
 // and herald:resume_failed. Positions look like "e1-7": epoch e1, the 7th event of the channel.
