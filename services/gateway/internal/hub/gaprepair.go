@@ -87,6 +87,11 @@ type seqState struct {
 	lastLive atomic.Int64 // 1 + the repairer's tick of the last live event; 0: none
 	recheck  atomic.Bool  // the subscription was just made: check the tail
 	drops    atomic.Int64 // NATS drops of the live subscription acted on
+
+	// from is the stream's mark read before the channel's start (marks.go);
+	// guarded by mu.
+	from   replay.Mark
+	fromOK bool
 }
 
 // eventTargets are a channel's EventSubscribers, guarded by the shard lock.
@@ -113,6 +118,7 @@ type repairer struct {
 	h      *Hub
 	opt    RepairOptions
 	eng    *replay.Engine
+	marks  *marks // marks.go
 	ctx    context.Context
 	cancel context.CancelFunc
 
@@ -143,7 +149,7 @@ func newRepairer(h *Hub, opt RepairOptions) *repairer {
 		opt.Timeout = DefaultRepairTimeout
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &repairer{h: h, opt: opt, eng: opt.Engine, ctx: ctx, cancel: cancel}
+	return &repairer{h: h, opt: opt, eng: opt.Engine, marks: newMarks(opt.Engine), ctx: ctx, cancel: cancel}
 }
 
 // start runs the periodic checks; Hub.Close stops them.
@@ -183,6 +189,11 @@ func (rp *repairer) spawn(f func()) bool {
 func (rp *repairer) sync(c *channel) {
 	ctx, cancel := context.WithTimeout(rp.ctx, rp.opt.Timeout)
 	defer cancel()
+	from, fromOK := rp.marks.known(c.app)
+	if !fromOK {
+		mark, err := rp.marks.after(ctx, c.app)
+		from, fromOK = mark, err == nil
+	}
 	p, err := rp.eng.LastStored(ctx, c.app, c.name)
 	if err != nil {
 		rp.h.log.Debug("channel position unknown; starting from live", "app_id", c.app, "channel", c.name, "err", err)
@@ -190,16 +201,21 @@ func (rp *repairer) sync(c *channel) {
 	}
 	c.seq.mu.Lock()
 	c.seq.m = replay.NewMerger(p)
+	c.seq.from, c.seq.fromOK = from, fromOK
 	c.seq.mu.Unlock()
 }
 
 // subscribed runs once a new channel's live subscription is in place:
 // events stored between sync and then arrived nowhere, so the tail is read
 // now, and again at the next tick for interest still spreading through a
-// cluster.
+// cluster; either only if the stream stored anything since sync (marks.go).
 func (rp *repairer) subscribed(sh *shard, c *channel) {
 	c.seq.recheck.Store(true)
-	rp.spawn(func() { rp.check(sh, c) })
+	rp.spawn(func() {
+		if !rp.unchanged(c) {
+			rp.check(sh, c)
+		}
+	})
 }
 
 // deliverLive delivers one message of a channel's live subject through the
@@ -438,6 +454,9 @@ func (rp *repairer) run() {
 type channelRef struct {
 	sh *shard
 	c  *channel
+	// fresh: due only as a new channel's second check, which the stream's
+	// mark may spare.
+	fresh bool
 }
 
 // due lists the channels to check; with tail, also those with live traffic
@@ -458,7 +477,7 @@ func (rp *repairer) due(all, tail bool, since int64) []channelRef {
 			recheck := s.recheck.Swap(false)
 			traffic := tail && s.lastLive.Load()-1 > since
 			if all || dropped || recheck || traffic {
-				due = append(due, channelRef{sh, c})
+				due = append(due, channelRef{sh, c, recheck && !all && !dropped && !traffic})
 			}
 		}
 		sh.mu.RUnlock()
@@ -476,6 +495,9 @@ func (rp *repairer) checkAll(due []channelRef) {
 	for range min(rp.opt.Workers, len(due)) {
 		wg.Go(func() {
 			for r := range next {
+				if r.fresh && rp.unchanged(r.c) {
+					continue
+				}
 				rp.check(r.sh, r.c)
 			}
 		})

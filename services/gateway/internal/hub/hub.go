@@ -262,6 +262,9 @@ func (h *Hub) subscribe(appID, channelName string, s Subscriber, first []byte, t
 func (h *Hub) natsSubscribe(sh *shard, c *channel) error {
 	if h.rp != nil {
 		h.rp.sync(c)
+		if afterSync != nil {
+			afterSync(c)
+		}
 	}
 	live, err := h.nc.ChanSubscribe(c.live, sh.in)
 	if err != nil {
@@ -291,6 +294,10 @@ func (h *Hub) natsSubscribe(sh *shard, c *channel) error {
 	}
 	return nil
 }
+
+// afterSync, set by tests only, runs between a new channel's sync and its
+// live subscription.
+var afterSync func(*channel)
 
 // Unsubscribe removes s from a channel.
 func (h *Hub) Unsubscribe(appID, channelName string, s Subscriber) {

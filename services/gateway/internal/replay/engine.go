@@ -166,6 +166,23 @@ func (e *Engine) CurrentPosition(ctx context.Context, appID, channel string) (po
 	return position.Position{Epoch: epoch, Seq: info.State.LastSeq, Time: info.State.LastTime}, nil
 }
 
+// Mark is where an events stream stands: the epoch and its last sequence.
+// Two equal marks read at different times mean nothing was stored between
+// them.
+type Mark struct {
+	Epoch position.Epoch
+	Seq   uint64
+}
+
+// StreamMark reads the app's events stream's mark.
+func (e *Engine) StreamMark(ctx context.Context, appID string) (Mark, error) {
+	info, err := e.info(ctx, names.EventsStream(appID))
+	if err != nil {
+		return Mark{}, err
+	}
+	return Mark{Epoch: position.EpochOf(info.Created), Seq: info.State.LastSeq}, nil
+}
+
 // LastStored is the position of the channel's last stored event, or the
 // zero position when the stream holds none of its events. Unlike
 // CurrentPosition it is not a point a client may resume from (it has no

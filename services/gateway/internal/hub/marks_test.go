@@ -1,0 +1,78 @@
+package hub
+
+import (
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/herald-ws/herald/shared/names"
+	"github.com/nats-io/nats.go"
+)
+
+// batchReads counts the batch Direct Gets (tail reads) on the app's events
+// stream.
+func batchReads(t *testing.T, e *streamEnv) *atomic.Int64 {
+	t.Helper()
+	var n atomic.Int64
+	sub, err := e.nc.Subscribe("$JS.API.DIRECT.GET."+names.EventsStream(e.app.ID), func(*nats.Msg) { n.Add(1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	if err := e.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return &n
+}
+
+// A wave of new channels while the stream stores nothing reads no channel's
+// tail: the stream's mark shows there is nothing to find.
+func TestNewChannelsOnAQuietStreamReadNoTail(t *testing.T) {
+	e := newStreamEnv(t, RepairOptions{Tick: 20 * time.Millisecond})
+	e.publish("before", "x", "") // the stream is not empty
+	reads := batchReads(t, e)
+	for i := range 50 {
+		if err := e.h.Subscribe(e.app.ID, "orders-"+strconv.Itoa(i), &recorder{id: "1." + strconv.Itoa(i)}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(150 * time.Millisecond) // past the checks of the next ticks
+	if n := reads.Load(); n != 0 {
+		t.Fatalf("%d tail reads for 50 new channels on a stream that stored nothing", n)
+	}
+	// Traffic afterwards still flows.
+	r := &recorder{id: "2.1"}
+	if err := e.h.Subscribe(e.app.ID, "orders-0", r, nil); err != nil {
+		t.Fatal(err)
+	}
+	e.publish("orders-0", "new", "")
+	eventually(t, "the live event", func() bool { return len(r.got()) == 1 })
+}
+
+// An event stored between a new channel's start and its live subscription
+// moves the stream's mark, so the channel's tail is read and the event is
+// not lost to the channel's sequence.
+func TestNewChannelReadsWhatWasStoredBeforeItsSubscription(t *testing.T) {
+	e := newStreamEnv(t, RepairOptions{Tick: 20 * time.Millisecond})
+	var seq atomic.Uint64
+	afterSync = func(c *channel) {
+		if c.name == "orders" {
+			seq.Store(e.publish("orders", "between", ""))
+		}
+	}
+	t.Cleanup(func() { afterSync = nil })
+	if err := e.h.Subscribe(e.app.ID, "orders", &recorder{id: "1.1"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	live := names.LiveSubject(e.app.ID, "orders")
+	sh := e.h.shardFor(live)
+	sh.mu.RLock()
+	c := sh.channels[live]
+	sh.mu.RUnlock()
+	eventually(t, "the event stored before the subscription", func() bool {
+		c.seq.mu.Lock()
+		defer c.seq.mu.Unlock()
+		return c.seq.m != nil && c.seq.m.Last().Seq == seq.Load()
+	})
+}
