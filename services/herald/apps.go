@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 
@@ -15,8 +16,9 @@ import (
 // resolveApps reads the configured apps. With none configured it uses the
 // app kept in the data directory, generating it on the first start, so that
 // `go run ./services/herald` works on a fresh machine and restarts keep the
-// same credentials. It prints the .env lines for Herald and for Laravel.
-func resolveApps(cfg config, out io.Writer) (*appconf.Registry, error) {
+// same credentials. The .env lines for Laravel, secret included, are printed
+// only when the app is generated; later starts name the app in the log.
+func resolveApps(cfg *config, out io.Writer, log *slog.Logger) (*appconf.Registry, error) {
 	e, err := appconf.ParseEnv()
 	if err != nil {
 		return nil, err
@@ -28,7 +30,8 @@ func resolveApps(cfg config, out io.Writer) (*appconf.Registry, error) {
 		}
 		return r, nil
 	}
-	a, created, err := loadOrCreateApp(filepath.Join(cfg.DataDir, "app.json"))
+	path := generatedAppPath(cfg)
+	a, created, err := loadOrCreateApp(path)
 	if err != nil {
 		return nil, err
 	}
@@ -36,62 +39,101 @@ func resolveApps(cfg config, out io.Writer) (*appconf.Registry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("generated app: %w", err)
 	}
-	printEnv(out, cfg, a, created)
+	if created {
+		fmt.Fprintf(out, "Generated an app, kept in %s (set REVERB_APP_ID, REVERB_APP_KEY and REVERB_APP_SECRET to choose your own).\n\nLaravel .env:\n", path)
+		printEnv(out, a, laravelHost(cfg.Host), cfg.Port, "http", "  ")
+		fmt.Fprintln(out)
+	} else {
+		log.Info("using the app kept in the data directory (its secret is in the file)", "file", path, "app_id", a.ID, "app_key", a.Key)
+	}
 	return r, nil
 }
 
+func generatedAppPath(cfg *config) string { return filepath.Join(cfg.DataDir, "app.json") }
+
+// storedApp is the generated app as the data directory keeps it.
 type storedApp struct {
 	ID     string `json:"id"`
 	Key    string `json:"key"`
 	Secret string `json:"secret"`
 }
 
-func loadOrCreateApp(path string) (appconf.App, bool, error) {
+// readStoredApp reads the generated app; fs.ErrNotExist when there is none.
+func readStoredApp(path string) (appconf.App, error) {
 	b, err := os.ReadFile(path)
+	if err != nil {
+		return appconf.App{}, err
+	}
+	var s storedApp
+	if err := json.Unmarshal(b, &s); err != nil {
+		return appconf.App{}, fmt.Errorf("reading generated app %s: %w (delete it to generate a new one)", path, err)
+	}
+	return appconf.App{ID: s.ID, Key: s.Key, Secret: s.Secret}, nil
+}
+
+func loadOrCreateApp(path string) (appconf.App, bool, error) {
+	a, err := readStoredApp(path)
 	if err == nil {
-		var s storedApp
-		if err := json.Unmarshal(b, &s); err != nil {
-			return appconf.App{}, false, fmt.Errorf("reading generated app %s: %w (delete it to generate a new one)", path, err)
-		}
-		return appconf.App{ID: s.ID, Key: s.Key, Secret: s.Secret}, false, nil
+		return a, false, nil
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
 		return appconf.App{}, false, fmt.Errorf("reading generated app: %w", err)
 	}
-	a := appconf.Generate()
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return appconf.App{}, false, fmt.Errorf("creating data directory: %w", err)
-	}
-	b, _ = json.MarshalIndent(storedApp{a.ID, a.Key, a.Secret}, "", "  ")
-	if err := os.WriteFile(path, append(b, '\n'), 0o600); err != nil {
+	a = appconf.Generate()
+	b, _ := json.MarshalIndent(storedApp{a.ID, a.Key, a.Secret}, "", "  ")
+	if err := writeNew(path, append(b, '\n')); err != nil {
 		return appconf.App{}, false, fmt.Errorf("saving generated app: %w", err)
 	}
 	return a, true, nil
 }
 
-func printEnv(w io.Writer, cfg config, a appconf.App, created bool) {
-	verb := "Using"
-	if created {
-		verb = "Generated"
+// writeNew creates path (and its directory) readable by its owner only; it
+// fails with fs.ErrExist when the file exists.
+func writeNew(path string, b []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
 	}
-	host := cfg.Host
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	return f.Close()
+}
+
+// laravelHost is the host browsers reach a server listening on host.
+func laravelHost(host string) string {
 	if host == "0.0.0.0" || host == "" || host == "::" {
-		host = "localhost"
+		return "localhost"
 	}
-	fmt.Fprintf(w, `%s the app kept in %s (set REVERB_APP_ID, REVERB_APP_KEY and REVERB_APP_SECRET to choose your own).
+	return host
+}
 
-Laravel .env:
-  BROADCAST_CONNECTION=reverb
-  REVERB_APP_ID=%s
-  REVERB_APP_KEY=%s
-  REVERB_APP_SECRET=%s
-  REVERB_HOST=%s
-  REVERB_PORT=%d
-  REVERB_SCHEME=http
-  VITE_REVERB_APP_KEY="${REVERB_APP_KEY}"
-  VITE_REVERB_HOST="${REVERB_HOST}"
-  VITE_REVERB_PORT="${REVERB_PORT}"
-  VITE_REVERB_SCHEME="${REVERB_SCHEME}"
-
-`, verb, filepath.Join(cfg.DataDir, "app.json"), a.ID, a.Key, a.Secret, host, cfg.Port)
+// printEnv prints the .env lines of app for Laravel, which Herald reads
+// too (REVERB_APP_*), as `php artisan reverb:install` writes them.
+func printEnv(w io.Writer, a appconf.App, host string, port int, scheme, indent string) {
+	for _, l := range []string{
+		"BROADCAST_CONNECTION=reverb",
+		"REVERB_APP_ID=" + a.ID,
+		"REVERB_APP_KEY=" + a.Key,
+		"REVERB_APP_SECRET=" + a.Secret,
+		"REVERB_HOST=" + host,
+		fmt.Sprintf("REVERB_PORT=%d", port),
+		"REVERB_SCHEME=" + scheme,
+		"",
+		`VITE_REVERB_APP_KEY="${REVERB_APP_KEY}"`,
+		`VITE_REVERB_HOST="${REVERB_HOST}"`,
+		`VITE_REVERB_PORT="${REVERB_PORT}"`,
+		`VITE_REVERB_SCHEME="${REVERB_SCHEME}"`,
+	} {
+		if l == "" {
+			fmt.Fprintln(w)
+			continue
+		}
+		fmt.Fprintln(w, indent+l)
+	}
 }

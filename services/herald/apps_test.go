@@ -2,22 +2,44 @@ package main
 
 import (
 	"bytes"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/herald-ws/herald/shared/process"
+	"github.com/herald-ws/herald/shared/process/processtest"
 )
+
+var discard = slog.New(slog.DiscardHandler)
+
+func TestSharedSettings(t *testing.T) {
+	processtest.Check(t, "herald", nil, process.Parse[config])
+}
+
+// REVERB_SERVER_PATH means the same in every binary: "ws", "/ws" and "/ws/"
+// are "/ws".
+func TestServerPathNormalised(t *testing.T) {
+	for _, p := range []string{"ws", "/ws", "/ws/", "ws/"} {
+		t.Setenv("REVERB_SERVER_PATH", p)
+		cfg, err := process.Parse[config]()
+		if err != nil || cfg.Process.Path != "/ws" {
+			t.Errorf("REVERB_SERVER_PATH=%q: %q, %v", p, cfg.Process.Path, err)
+		}
+	}
+}
 
 func TestGeneratedAppIsKeptAcrossStarts(t *testing.T) {
 	for _, k := range []string{"REVERB_APP_ID", "REVERB_APP_KEY", "REVERB_APP_SECRET", "HERALD_APPS_FILE"} {
 		t.Setenv(k, "")
 	}
-	cfg := config{DataDir: t.TempDir(), Host: "0.0.0.0", Port: 8080}
+	cfg := &config{DataDir: t.TempDir(), Host: "0.0.0.0", Port: 8080}
 	var out1, out2 bytes.Buffer
-	r1, err := resolveApps(cfg, &out1)
+	r1, err := resolveApps(cfg, &out1, discard)
 	if err != nil {
 		t.Fatalf("first start: %v", err)
 	}
-	r2, err := resolveApps(cfg, &out2)
+	r2, err := resolveApps(cfg, &out2, discard)
 	if err != nil {
 		t.Fatalf("second start: %v", err)
 	}
@@ -33,8 +55,12 @@ func TestGeneratedAppIsKeptAcrossStarts(t *testing.T) {
 			t.Errorf("printed .env lacks %q:\n%s", want, out1.String())
 		}
 	}
-	if !strings.Contains(out1.String(), "Generated") || !strings.Contains(out2.String(), "Using") {
-		t.Errorf("first start should say Generated and the second Using:\n%s\n%s", out1.String(), out2.String())
+	if !strings.Contains(out1.String(), "Generated") {
+		t.Errorf("first start should say Generated:\n%s", out1.String())
+	}
+	// The secret is printed when it is generated, never again.
+	if out2.Len() != 0 {
+		t.Errorf("second start printed:\n%s", out2.String())
 	}
 	if !strings.Contains(out1.String(), filepath.Join(cfg.DataDir, "app.json")) {
 		t.Errorf("output does not name the file that keeps the app")
@@ -46,7 +72,7 @@ func TestConfiguredAppWins(t *testing.T) {
 	t.Setenv("REVERB_APP_KEY", "shop-key")
 	t.Setenv("REVERB_APP_SECRET", "0123456789abcdef0123")
 	var out bytes.Buffer
-	r, err := resolveApps(config{DataDir: t.TempDir()}, &out)
+	r, err := resolveApps(&config{DataDir: t.TempDir()}, &out, discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +90,6 @@ func TestBadSettingsStopStartup(t *testing.T) {
 	}{
 		{"port", "REVERB_SERVER_PORT", "70000", "REVERB_SERVER_PORT"},
 		{"port not a number", "REVERB_SERVER_PORT", "http", "REVERB_SERVER_PORT"},
-		{"path", "REVERB_SERVER_PATH", "ws/", "REVERB_SERVER_PATH"},
 		{"replicas", "HERALD_STREAM_REPLICAS", "0", "HERALD_STREAM_REPLICAS"},
 		{"timeout", "HERALD_WRITE_TIMEOUT", "soon", "HERALD_WRITE_TIMEOUT"},
 		{"gateway TTL", "HERALD_GATEWAY_TTL", "500ms", "HERALD_GATEWAY_TTL"},
@@ -76,9 +101,9 @@ func TestBadSettingsStopStartup(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Setenv(tt.key, tt.value)
-			_, err := parseConfig()
+			_, err := process.Parse[config]()
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("parseConfig() = %v, want an error naming %s", err, tt.want)
+				t.Fatalf("settings: %v, want an error naming %s", err, tt.want)
 			}
 		})
 	}
@@ -88,11 +113,11 @@ func TestSecretRules(t *testing.T) {
 	t.Setenv("REVERB_APP_ID", "shop")
 	t.Setenv("REVERB_APP_KEY", "shop-key")
 	t.Setenv("REVERB_APP_SECRET", "tiny")
-	if _, err := resolveApps(config{DataDir: t.TempDir()}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "shorter") {
+	if _, err := resolveApps(&config{DataDir: t.TempDir()}, &bytes.Buffer{}, discard); err == nil || !strings.Contains(err.Error(), "shorter") {
 		t.Fatalf("short secret: %v", err)
 	}
 	t.Setenv("REVERB_APP_SECRET", "")
-	if _, err := resolveApps(config{DataDir: t.TempDir()}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "REVERB_APP_SECRET") {
+	if _, err := resolveApps(&config{DataDir: t.TempDir()}, &bytes.Buffer{}, discard); err == nil || !strings.Contains(err.Error(), "REVERB_APP_SECRET") {
 		t.Fatalf("missing secret: %v", err)
 	}
 }

@@ -35,7 +35,7 @@ func startHerald(t *testing.T) string {
 	t.Setenv("HERALD_LOG_LEVEL", "warn")
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, io.Discard, io.Discard) }()
+	go func() { done <- program.Run(ctx, io.Discard, io.Discard) }()
 	t.Cleanup(func() {
 		stop()
 		if err := <-done; err != nil {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/herald-ws/herald/shared/process/processtest"
 	"github.com/herald-ws/herald/shared/signing"
 )
 
@@ -30,18 +31,7 @@ func freePort(t *testing.T) int {
 
 func waitUp(t *testing.T, base string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(base + "/up")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s/up never answered 200", base)
+	processtest.WaitReady(t, base)
 }
 
 type frame struct {
@@ -75,7 +65,7 @@ func TestOnePortServesWebSocketAndAPI(t *testing.T) {
 
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, io.Discard, io.Discard) }()
+	go func() { done <- program.Run(ctx, io.Discard, io.Discard) }()
 	t.Cleanup(func() {
 		stop()
 		<-done

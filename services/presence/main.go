@@ -6,17 +6,69 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
+
+	"github.com/herald-ws/herald/services/presence/service"
+	"github.com/herald-ws/herald/shared/appconf"
+	"github.com/herald-ws/herald/shared/presence"
+	"github.com/herald-ws/herald/shared/process"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "presence:", err)
-		os.Exit(1)
+func main() { process.Main(program) }
+
+var program = process.Program[config]{
+	Name:     "presence",
+	Summary:  "keeps the global channel state (presence members, occupancy, counts) and sends webhooks",
+	Settings: func(c *config) *process.Settings { return &c.Process },
+	Addr:     func(c *config) string { return process.JoinHostPort(c.Host, c.Port) },
+	Start:    start,
+}
+
+// config is every setting of the presence binary. App settings (limits,
+// webhooks) are read by appconf.
+type config struct {
+	Process  process.Settings
+	Presence service.Settings
+
+	// Host and Port serve /up, /ready, /status and /metrics.
+	Host string `env:"HERALD_PRESENCE_HOST" envDefault:"0.0.0.0"`
+	Port int    `env:"HERALD_PRESENCE_PORT" envDefault:"8082"`
+}
+
+// Check validates what only the presence binary reads.
+func (c *config) Check() error {
+	return errors.Join(process.CheckPort("HERALD_PRESENCE_PORT", c.Port), c.Process.NATS.RequireNATS())
+}
+
+func start(ctx context.Context, rt *process.Runtime, cfg *config) (process.Service, error) {
+	appEnv, err := appconf.ParseEnv()
+	if err != nil {
+		return nil, err
 	}
+	var apps *appconf.Registry
+	if appEnv.HasApp() {
+		if apps, err = appEnv.Registry(); err != nil {
+			return nil, fmt.Errorf("app settings: %w", err)
+		}
+	} else {
+		rt.Log.Info("no app configured: default presence limits apply to every app")
+	}
+	nc, err := rt.Connect(ctx, "presence")
+	if err != nil {
+		return nil, err
+	}
+	opt := service.Options{
+		NC:      nc,
+		Apps:    apps,
+		Logger:  rt.Log,
+		Metrics: rt.Metrics,
+		Infra:   presence.Options{Replicas: cfg.Process.StreamReplicas},
+	}
+	cfg.Presence.Apply(&opt)
+	svc, err := service.New(opt)
+	if err != nil {
+		return nil, err
+	}
+	return service.Start(rt, svc), nil
 }

@@ -4,53 +4,95 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
-	"time"
+	"net/http"
 
+	"github.com/herald-ws/herald/services/trigger/api"
 	"github.com/herald-ws/herald/shared/appconf"
-	"github.com/herald-ws/herald/shared/logging"
+	"github.com/herald-ws/herald/shared/events"
+	"github.com/herald-ws/herald/shared/process"
 )
 
-// config is read once from the environment.
-type config struct {
-	Host       string `env:"HERALD_TRIGGER_HOST" envDefault:"0.0.0.0"`
-	Port       int    `env:"HERALD_TRIGGER_PORT" envDefault:"8081"`
-	PathPrefix string `env:"REVERB_SERVER_PATH"`
-	NATSURL    string `env:"NATS_URL,required,notEmpty"`
-	// StreamReplicas is 1 on a single NATS server, 3 on a cluster.
-	StreamReplicas int `env:"HERALD_STREAM_REPLICAS" envDefault:"1"`
-	// StreamMaxBytes caps each app's events stream; 0 means 1 GiB.
-	StreamMaxBytes int64 `env:"HERALD_STREAM_MAX_BYTES" envDefault:"0"`
-	// PublishRetryFor bounds how long a publish keeps trying through a
-	// NATS reconnect or a stream leader election; 0 answers 503 at once.
-	PublishRetryFor time.Duration `env:"HERALD_PUBLISH_RETRY_FOR" envDefault:"5s"`
-	LogLevel        string        `env:"HERALD_LOG_LEVEL" envDefault:"info"`
-	LogFormat       string        `env:"HERALD_LOG_FORMAT" envDefault:"text"`
+func main() { process.Main(program) }
+
+var program = process.Program[config]{
+	Name:     "trigger",
+	Summary:  "serves the Pusher HTTP API (/apps/{id}/events, …) and stores events in NATS JetStream",
+	Settings: func(c *config) *process.Settings { return &c.Process },
+	Addr:     func(c *config) string { return process.JoinHostPort(c.Host, c.port()) },
+	Start:    start,
 }
 
-func main() {
-	cfg, err := appconf.Parse[config]()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "trigger: reading settings: %v\n", err)
-		os.Exit(2)
-	}
-	if cfg.PublishRetryFor < 0 || cfg.PublishRetryFor > time.Minute {
-		fmt.Fprintf(os.Stderr, "trigger: HERALD_PUBLISH_RETRY_FOR=%s must be 0 to 1m\n", cfg.PublishRetryFor)
-		os.Exit(2)
-	}
-	log, err := logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "trigger: %v\n", err)
-		os.Exit(2)
-	}
-	appconf.WarnForeign(log)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, cfg, log); err != nil {
-		log.Error("trigger stopped", "err", err)
-		os.Exit(1)
-	}
+// config is every setting of the trigger binary. App settings are read by
+// appconf.
+type config struct {
+	Process process.Settings
+	API     api.Settings
+
+	Host string `env:"HERALD_TRIGGER_HOST" envDefault:"0.0.0.0"`
+	// Port is HERALD_TRIGGER_PORT; unset, PORT (which Cloud Run, Fly and
+	// Heroku set), else 8081.
+	Port         *int `env:"HERALD_TRIGGER_PORT"`
+	PlatformPort *int `env:"PORT"`
 }
+
+// defaultPort is the trigger's port when neither HERALD_TRIGGER_PORT nor
+// PORT is set.
+const defaultPort = 8081
+
+func (c *config) port() int {
+	switch {
+	case c.Port != nil:
+		return *c.Port
+	case c.PlatformPort != nil:
+		return *c.PlatformPort
+	}
+	return defaultPort
+}
+
+// Check validates what only the trigger binary reads.
+func (c *config) Check() error {
+	name := "HERALD_TRIGGER_PORT"
+	if c.Port == nil && c.PlatformPort != nil {
+		name = "PORT"
+	}
+	return errors.Join(process.CheckPort(name, c.port()), c.Process.NATS.RequireNATS())
+}
+
+func start(ctx context.Context, rt *process.Runtime, cfg *config) (process.Service, error) {
+	appEnv, err := appconf.ParseEnv()
+	if err != nil {
+		return nil, err
+	}
+	apps, err := appEnv.Registry()
+	if err != nil {
+		return nil, fmt.Errorf("app settings: %w", err)
+	}
+	nc, err := rt.Connect(ctx, "trigger")
+	if err != nil {
+		return nil, err
+	}
+	opt := api.Options{
+		Apps:       apps,
+		NC:         nc,
+		Logger:     rt.Log,
+		Metrics:    rt.Metrics,
+		PathPrefix: cfg.Process.Path,
+		Stream:     events.StreamOptions{Replicas: cfg.Process.StreamReplicas, MaxBytes: cfg.Process.StreamMaxBytes},
+	}
+	cfg.API.Apply(&opt)
+	a, err := api.New(ctx, opt)
+	if err != nil {
+		return nil, err
+	}
+	rt.Log.Info("trigger API serving", "apps", len(apps.All()), "nats", nc.ConnectedUrlRedacted(), "path", cfg.Process.Path+"/apps/{id}")
+	return service{a}, nil
+}
+
+// service is the API as the process runs it: requests in flight finish
+// when the process stops HTTP, so there is nothing more to stop.
+type service struct{ api *api.API }
+
+func (s service) Handler() http.Handler          { return s.api.Handler() }
+func (s service) Shutdown(context.Context) error { return nil }

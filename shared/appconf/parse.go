@@ -80,7 +80,7 @@ func renameFields(err error, t reflect.Type) error {
 	for _, e := range agg.Errors {
 		var pe env.ParseError
 		if errors.As(e, &pe) {
-			if f, ok := t.FieldByName(pe.Name); ok {
+			if f, ok := fieldByName(t, pe.Name); ok {
 				if name, _, _ := strings.Cut(f.Tag.Get("env"), ","); name != "" {
 					msgs = append(msgs, fmt.Sprintf("%s: not a valid %s: %v", name, pe.Type, errors.Unwrap(pe.Err)))
 					continue
@@ -90,4 +90,20 @@ func renameFields(err error, t reflect.Type) error {
 		msgs = append(msgs, e.Error())
 	}
 	return fmt.Errorf("invalid settings: %s: %w", strings.Join(msgs, "; "), err)
+}
+
+// fieldByName finds a field of t or of the structs t holds, as caarlos0/env
+// reads nested settings structs.
+func fieldByName(t reflect.Type, name string) (reflect.StructField, bool) {
+	if f, ok := t.FieldByName(name); ok {
+		return f, true
+	}
+	for i := range t.NumField() {
+		if ft := t.Field(i).Type; ft.Kind() == reflect.Struct {
+			if f, ok := fieldByName(ft, name); ok {
+				return f, true
+			}
+		}
+	}
+	return reflect.StructField{}, false
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/herald-ws/herald/shared/appconf"
+	"github.com/herald-ws/herald/shared/ensure"
 	"github.com/herald-ws/herald/shared/names"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -44,9 +45,9 @@ func CacheStreamConfig(app *appconf.App, opt StreamOptions) jetstream.StreamConf
 }
 
 // EnsureCacheStream creates the app's cache stream, or updates it to the
-// current configuration. Any service may call it at start.
+// current configuration when it differs (see package ensure).
 func EnsureCacheStream(ctx context.Context, js jetstream.JetStream, app *appconf.App, opt StreamOptions) (jetstream.Stream, error) {
-	return ensure(ctx, js, CacheStreamConfig(app, opt), "cache")
+	return ensure.Stream(ctx, js, CacheStreamConfig(app, opt))
 }
 
 // CacheMsg builds the cache stream message of an event stored in the events

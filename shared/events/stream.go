@@ -4,13 +4,11 @@ package events
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"time"
 
 	"github.com/herald-ws/herald/shared/appconf"
+	"github.com/herald-ws/herald/shared/ensure"
 	"github.com/herald-ws/herald/shared/names"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -67,33 +65,8 @@ func (o StreamOptions) limits() (replicas int, maxBytes int64) {
 	return replicas, maxBytes
 }
 
-// EnsureStream creates the app's events stream, or updates it to the current
-// configuration. Any service may call it at start; concurrent callers agree.
+// EnsureStream creates the app's events stream, or updates it when it differs
+// from the current configuration (see package ensure).
 func EnsureStream(ctx context.Context, js jetstream.JetStream, app *appconf.App, opt StreamOptions) (jetstream.Stream, error) {
-	return ensure(ctx, js, StreamConfig(app, opt), "events")
-}
-
-// ensure creates or updates a stream, trying again while another service
-// creates the same stream at the same moment.
-func ensure(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig, what string) (jetstream.Stream, error) {
-	var lastErr error
-	for attempt := 0; attempt < 5; attempt++ {
-		s, err := js.CreateOrUpdateStream(ctx, cfg)
-		if err == nil {
-			return s, nil
-		}
-		lastErr = err
-		// Two services creating the same stream at once: one wins, the
-		// other sees "already in use" and updates on the next try.
-		if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) && !errors.Is(err, nats.ErrTimeout) &&
-			!errors.Is(err, jetstream.ErrJetStreamNotEnabled) {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(time.Duration(attempt+1) * 100 * time.Millisecond):
-		}
-	}
-	return nil, fmt.Errorf("ensuring %s stream %s: %w", what, cfg.Name, lastErr)
+	return ensure.Stream(ctx, js, StreamConfig(app, opt))
 }

@@ -14,9 +14,16 @@ import (
 // store in a temporary directory, and stops it when the test ends.
 func Start(tb testing.TB) *server.Server {
 	tb.Helper()
+	return StartOn(tb, -1)
+}
+
+// StartOn is Start on a given loopback port, e.g. one a service under test
+// already tries to reach.
+func StartOn(tb testing.TB, port int) *server.Server {
+	tb.Helper()
 	opts := &server.Options{
 		Host:      "127.0.0.1",
-		Port:      -1,
+		Port:      port,
 		JetStream: true,
 		StoreDir:  tb.TempDir(),
 		NoLog:     true,

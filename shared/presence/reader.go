@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/herald-ws/herald/shared/ensure"
 	"github.com/herald-ws/herald/shared/names"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -25,7 +26,7 @@ type Reader struct {
 func NewReader(ctx context.Context, js jetstream.JetStream, o Options) (*Reader, error) {
 	kv, err := js.KeyValue(ctx, names.PresenceStateBucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = OpenBucket(ctx, js, StateBucketConfig(o))
+		kv, err = ensure.OpenBucket(ctx, js, StateBucketConfig(o))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("opening channel state: %w", err)

@@ -26,6 +26,7 @@ import (
 	"github.com/herald-ws/herald/services/presence/internal/lease"
 	"github.com/herald-ws/herald/services/presence/internal/webhook"
 	"github.com/herald-ws/herald/shared/appconf"
+	"github.com/herald-ws/herald/shared/ensure"
 	"github.com/herald-ws/herald/shared/names"
 	"github.com/herald-ws/herald/shared/presence"
 	"github.com/herald-ws/herald/shared/webhooks"
@@ -108,6 +109,7 @@ type Service struct {
 	metrics *metrics
 	active  atomic.Bool
 	running atomic.Bool
+	ensured atomic.Bool // Run ensured the streams and buckets
 }
 
 // New checks the options and builds the service; Run starts it.
@@ -158,6 +160,14 @@ func setDefault(d *time.Duration, v time.Duration) {
 // Instance returns the instance name.
 func (s *Service) Instance() string { return s.opt.Instance }
 
+// Ready is nil once Run ensured the streams and buckets.
+func (s *Service) Ready() error {
+	if !s.ensured.Load() {
+		return errors.New("presence streams and buckets not ensured yet")
+	}
+	return nil
+}
+
 // Active reports whether this instance holds the lock and applies
 // operations.
 func (s *Service) Active() bool { return s.active.Load() }
@@ -176,6 +186,7 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 		return err
 	}
+	s.ensured.Store(true)
 	poll := min(max(s.opt.LockTTL/10, 100*time.Millisecond), time.Second)
 	for {
 		l, err := lease.Acquire(ctx, s.js, infra.lock, names.PresenceLeaderKey,
@@ -238,22 +249,22 @@ func (s *Service) ensureOnce(ctx context.Context) (*infra, error) {
 	o := s.opt.Infra
 	var in infra
 	var err error
-	if in.ops, err = presence.EnsureStream(ctx, s.js, presence.OpsStreamConfig(o)); err != nil {
+	if in.ops, err = ensure.Stream(ctx, s.js, presence.OpsStreamConfig(o)); err != nil {
 		return nil, err
 	}
-	if in.members, err = presence.EnsureStream(ctx, s.js, presence.MembersStreamConfig(o)); err != nil {
+	if in.members, err = ensure.Stream(ctx, s.js, presence.MembersStreamConfig(o)); err != nil {
 		return nil, err
 	}
-	if in.hooks, err = presence.EnsureStream(ctx, s.js, webhook.StreamConfig(o)); err != nil {
+	if in.hooks, err = ensure.Stream(ctx, s.js, webhook.StreamConfig(o)); err != nil {
 		return nil, err
 	}
-	if in.gateways, err = presence.EnsureBucket(ctx, s.js, presence.GatewaysBucketConfig(o)); err != nil {
+	if in.gateways, err = ensure.Bucket(ctx, s.js, presence.GatewaysBucketConfig(o)); err != nil {
 		return nil, err
 	}
-	if in.state, err = presence.EnsureBucket(ctx, s.js, presence.StateBucketConfig(o)); err != nil {
+	if in.state, err = ensure.Bucket(ctx, s.js, presence.StateBucketConfig(o)); err != nil {
 		return nil, err
 	}
-	if in.lock, err = presence.EnsureBucket(ctx, s.js, presence.LockBucketConfig(o)); err != nil {
+	if in.lock, err = ensure.Bucket(ctx, s.js, presence.LockBucketConfig(o)); err != nil {
 		return nil, err
 	}
 	return &in, nil

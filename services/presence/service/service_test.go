@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/herald-ws/herald/services/presence/internal/state"
+	"github.com/herald-ws/herald/shared/ensure"
 	"github.com/herald-ws/herald/shared/names"
 	"github.com/herald-ws/herald/shared/natstest"
 	"github.com/herald-ws/herald/shared/presence"
@@ -80,11 +81,11 @@ func register(t *testing.T, s *server.Server, id string) *fakeGateway {
 	nc := natstest.Connect(t, s)
 	js, _ := jetstream.New(nc)
 	ctx := context.Background()
-	kv, err := presence.EnsureBucket(ctx, js, presence.GatewaysBucketConfig(presence.Options{}))
+	kv, err := ensure.Bucket(ctx, js, presence.GatewaysBucketConfig(presence.Options{}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := presence.EnsureStream(ctx, js, presence.OpsStreamConfig(presence.Options{})); err != nil {
+	if _, err := ensure.Stream(ctx, js, presence.OpsStreamConfig(presence.Options{})); err != nil {
 		t.Fatal(err)
 	}
 	reg, err := kv.Create(ctx, names.GatewayKey(id), []byte(`{}`), jetstream.KeyTTL(time.Minute))
@@ -218,7 +219,7 @@ func TestRecreatedOpsStream(t *testing.T) {
 func TestFencedStore(t *testing.T) {
 	_, js := setup(t)
 	ctx := context.Background()
-	kv, err := presence.EnsureBucket(ctx, js, presence.StateBucketConfig(presence.Options{}))
+	kv, err := ensure.Bucket(ctx, js, presence.StateBucketConfig(presence.Options{}))
 	if err != nil {
 		t.Fatal(err)
 	}

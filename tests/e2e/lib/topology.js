@@ -348,7 +348,7 @@ async function startHerald(topo, appExtra) {
     });
     return {
       proc: new Proc('herald', bin, [], env, topo.logFile('herald')),
-      url: `http://${LOOPBACK}:${port}/up`,
+      url: `http://${LOOPBACK}:${port}/ready`,
     };
   }, register(topo));
   const ep = { host: LOOPBACK, port, name: 'herald' };
@@ -388,7 +388,7 @@ async function startSplit(topo, appExtra) {
       });
       return {
         proc: new Proc(name, bin, [], env, topo.logFile(name)),
-        url: `http://${LOOPBACK}:${port}/up`,
+        url: `http://${LOOPBACK}:${port}/ready`,
       };
     }, register(topo)).then(() => ({ host: LOOPBACK, port, name }));
   };
@@ -453,7 +453,7 @@ async function startPresenceTopology(topo, appExtra, env) {
       });
       return {
         proc: new Proc(name, binary(bin), [], childenv, topo.logFile(name)),
-        url: `http://${LOOPBACK}:${port}/up`,
+        url: `http://${LOOPBACK}:${port}/ready`,
       };
     }, register(topo));
     const ep = { host: LOOPBACK, port, name };

@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"github.com/herald-ws/herald/shared/appconf"
+	"github.com/herald-ws/herald/shared/ensure"
 	"github.com/herald-ws/herald/shared/names"
 	"github.com/herald-ws/herald/shared/presence"
 	"github.com/herald-ws/herald/shared/protocol"
@@ -255,13 +256,13 @@ func (c *Client) ID() string { return c.id }
 
 func (c *Client) ensure(ctx context.Context) error {
 	o := c.opt.Infra
-	if _, err := presence.OpenStream(ctx, c.js, presence.OpsStreamConfig(o)); err != nil {
+	if _, err := ensure.OpenStream(ctx, c.js, presence.OpsStreamConfig(o)); err != nil {
 		return fmt.Errorf("globalstate: %w", err)
 	}
-	if _, err := presence.OpenStream(ctx, c.js, presence.MembersStreamConfig(o)); err != nil {
+	if _, err := ensure.OpenStream(ctx, c.js, presence.MembersStreamConfig(o)); err != nil {
 		return fmt.Errorf("globalstate: %w", err)
 	}
-	kv, err := presence.OpenBucket(ctx, c.js, presence.GatewaysBucketConfig(o))
+	kv, err := ensure.OpenBucket(ctx, c.js, presence.GatewaysBucketConfig(o))
 	if err != nil {
 		return fmt.Errorf("globalstate: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herald-ws/herald/shared/ensure"
 	"github.com/herald-ws/herald/shared/natstest"
 	"github.com/herald-ws/herald/shared/presence"
 	"github.com/nats-io/nats.go/jetstream"
@@ -17,7 +18,7 @@ func TestLease(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	kv, err := presence.EnsureBucket(ctx, js, presence.LockBucketConfig(presence.Options{}))
+	kv, err := ensure.Bucket(ctx, js, presence.LockBucketConfig(presence.Options{}))
 	if err != nil {
 		t.Fatal(err)
 	}

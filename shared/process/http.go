@@ -1,0 +1,166 @@
+package process
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// writeTimeout bounds writing one response: HTTP API answers are small, and
+// a WebSocket is not affected once upgraded (gorilla clears the deadlines).
+const writeTimeout = 60 * time.Second
+
+// NewServer is an http.Server with the timeouts and header bound of the
+// settings, logging through log.
+func NewServer(h http.Handler, s HTTP, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: min(headerTimeout, s.ReadTimeout),
+		ReadTimeout:       s.ReadTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       s.IdleTimeout,
+		MaxHeaderBytes:    s.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+// listeners are the process's HTTP servers: the public one, and /metrics
+// and pprof on their own addresses when set.
+type listeners struct {
+	public, metrics, pprof net.Listener
+	servers                []*http.Server
+	lns                    []net.Listener
+}
+
+func listen(addr string, set *Settings, rt *Runtime, st *state) (*listeners, error) {
+	l := &listeners{}
+	var err error
+	if l.public, err = listenAddr(addr, "the service's host and port settings"); err != nil {
+		return nil, err
+	}
+	metrics := promhttp.HandlerFor(rt.Metrics, promhttp.HandlerOpts{})
+	mux := http.NewServeMux()
+	for _, prefix := range uniq("", set.Path) {
+		mux.HandleFunc("GET "+prefix+"/up", serveUp)
+		mux.HandleFunc("GET "+prefix+"/ready", func(w http.ResponseWriter, _ *http.Request) {
+			status, err := st.ready(&rt.conns)
+			body := map[string]string{"status": status}
+			code := http.StatusOK
+			if err != nil {
+				code = http.StatusServiceUnavailable
+				body["error"] = err.Error()
+			}
+			writeJSON(w, code, body)
+		})
+	}
+	if set.MetricsAddr == "" {
+		mux.Handle("GET /metrics", metrics)
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		svc := st.service.Load()
+		if svc == nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "starting: not ready yet"})
+			return
+		}
+		(*svc).Handler().ServeHTTP(w, r)
+	})
+	l.add(l.public, NewServer(mux, set.HTTP, rt.Log))
+
+	if set.MetricsAddr != "" {
+		if l.metrics, err = listenAddr(set.MetricsAddr, "HERALD_METRICS_ADDR"); err != nil {
+			l.closeAll()
+			return nil, err
+		}
+		m := http.NewServeMux()
+		m.Handle("GET /metrics", metrics)
+		l.add(l.metrics, NewServer(m, set.HTTP, rt.Log))
+	}
+	if set.PprofAddr != "" {
+		if l.pprof, err = listenAddr(set.PprofAddr, "HERALD_PPROF_ADDR"); err != nil {
+			l.closeAll()
+			return nil, err
+		}
+		m := http.NewServeMux()
+		m.HandleFunc("/debug/pprof/", pprof.Index)
+		m.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		m.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		m.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		m.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		srv := NewServer(m, set.HTTP, rt.Log)
+		srv.WriteTimeout = 0 // a CPU profile or trace streams for as long as asked
+		l.add(l.pprof, srv)
+	}
+	return l, nil
+}
+
+func (l *listeners) add(ln net.Listener, srv *http.Server) {
+	l.lns = append(l.lns, ln)
+	l.servers = append(l.servers, srv)
+}
+
+func (l *listeners) closeAll() {
+	for _, ln := range l.lns {
+		_ = ln.Close()
+	}
+}
+
+// serve starts every server; the channel gets the first that fails.
+func (l *listeners) serve(log *slog.Logger) <-chan error {
+	errc := make(chan error, len(l.servers))
+	for i, srv := range l.servers {
+		go func() {
+			if err := srv.Serve(l.lns[i]); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+	}
+	return errc
+}
+
+func (l *listeners) shutdown(ctx context.Context) error {
+	var errs []error
+	for _, srv := range l.servers {
+		if err := srv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stopping HTTP: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (l *listeners) metricsAddr() string { return addrOf(l.metrics) }
+func (l *listeners) pprofAddr() string   { return addrOf(l.pprof) }
+
+func addrOf(ln net.Listener) string {
+	if ln == nil {
+		return ""
+	}
+	return ln.Addr().String()
+}
+
+// serveUp answers while the process runs, whatever NATS does: a liveness
+// probe that restarts nothing during a NATS outage.
+func serveUp(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func uniq(a, b string) []string {
+	if a == b {
+		return []string{a}
+	}
+	return []string{a, b}
+}
