@@ -71,3 +71,31 @@ func FuzzParseRequest(f *testing.F) {
 		}
 	})
 }
+
+// FuzzChannelAuth checks the auth of a subscribe and of a sign-in, as a
+// client sends them: what was signed verifies, and the same auth for any
+// other socket, channel or data does not.
+func FuzzChannelAuth(f *testing.F) {
+	f.Add("1.2", "private-a", "", "key:0011")
+	f.Add("1.2", "presence-a", `{"user_id":"1"}`, "key:")
+	f.Add("1.2", "a", "", ":")
+	f.Add("", "", "", "")
+	f.Fuzz(func(t *testing.T, socketID, channel, data, auth string) {
+		const key, secret = "key", "a-secret-of-the-fuzzed-app"
+		_ = VerifyChannelAuth(key, secret, socketID, channel, data, auth)
+		_ = VerifySigninAuth(key, secret, socketID, data, auth)
+		good := ChannelAuth(key, secret, socketID, channel, data)
+		if !VerifyChannelAuth(key, secret, socketID, channel, data, good) {
+			t.Fatalf("a signed subscribe does not verify: %q", good)
+		}
+		if auth != good && VerifyChannelAuth(key, secret, socketID, channel, data, auth) {
+			t.Fatalf("auth %q verifies, signed is %q", auth, good)
+		}
+		if VerifyChannelAuth(key, secret, socketID+"9", channel, data, good) {
+			t.Fatal("the auth of one socket verifies for another")
+		}
+		if s := SigninAuth(key, secret, socketID, data); !VerifySigninAuth(key, secret, socketID, data, s) {
+			t.Fatalf("a signed sign-in does not verify: %q", s)
+		}
+	})
+}

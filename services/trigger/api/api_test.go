@@ -45,7 +45,7 @@ type fixture struct {
 	ts  *httptest.Server
 }
 
-func newFixture(t *testing.T, prefix string) *fixture {
+func newFixture(t testing.TB, prefix string) *fixture {
 	t.Helper()
 	f := &fixture{srv: natstest.Start(t), reg: prometheus.NewRegistry()}
 	f.nc = natstest.Connect(t, f.srv)
