@@ -13,6 +13,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/herald-ws/herald/services/gateway/gateway"
+	"github.com/herald-ws/herald/services/presence/presencetest"
 	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/events"
 	"github.com/herald-ws/herald/shared/natstest"
@@ -49,7 +50,7 @@ type env struct {
 	hs   *httptest.Server
 	reg  *prometheus.Registry
 	// presence is the presence service in this process (presence_test.go).
-	presence *presenceService
+	presence *presencetest.Service
 }
 
 func newEnv(t testing.TB, opts ...func(*gateway.Options)) *env {

@@ -10,22 +10,14 @@ import (
 	"time"
 
 	"github.com/herald-ws/herald/services/gateway/gateway"
-	"github.com/herald-ws/herald/services/presence/service"
+	"github.com/herald-ws/herald/services/presence/presencetest"
 	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/names"
 	"github.com/herald-ws/herald/shared/natstest"
 	"github.com/herald-ws/herald/shared/presence"
 	"github.com/herald-ws/herald/shared/protocol"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
-
-// presenceService is the presence service running in the test's process,
-// on its own connection, with short timings.
-type presenceService struct {
-	svc  *service.Service
-	stop func()
-}
 
 // testDrainGrace is how long the test presence service holds member_removed
 // for the users of a draining gateway.
@@ -34,43 +26,10 @@ const testDrainGrace = 1500 * time.Millisecond
 // startPresence runs the presence service on the env's NATS server and waits
 // until it answers member requests.
 func (e *env) startPresence() {
-	t := e.t
-	t.Helper()
-	nc := natstest.Connect(t, e.srv)
-	svc, err := service.New(service.Options{
-		NC: nc, Apps: e.apps, LockTTL: time.Second, FlushInterval: 10 * time.Millisecond,
-		DrainGrace: testDrainGrace, CountInterval: 100 * time.Millisecond, ReconcileInterval: 500 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := svc.Run(ctx); err != nil {
-			t.Errorf("presence service: %v", err)
-		}
-	}()
-	ps := &presenceService{svc: svc, stop: func() { cancel(); <-done }}
-	t.Cleanup(ps.stop)
-	e.presence = ps
-	waitServing(t, e.nc)
-}
-
-// waitServing waits until a presence service answers member requests: it is
-// active and has applied every operation stored when its term began.
-func waitServing(t testing.TB, nc *nats.Conn) {
-	t.Helper()
-	req, _ := json.Marshal(presence.MembersRequest{App: "probe", Channel: "presence-probe", Gateway: "probe", SocketID: "0.0"})
-	eventually(t, "the presence service answers", func() bool {
-		m, err := nc.Request(names.PresenceMembersSubject, req, 500*time.Millisecond)
-		if err != nil {
-			return false
-		}
-		var rep presence.MembersReply
-		return json.Unmarshal(m.Data, &rep) == nil && rep.Status == presence.StatusOK
-	})
+	e.t.Helper()
+	opt := presencetest.Options(e.apps)
+	opt.DrainGrace = testDrainGrace
+	e.presence = presencetest.Start(e.t, e.srv, opt)
 }
 
 type memberList struct {

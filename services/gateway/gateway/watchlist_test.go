@@ -69,7 +69,7 @@ func TestWatchlistAcrossGateways(t *testing.T) {
 	// A second connection of carol's changes nothing; closing the last does,
 	// also after the presence service restarted (sign-ins are persisted).
 	carol2 := signedIn(t, app, e.hs, "carol")
-	e.presence.stop()
+	e.presence.Stop()
 	e.startPresence()
 	carol.c.Close()
 	carol2.c.Close()

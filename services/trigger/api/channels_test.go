@@ -12,11 +12,9 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/herald-ws/herald/services/gateway/gateway"
-	"github.com/herald-ws/herald/services/presence/service"
+	"github.com/herald-ws/herald/services/presence/presencetest"
 	"github.com/herald-ws/herald/shared/appconf"
-	"github.com/herald-ws/herald/shared/names"
 	"github.com/herald-ws/herald/shared/natstest"
-	"github.com/herald-ws/herald/shared/presence"
 	"github.com/herald-ws/herald/shared/signing"
 )
 
@@ -37,21 +35,9 @@ func newWorld(t *testing.T) *world {
 	}
 	w := &world{fixture: f, apps: apps}
 
-	svc, err := service.New(service.Options{NC: natstest.Connect(t, f.srv), Apps: apps,
-		LockTTL: time.Second, FlushInterval: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := svc.Run(ctx); err != nil {
-			t.Errorf("presence service: %v", err)
-		}
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	w.waitServing(t)
+	opt := presencetest.Options(apps)
+	opt.DrainGrace, opt.CountInterval, opt.ReconcileInterval = 0, 0, 0 // the service's defaults
+	presencetest.Start(t, f.srv, opt)
 
 	for range 2 {
 		gctx, gcancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -70,20 +56,6 @@ func newWorld(t *testing.T) *world {
 		w.gateways = append(w.gateways, hs)
 	}
 	return w
-}
-
-// waitServing waits until the presence service answers member requests.
-func (w *world) waitServing(t *testing.T) {
-	t.Helper()
-	req, _ := json.Marshal(presence.MembersRequest{App: "app1", Channel: "presence-probe", Gateway: "probe", SocketID: "0.0"})
-	poll(t, "the presence service answers", func() bool {
-		m, err := w.nc.Request(names.PresenceMembersSubject, req, 500*time.Millisecond)
-		if err != nil {
-			return false
-		}
-		var rep presence.MembersReply
-		return json.Unmarshal(m.Data, &rep) == nil && rep.Status == presence.StatusOK
-	})
 }
 
 // poll waits until cond holds, or fails after 5 s.

@@ -203,7 +203,7 @@ func TestServiceRestartMidSession(t *testing.T) {
 	// Crash within the flush interval: the next instance loads a state
 	// without these operations and applies them again; their events must
 	// not reach anyone twice.
-	p1.crash()
+	p1.Crash()
 
 	// Operations while no instance runs wait in the stream; the join
 	// below waits for the next instance to answer.
@@ -240,12 +240,12 @@ func TestActiveStandbyFailover(t *testing.T) {
 	join(t, b, testRoom, "2.1", "u2")
 	b.Leave(testApp, testRoom, "2.1")
 	expect(t, a1, 3*time.Second, "ok:u1", "+u2", "-u2")
-	if standby.svc.Active() {
+	if standby.Active() {
 		t.Fatal("two active instances")
 	}
 
-	active.crash()
-	eventually(t, 4*time.Second, "the standby takes over", standby.svc.Active)
+	active.Crash()
+	eventually(t, 4*time.Second, "the standby takes over", standby.Active)
 	join(t, b, testRoom, "2.3", "u3") // barrier
 	expect(t, a1, 3*time.Second, "ok:u1", "+u2", "-u2", "+u3")
 }

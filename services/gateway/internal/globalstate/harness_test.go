@@ -10,9 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/herald-ws/herald/services/presence/service"
+	"github.com/herald-ws/herald/services/presence/presencetest"
 	"github.com/herald-ws/herald/shared/appconf"
-	"github.com/herald-ws/herald/shared/names"
 	"github.com/herald-ws/herald/shared/natstest"
 	"github.com/herald-ws/herald/shared/presence"
 	"github.com/herald-ws/herald/shared/protocol"
@@ -37,79 +36,18 @@ func testApps(t *testing.T) *appconf.Registry {
 	return reg
 }
 
-// instance is one running presence service.
-type instance struct {
-	svc    *service.Service
-	nc     *nats.Conn
-	cancel context.CancelFunc
-	done   chan struct{}
-}
-
 // startService runs a presence instance with short timings. A long flush
 // interval leaves applied operations unpersisted and unacknowledged for a
 // while, so that a crash makes the next instance replay them.
-func startService(t *testing.T, s *server.Server, name string, flush time.Duration) *instance {
+func startService(t *testing.T, s *server.Server, name string, flush time.Duration) *presencetest.Service {
 	t.Helper()
-	nc, err := nats.Connect(s.ClientURL(), nats.Name(name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := service.New(service.Options{
-		NC: nc, Apps: testApps(t), Instance: name,
-		DrainGrace: time.Second, LockTTL: time.Second, FlushInterval: flush,
-		CountInterval: 200 * time.Millisecond, ReconcileInterval: 500 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	in := &instance{svc: svc, nc: nc, cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(in.done)
-		if err := svc.Run(ctx); err != nil {
-			t.Errorf("presence %s: %v", name, err)
-		}
-	}()
-	t.Cleanup(in.stop)
-	serving(t, s)
-	return in
-}
-
-// serving waits until a presence instance answers member requests: it is
-// active and has applied every operation stored when its term began. A join
-// made before that would spend part of its timeout on the start of the
-// service.
-func serving(t *testing.T, s *server.Server) {
-	t.Helper()
-	nc := natstest.Connect(t, s)
-	req, _ := json.Marshal(presence.MembersRequest{App: testApp, Channel: "presence-probe", Gateway: "probe", SocketID: "0.0"})
-	eventually(t, 10*time.Second, "a presence instance answers", func() bool {
-		m, err := nc.Request(names.PresenceMembersSubject, req, time.Second)
-		if err != nil {
-			return false
-		}
-		var rep presence.MembersReply
-		return json.Unmarshal(m.Data, &rep) == nil && rep.Status == presence.StatusOK
-	})
-	nc.Close()
-}
-
-// stop ends the service cleanly: it persists, acks and hands the lock over.
-func (in *instance) stop() {
-	in.cancel()
-	<-in.done
-	in.nc.Close()
+	opt := presencetest.Options(testApps(t))
+	opt.Instance, opt.FlushInterval = name, flush
+	opt.CountInterval = 200 * time.Millisecond
+	return presencetest.Start(t, s, opt)
 }
 
 const fastFlush = 20 * time.Millisecond
-
-// crash cuts the service off NATS first: nothing more is persisted or
-// acknowledged, and the lock is left to expire.
-func (in *instance) crash() {
-	in.nc.Close()
-	in.cancel()
-	<-in.done
-}
 
 func startGateway(t *testing.T, s *server.Server, id string) (*Client, *nats.Conn) {
 	t.Helper()
@@ -214,14 +152,14 @@ func expect(t *testing.T, s *socket, within time.Duration, want ...string) {
 	}
 }
 
-func waitActive(t *testing.T, ins ...*instance) *instance {
+func waitActive(t *testing.T, ins ...*presencetest.Service) *presencetest.Service {
 	t.Helper()
-	var active *instance
+	var active *presencetest.Service
 	eventually(t, 5*time.Second, "one active presence instance", func() bool {
 		active = nil
 		n := 0
 		for _, in := range ins {
-			if in.svc.Active() {
+			if in.Active() {
 				active, n = in, n+1
 			}
 		}
