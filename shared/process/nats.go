@@ -134,6 +134,7 @@ func connect(ctx context.Context, log *slog.Logger, url string, opts []nats.Opti
 	}
 	start := time.Now()
 	next := start.Add(waitLogEvery)
+	logged := false
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for !nc.IsConnected() {
@@ -142,17 +143,19 @@ func connect(ctx context.Context, log *slog.Logger, url string, opts []nats.Opti
 			nc.Close()
 			return nil, fmt.Errorf("waiting for NATS: %w", ctx.Err())
 		case now := <-tick.C:
-			if now.Before(next) {
-				continue
-			}
-			next = now.Add(waitLogEvery)
 			mu.Lock()
 			err := lastErr
 			mu.Unlock()
+			// The first failed attempt is logged at once, then a line
+			// every waitLogEvery.
+			if (logged || err == nil) && now.Before(next) {
+				continue
+			}
+			logged, next = true, now.Add(waitLogEvery)
 			log.Warn("waiting for NATS", "conn", nc.Opts.Name, "url", redact(url), "waited", now.Sub(start).Round(time.Second).String(), "err", err)
 		}
 	}
-	if time.Since(start) > waitLogEvery {
+	if logged {
 		log.Info("NATS connected after waiting", "conn", nc.Opts.Name, "url", nc.ConnectedUrlRedacted())
 	}
 	return nc, nil
