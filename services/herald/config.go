@@ -6,6 +6,7 @@ import (
 	"github.com/herald-ws/herald/services/gateway/gateway"
 	"github.com/herald-ws/herald/services/presence/service"
 	"github.com/herald-ws/herald/services/trigger/api"
+	"github.com/herald-ws/herald/services/trigger/statuspage"
 	"github.com/herald-ws/herald/shared/process"
 )
 
@@ -17,6 +18,7 @@ type config struct {
 	Gateway  gateway.Settings
 	API      api.Settings
 	Presence service.Settings
+	Status   statuspage.Settings
 
 	Host string `env:"REVERB_SERVER_HOST" envDefault:"0.0.0.0"`
 	Port int    `env:"REVERB_SERVER_PORT" envDefault:"8080"`

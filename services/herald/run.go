@@ -10,6 +10,7 @@ import (
 	"github.com/herald-ws/herald/services/gateway/gateway"
 	"github.com/herald-ws/herald/services/presence/service"
 	"github.com/herald-ws/herald/services/trigger/api"
+	"github.com/herald-ws/herald/services/trigger/statuspage"
 	"github.com/herald-ws/herald/shared/events"
 	"github.com/herald-ws/herald/shared/presence"
 	"github.com/herald-ws/herald/shared/process"
@@ -99,6 +100,11 @@ func start(ctx context.Context, rt *process.Runtime, cfg *config) (process.Servi
 	mux := http.NewServeMux()
 	mux.Handle(cfg.Process.Path+"/app/", h.gateway.Handler())
 	mux.Handle(cfg.Process.Path+"/apps/", httpAPI.Handler())
+	sopt := statuspage.Options{NC: apiConn, Apps: apps, PathPrefix: cfg.Process.Path,
+		Replicas: cfg.Process.StreamReplicas, Logger: rt.Log.With("service", "status")}
+	if err := cfg.Status.Mount(ctx, mux, sopt, rt.AtExit); err != nil {
+		return nil, errors.Join(fmt.Errorf("starting the status page: %w", err), h.Shutdown(context.Background()))
+	}
 	h.handler = mux
 	rt.Log.Info("herald serving", "gateway_id", h.gateway.ID(), "apps", len(apps.All()),
 		"websocket", cfg.Process.Path+"/app/{key}", "api", cfg.Process.Path+"/apps/{id}")

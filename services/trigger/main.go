@@ -9,6 +9,7 @@ import (
 	"net/http"
 
 	"github.com/herald-ws/herald/services/trigger/api"
+	"github.com/herald-ws/herald/services/trigger/statuspage"
 	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/events"
 	"github.com/herald-ws/herald/shared/process"
@@ -29,6 +30,7 @@ var program = process.Program[config]{
 type config struct {
 	Process process.Settings
 	API     api.Settings
+	Status  statuspage.Settings
 
 	Host string `env:"HERALD_TRIGGER_HOST" envDefault:"0.0.0.0"`
 	// Port is HERALD_TRIGGER_PORT; unset, PORT (which Cloud Run, Fly and
@@ -86,13 +88,20 @@ func start(ctx context.Context, rt *process.Runtime, cfg *config) (process.Servi
 	if err != nil {
 		return nil, err
 	}
+	mux := http.NewServeMux()
+	mux.Handle("/", a.Handler())
+	sopt := statuspage.Options{NC: nc, Apps: apps, PathPrefix: cfg.Process.Path,
+		Replicas: cfg.Process.StreamReplicas, Logger: rt.Log}
+	if err := cfg.Status.Mount(ctx, mux, sopt, rt.AtExit); err != nil {
+		return nil, fmt.Errorf("starting the status page: %w", err)
+	}
 	rt.Log.Info("trigger API serving", "apps", len(apps.All()), "nats", nc.ConnectedUrlRedacted(), "path", cfg.Process.Path+"/apps/{id}")
-	return service{a}, nil
+	return service{mux}, nil
 }
 
 // service is the API as the process runs it: requests in flight finish
 // when the process stops HTTP, so there is nothing more to stop.
-type service struct{ api *api.API }
+type service struct{ handler http.Handler }
 
-func (s service) Handler() http.Handler          { return s.api.Handler() }
+func (s service) Handler() http.Handler          { return s.handler }
 func (s service) Shutdown(context.Context) error { return nil }

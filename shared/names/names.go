@@ -156,3 +156,7 @@ func ChannelFromSubject(subject string) (string, error) {
 	}
 	return DecodeToken(subject[i+1:])
 }
+
+// GatewayStatusSubject carries each gateway's figures for the status page
+// (shared/status), on core NATS.
+const GatewayStatusSubject = Prefix + ".status.gateway"

@@ -104,6 +104,9 @@ type Gateway struct {
 	counter  atomic.Uint64
 	perApp   map[string]*atomic.Int64 // open connections by app id
 	draining atomic.Bool
+	started  time.Time
+
+	statsStop, statsDone chan struct{} // stats.go
 
 	mu       sync.Mutex
 	sessions map[*session.Session]struct{}
@@ -176,6 +179,7 @@ func New(ctx context.Context, opt Options) (*Gateway, error) {
 		metrics:  m,
 		replay:   session.Replay{Engine: eng, Metrics: rm},
 		prefix:   prefix,
+		started:  time.Now(),
 		id:       strconv.FormatUint(prefix, 10),
 		perApp:   map[string]*atomic.Int64{},
 		sessions: map[*session.Session]struct{}{},
@@ -225,6 +229,7 @@ func New(ctx context.Context, opt Options) (*Gateway, error) {
 		return nil, err
 	}
 	g.startWatchlists()
+	g.startStats()
 	mux := http.NewServeMux()
 	mux.Handle("GET "+opt.PathPrefix+ReplayJSPath, replayJS())
 	mux.HandleFunc("GET "+opt.PathPrefix+"/app/{key}", g.serveWS)
@@ -269,11 +274,13 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 		return // gorilla answered with an HTTP error
 	}
 	wopt := ws.Options{
-		QueueBytes:   g.opt.WriteQueueBytes,
-		WriteTimeout: g.opt.WriteTimeout,
-		PongTimeout:  g.opt.PongTimeout,
-		Sent:         g.metrics.MessagesSent,
-		SlowConsumer: g.metrics.SlowConsumerCloses,
+		QueueBytes:    g.opt.WriteQueueBytes,
+		WriteTimeout:  g.opt.WriteTimeout,
+		PongTimeout:   g.opt.PongTimeout,
+		Sent:          g.metrics.MessagesSent,
+		SlowConsumer:  g.metrics.SlowConsumerCloses,
+		BytesSent:     g.metrics.BytesSent,
+		BytesReceived: g.metrics.BytesReceived,
 	}
 	if known {
 		wopt.PingInterval = app.PingInterval.D()
@@ -399,6 +406,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		list = append(list, s)
 	}
 	g.mu.Unlock()
+	g.publishStats() // the status page shows the drain at once
 	errs := []error{g.drainState(ctx)}
 
 	batches := (len(list) + shutdownBatch - 1) / shutdownBatch
@@ -434,6 +442,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		<-done
 	}
 	errs = append(errs, g.closeState(ctx))
+	g.stopStats()
 	g.stopUsers()
 	g.hub.Close()
 	return errors.Join(errs...)

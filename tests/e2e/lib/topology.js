@@ -314,12 +314,12 @@ export class Topology {
 
 // startTopology starts kind ("herald", "split" or "presence"). label names
 // the logs. appExtra adds fields to the test app in the apps file (limits,
-// origins); env (presence topology) adds settings to every service.
+// origins); env adds settings to every service.
 export async function startTopology(kind, { label = 'e2e', appExtra = {}, env = {} } = {}) {
   const topo = new Topology(kind, label);
   try {
-    if (kind === 'herald') await startHerald(topo, appExtra);
-    else if (kind === 'split') await startSplit(topo, appExtra);
+    if (kind === 'herald') await startHerald(topo, appExtra, env);
+    else if (kind === 'split') await startSplit(topo, appExtra, env);
     else if (kind === 'presence') await startPresenceTopology(topo, appExtra, env);
     else throw new Error(`unknown topology ${kind}`);
   } catch (err) {
@@ -333,13 +333,14 @@ function logLevel() {
   return process.env.HERALD_E2E_LOG_LEVEL || 'info';
 }
 
-async function startHerald(topo, appExtra) {
+async function startHerald(topo, appExtra, extraEnv = {}) {
   const bin = binary('herald');
   const appsFile = topo.writeAppsFile(appExtra);
   let port;
   await startReady(async () => {
     port = await freePort();
     const env = childEnv({
+      ...extraEnv,
       REVERB_SERVER_HOST: LOOPBACK,
       REVERB_SERVER_PORT: String(port),
       HERALD_APPS_FILE: appsFile,
@@ -356,7 +357,7 @@ async function startHerald(topo, appExtra) {
   topo.http = ep;
 }
 
-async function startSplit(topo, appExtra) {
+async function startSplit(topo, appExtra, extraEnv = {}) {
   const natsBin = binary('nats-server');
   const gatewayBin = binary('gateway');
   const triggerBin = binary('trigger');
@@ -380,6 +381,7 @@ async function startSplit(topo, appExtra) {
     return startReady(async () => {
       port = await freePort();
       const env = childEnv({
+        ...extraEnv,
         [hostVar]: LOOPBACK,
         [portVar]: String(port),
         NATS_URL: natsURL,

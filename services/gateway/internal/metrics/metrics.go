@@ -19,6 +19,8 @@ type Metrics struct {
 	ClientEvents       prometheus.Counter     // client events relayed
 	Subscriptions      prometheus.Gauge       // channel subscriptions of open connections
 	NATSSlowConsumer   prometheus.Counter     // NATS messages dropped because the gateway fell behind
+	BytesSent          prometheus.Counter     // bytes written to clients' sockets
+	BytesReceived      prometheus.Counter     // payload bytes of the messages clients sent
 }
 
 // New builds the collectors and registers them with reg, unless reg is nil.
@@ -43,6 +45,12 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		Subscriptions: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "subscriptions", Help: "Channel subscriptions of open connections.",
 		}),
+		BytesSent: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "sent_bytes_total", Help: "Bytes written to clients' sockets (frames and their headers).",
+		}),
+		BytesReceived: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "received_bytes_total", Help: "Payload bytes of the messages clients sent.",
+		}),
 		NATSSlowConsumer: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: namespace, Name: "nats_slow_consumer_total",
 			Help: "NATS messages dropped because the gateway's dispatchers fell behind.",
@@ -52,7 +60,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.Connections, m.ConnectionsTotal, m.MessagesSent,
-		m.SlowConsumerCloses, m.ClientEvents, m.Subscriptions, m.NATSSlowConsumer} {
+		m.SlowConsumerCloses, m.ClientEvents, m.Subscriptions, m.NATSSlowConsumer, m.BytesSent, m.BytesReceived} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering gateway metrics: %w", err)
 		}

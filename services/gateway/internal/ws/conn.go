@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Read errors that leave the connection usable or not.
@@ -38,7 +39,8 @@ const (
 // ReadMessage) and the Writer.
 type Conn struct {
 	*Writer
-	ws *websocket.Conn
+	ws       *websocket.Conn
+	received prometheus.Counter // Options.BytesReceived
 }
 
 // New takes over an upgraded connection and starts its writer. Ping, pong and
@@ -69,7 +71,7 @@ func New(c *websocket.Conn, opt Options) *Conn {
 		w.closeReply(code)
 		return nil
 	})
-	return &Conn{Writer: w, ws: c}
+	return &Conn{Writer: w, ws: c, received: opt.BytesReceived}
 }
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
@@ -101,6 +103,9 @@ func (c *Conn) ReadMessage(limit, hardCap int) (*bytes.Buffer, error) {
 		return nil, fmt.Errorf("ws: reading a message: %w", err)
 	}
 	if n <= int64(limit) {
+		if c.received != nil {
+			c.received.Add(float64(n))
+		}
 		if !utf8.Valid(buf.Bytes()) {
 			c.Release(buf)
 			return nil, ErrInvalidUTF8

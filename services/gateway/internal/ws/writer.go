@@ -48,6 +48,10 @@ type Options struct {
 	// comes first). Both may be nil.
 	Sent         prometheus.Counter
 	SlowConsumer prometheus.Counter
+	// BytesSent counts bytes written to the socket (frames with their
+	// headers); BytesReceived the payload of data messages read. May be nil.
+	BytesSent     prometheus.Counter
+	BytesReceived prometheus.Counter
 }
 
 // Defaults of Options.
@@ -379,8 +383,11 @@ func (w *Writer) write(bw *batchWriter, batch []item) error {
 		}
 		// WriteTo consumes its receiver: give it a copy of the slice header.
 		bw.out = bufs
-		_, err := bw.out.WriteTo(w.nc)
+		written, err := bw.out.WriteTo(w.nc)
 		clear(bufs) // drop references to frames for the garbage collector
+		if w.opt.BytesSent != nil && written > 0 {
+			w.opt.BytesSent.Add(float64(written))
+		}
 		if err != nil {
 			return err
 		}

@@ -1,0 +1,139 @@
+package statuspage_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/herald-ws/herald/services/trigger/statuspage"
+	"github.com/herald-ws/herald/shared/appconf"
+	"github.com/herald-ws/herald/shared/events"
+	"github.com/herald-ws/herald/shared/natstest"
+	"github.com/herald-ws/herald/shared/status"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+const token = "admin-token-0123456789"
+
+func TestStatusPage(t *testing.T) {
+	srv := natstest.Start(t)
+	nc := natstest.Connect(t, srv)
+	apps, err := appconf.NewRegistry([]appconf.App{{ID: "shop", Key: "shop-key", Secret: "0123456789abcdef0123"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	js, _ := jetstream.New(nc)
+	app, _ := apps.ByID("shop")
+	if _, err := events.EnsureStream(ctx, js, app, events.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := statuspage.New(ctx, statuspage.Options{NC: nc, Apps: apps, Token: "short"}); err == nil {
+		t.Error("a short token was accepted")
+	}
+	page, err := statuspage.New(ctx, statuspage.Options{NC: nc, Apps: apps, Token: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer page.Close()
+	hs := httptest.NewServer(page.Handler())
+	defer hs.Close()
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+	get := func(path string, set func(*http.Request)) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, hs.URL+path, nil)
+		if set != nil {
+			set(req)
+		}
+		res, err := noRedirect.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { res.Body.Close() })
+		return res
+	}
+	bearer := func(tok string) func(*http.Request) {
+		return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) }
+	}
+
+	// Without the token, or with a wrong one: 401 with a JSON error.
+	for _, c := range []struct {
+		path string
+		set  func(*http.Request)
+	}{
+		{statuspage.Path, nil}, {statuspage.Path + "/data.json", nil}, {statuspage.Path + "/app.js", nil},
+		{statuspage.Path + "/data.json", bearer("wrong-token-0123456789")},
+		{statuspage.Path + "?token=wrong-token-0123456789", nil},
+	} {
+		res := get(c.path, c.set)
+		var body struct{ Error string }
+		if res.StatusCode != http.StatusUnauthorized || json.NewDecoder(res.Body).Decode(&body) != nil || body.Error == "" {
+			t.Errorf("GET %s: %d %q, want 401 with an error", c.path, res.StatusCode, body.Error)
+		}
+	}
+
+	// ?token= sets a cookie and sends the browser to the bare address.
+	res := get(statuspage.Path+"?token="+token, nil)
+	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != statuspage.Path || len(res.Cookies()) != 1 {
+		t.Fatalf("?token=: %d to %q with %d cookies", res.StatusCode, res.Header.Get("Location"), len(res.Cookies()))
+	}
+	cookie := res.Cookies()[0]
+	if !cookie.HttpOnly || cookie.SameSite != http.SameSiteStrictMode {
+		t.Errorf("cookie %+v is not HttpOnly and SameSite=Strict", cookie)
+	}
+	res = get(statuspage.Path, func(r *http.Request) { r.AddCookie(cookie) })
+	html, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusOK || !strings.Contains(string(html), "status/app.js") {
+		t.Fatalf("page with the cookie: %d %.100s", res.StatusCode, html)
+	}
+	for _, asset := range []string{"/app.js", "/app.css"} {
+		if res := get(statuspage.Path+asset, bearer(token)); res.StatusCode != http.StatusOK {
+			t.Errorf("%s: %d", asset, res.StatusCode)
+		}
+	}
+
+	// A gateway's figures, twice: the page shows them and the rate.
+	start := time.Now()
+	for i, sent := range []uint64{100, 300} {
+		b, _ := json.Marshal(status.Gateway{ID: "gw-1", Started: start, Time: start.Add(time.Duration(i) * 2 * time.Second),
+			Connections: 3, Apps: map[string]int64{"shop": 3}, MessagesSent: sent, Resumes: 2, NATS: "CONNECTED"})
+		if err := nc.Publish(status.Subject, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		res := get(statuspage.Path+"/data.json", bearer(token))
+		var snap statuspage.Snapshot
+		if err := json.NewDecoder(res.Body).Decode(&snap); err != nil {
+			t.Fatal(err)
+		}
+		if len(snap.Gateways) == 1 && snap.Gateways[0].MessagesPerSecond == 100 {
+			g := snap.Gateways[0]
+			if g.Connections != 3 || g.Resumes != 2 || g.Gone {
+				t.Errorf("gateway %+v", g)
+			}
+			if len(snap.Apps) != 1 || snap.Apps[0].Connections != 3 {
+				t.Errorf("apps %+v", snap.Apps)
+			}
+			if len(snap.Streams) != 1 || snap.Streams[0].App != "shop" || snap.Streams[0].Replicas != 1 {
+				t.Errorf("streams %+v", snap.Streams)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("figures not shown: %+v", snap)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
