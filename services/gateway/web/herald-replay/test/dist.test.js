@@ -23,3 +23,17 @@ it('VERSION is the package version', () => {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
   assert.equal(VERSION, pkg.version);
 });
+
+// The package is installed from the repository or from an `npm pack`
+// tarball, never from the npm registry, where the name is not ours.
+it('the package cannot be published and packs what an install needs', async () => {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+  assert.equal(pkg.private, true);
+  assert.equal(pkg.unpkg, undefined);
+  const { execFileSync } = await import('node:child_process');
+  const out = execFileSync('npm', ['pack', '--dry-run', '--json'], { cwd: new URL('..', import.meta.url), encoding: 'utf8' });
+  const files = JSON.parse(out)[0].files.map((f) => f.path);
+  for (const f of ['package.json', 'src/index.js', 'dist/herald-replay.js', 'index.d.ts', 'README.md']) {
+    assert.ok(files.includes(f), `npm pack leaves out ${f}: ${files}`);
+  }
+});
