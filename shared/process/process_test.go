@@ -182,24 +182,34 @@ func TestWaitsForNATS(t *testing.T) {
 	}
 }
 
-// A shutdown that overruns HERALD_SHUTDOWN_TIMEOUT is cut there and
-// reported as an error.
+// While it stops, a process answers /ready 503 "draining"; a shutdown that
+// overruns HERALD_SHUTDOWN_TIMEOUT is cut there and reported as an error.
 func TestShutdownTimeoutHonoured(t *testing.T) {
 	srv := natstest.Start(t)
 	svc := &testService{block: make(chan struct{})}
 	defer close(svc.block)
 	base, cancel, done := start(t, program(svc), map[string]string{
-		"NATS_URL": srv.ClientURL(), "HERALD_SHUTDOWN_TIMEOUT": "500ms",
+		"NATS_URL": srv.ClientURL(), "HERALD_SHUTDOWN_TIMEOUT": "3s",
 	})
 	processtest.WaitReady(t, base)
 	cancel()
+	for {
+		code, body := get(t, base+"/ready")
+		if code == http.StatusServiceUnavailable && strings.Contains(body, "draining") {
+			break
+		}
+		if code == 0 {
+			t.Fatalf("/ready never answered draining before the listener closed: %s", body)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	select {
 	case err := <-done:
 		if err == nil || !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("Run = %v, want the shutdown deadline", err)
 		}
 	case <-time.After(30 * time.Second):
-		t.Fatal("Run still running 30 s after the stop, with a 500ms shutdown timeout")
+		t.Fatal("Run still running 30 s after the stop, with a 3s shutdown timeout")
 	}
 }
 
