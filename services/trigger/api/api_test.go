@@ -618,11 +618,75 @@ func TestUnansweredPublishTimesOut(t *testing.T) {
 	}
 }
 
+// An event whose acknowledgement is lost is sent again under the same
+// message id, and the stream keeps it once; the answer is 200, and the
+// cache channel's copy is written although the ack of the second try says
+// duplicate.
+func TestLostAckIsRetriedAndStoredOnce(t *testing.T) {
+	srv := natstest.Start(t)
+	p := newFreezeProxy(t, srv.Addr().String())
+	nc, err := nats.Connect("nats://" + p.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	apps, err := appconf.NewRegistry(testApps[:1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := api.New(context.Background(), api.Options{Apps: apps, NC: nc, Now: func() time.Time { return now },
+		PublishRetryFor: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{ts: httptest.NewServer(a.Handler()), nc: natstest.Connect(t, srv)}
+	t.Cleanup(f.ts.Close)
+	if f.js, err = jetstream.New(f.nc); err != nil {
+		t.Fatal(err)
+	}
+
+	p.acksLost.Store(true)
+	answer := make(chan resp, 1)
+	go func() {
+		answer <- f.do(t, req{path: "/apps/app1/events", body: `{"name":"e","data":"once","channels":["lost","cache-lost"]}`})
+	}()
+	// The first try reached the stream; its acks did not come back.
+	waitFor(t, func() bool { return f.count(t, "app1", "lost") == 1 && f.count(t, "app1", "cache-lost") == 1 })
+	select {
+	case got := <-answer:
+		t.Fatalf("answered %d %s while the acks were lost", got.status, got.raw)
+	default:
+	}
+	p.acksLost.Store(false)
+	got := <-answer
+	if got.status != http.StatusOK {
+		t.Fatalf("answer %d %s", got.status, got.raw)
+	}
+	for _, ch := range []string{"lost", "cache-lost"} {
+		if n := f.count(t, "app1", ch); n != 1 {
+			t.Errorf("%s holds %d messages, want 1", ch, n)
+		}
+	}
+	cache, err := f.js.Stream(context.Background(), names.CacheStream("app1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := cache.GetLastMsgForSubject(context.Background(), names.CacheSubject("app1", "cache-lost"))
+	if err != nil {
+		t.Fatalf("the cache copy was not written: %v", err)
+	}
+	if seq := m.Header.Get(names.HeaderEventSequence); seq != f.seqOf(t, "cache-lost") {
+		t.Errorf("cache copy of events sequence %q, want %s", seq, f.seqOf(t, "cache-lost"))
+	}
+}
+
 // freezeProxy forwards TCP to a NATS server; frozen, it drops everything in
-// both directions while keeping the connections open.
+// both directions while keeping the connections open; with acksLost, only
+// what the server sends (acknowledgements among it).
 type freezeProxy struct {
-	ln     net.Listener
-	frozen atomic.Bool
+	ln       net.Listener
+	frozen   atomic.Bool
+	acksLost atomic.Bool
 }
 
 func newFreezeProxy(t *testing.T, upstream string) *freezeProxy {
@@ -654,8 +718,8 @@ func newFreezeProxy(t *testing.T, upstream string) *freezeProxy {
 			open = append(open, c, u)
 			mu.Unlock()
 			pipes.Add(2)
-			go func() { defer pipes.Done(); p.pipe(u, c) }()
-			go func() { defer pipes.Done(); p.pipe(c, u) }()
+			go func() { defer pipes.Done(); p.pipe(u, c, nil) }()
+			go func() { defer pipes.Done(); p.pipe(c, u, &p.acksLost) }()
 		}
 	}()
 	t.Cleanup(func() {
@@ -673,7 +737,7 @@ func newFreezeProxy(t *testing.T, upstream string) *freezeProxy {
 
 func (p *freezeProxy) addr() string { return p.ln.Addr().String() }
 
-func (p *freezeProxy) pipe(dst, src net.Conn) {
+func (p *freezeProxy) pipe(dst, src net.Conn, drop *atomic.Bool) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
@@ -681,7 +745,7 @@ func (p *freezeProxy) pipe(dst, src net.Conn) {
 			dst.Close()
 			return
 		}
-		if p.frozen.Load() {
+		if p.frozen.Load() || (drop != nil && drop.Load()) {
 			continue
 		}
 		if _, err := dst.Write(buf[:n]); err != nil {
