@@ -167,6 +167,10 @@ func (ch *channel) adopt(members map[string]json.RawMessage, seq uint64) {
 	}
 	for _, id := range slices.Sorted(maps.Keys(old)) {
 		if _, ok := ch.view[id]; !ok {
+			if ch.hasLocal(id) {
+				ch.view[id] = old[id]
+				continue
+			}
 			ch.send(protocol.EventMemberRemoved, id, removedData(id))
 		}
 	}
@@ -227,12 +231,27 @@ func (ch *channel) apply(ev presence.LiveMemberEvent) {
 		}
 		ch.view[ev.UserID] = ev.UserInfo
 	} else {
-		if _, known := ch.view[ev.UserID]; !known {
+		if _, known := ch.view[ev.UserID]; !known || ch.hasLocal(ev.UserID) {
 			return
 		}
 		delete(ch.view, ev.UserID)
 	}
 	ch.send(ev.Event, ev.UserID, ev.Data)
+}
+
+// hasLocal reports whether userID has a socket on the channel here. Such a
+// user is a member whatever the presence service last said: it removes the
+// members of a gateway it lost touch with (a partition longer than the
+// gateway TTL) and adds them back when the gateway registers again, and
+// neither the user's own sockets nor its neighbours here must see it leave.
+// ch.mu is held.
+func (ch *channel) hasLocal(userID string) bool {
+	for _, ls := range ch.socks {
+		if ls.userID == userID {
+			return true
+		}
+	}
+	return false
 }
 
 // send delivers a member event to the active sockets, except member_added
