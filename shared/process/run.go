@@ -155,7 +155,8 @@ func (p Program[T]) Run(ctx context.Context, stdout, stderr io.Writer) error {
 	slog.SetDefault(log)
 	appconf.WarnForeign(log)
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		BuildInfo(p.Name))
 	rt := &Runtime{Log: log, Metrics: reg, Stdout: stdout, settings: set, name: p.Name, failed: make(chan error, 1)}
 	defer rt.conns.closeAll()
 

@@ -123,7 +123,7 @@ func (a *API) publish(w http.ResponseWriter, r *http.Request, app *appconf.App, 
 	start := time.Now()
 	err := a.pub.Publish(r.Context(), app, msgs)
 	if err == nil {
-		a.metrics.published(len(msgs), time.Since(start))
+		a.metrics.published(app.ID, len(msgs), time.Since(start))
 		if a.debug {
 			for _, m := range msgs {
 				a.log.Debug("event stored", "app_id", app.ID, "channel", m.Channel, "event", m.Name,

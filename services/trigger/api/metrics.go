@@ -14,7 +14,7 @@ type metrics struct {
 	// byRoute caches requests' counters by route and code: resolving the
 	// labels costs a hash and a lookup per request.
 	byRoute   sync.Map // routeCode → prometheus.Counter
-	events    prometheus.Counter
+	events    *prometheus.CounterVec // by app_id: apps are configured, so their number is bounded
 	publishes prometheus.Histogram
 	retries   prometheus.Counter
 }
@@ -26,11 +26,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name:      "requests_total",
 			Help:      "HTTP API requests by route and status code.",
 		}, []string{"route", "code"}),
-		events: prometheus.NewCounter(prometheus.CounterOpts{
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "herald_trigger",
 			Name:      "events_published_total",
-			Help:      "Channel events stored (one per channel of an event).",
-		}),
+			Help:      "Channel events stored (one per channel of an event), by app.",
+		}, []string{"app_id"}),
 		publishes: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "herald_trigger",
 			Name:      "publish_duration_seconds",
@@ -92,7 +92,7 @@ func (m *metrics) request(route string, code int) {
 	c.(prometheus.Counter).Inc()
 }
 
-func (m *metrics) published(n int, d time.Duration) {
-	m.events.Add(float64(n))
+func (m *metrics) published(appID string, n int, d time.Duration) {
+	m.events.WithLabelValues(appID).Add(float64(n))
 	m.publishes.Observe(d.Seconds())
 }
