@@ -13,7 +13,7 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	// byRoute caches requests' counters by route and code: resolving the
 	// labels costs a hash and a lookup per request.
-	byRoute   sync.Map // routeCode → prometheus.Counter
+	byRoute   sync.Map               // routeCode → prometheus.Counter
 	events    *prometheus.CounterVec // by app_id: apps are configured, so their number is bounded
 	publishes prometheus.Histogram
 	retries   prometheus.Counter
