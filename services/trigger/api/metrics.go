@@ -15,6 +15,7 @@ type metrics struct {
 	// labels costs a hash and a lookup per request.
 	byRoute   sync.Map               // routeCode → prometheus.Counter
 	events    *prometheus.CounterVec // by app_id: apps are configured, so their number is bounded
+	byApp     sync.Map               // app id → events' prometheus.Counter, as byRoute
 	publishes prometheus.Histogram
 	retries   prometheus.Counter
 }
@@ -93,6 +94,10 @@ func (m *metrics) request(route string, code int) {
 }
 
 func (m *metrics) published(appID string, n int, d time.Duration) {
-	m.events.WithLabelValues(appID).Add(float64(n))
+	c, ok := m.byApp.Load(appID)
+	if !ok {
+		c, _ = m.byApp.LoadOrStore(appID, m.events.WithLabelValues(appID))
+	}
+	c.(prometheus.Counter).Add(float64(n))
 	m.publishes.Observe(d.Seconds())
 }
