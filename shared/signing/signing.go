@@ -11,17 +11,33 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 )
 
 // HMAC returns hex(HMAC-SHA256(secret, msg)).
-func HMAC(secret, msg string) string {
+func HMAC(secret, msg string) string { return hex.EncodeToString(mac(secret, msg)) }
+
+func mac(secret, msg string) []byte {
 	m := hmac.New(sha256.New, []byte(secret))
 	m.Write([]byte(msg))
-	return hex.EncodeToString(m.Sum(nil))
+	return m.Sum(nil)
+}
+
+// equalHex reports, in constant time for a well-formed value, whether the
+// hex text h (either case) encodes sum.
+func equalHex(h string, sum []byte) bool {
+	if len(h) != 2*len(sum) {
+		return false
+	}
+	var buf [sha256.Size]byte
+	got := buf[:len(sum)]
+	if _, err := hex.Decode(got, []byte(h)); err != nil {
+		return false
+	}
+	return hmac.Equal(got, sum)
 }
 
 func equal(a, b string) bool { return hmac.Equal([]byte(a), []byte(b)) }
@@ -110,29 +126,36 @@ func ParseRequest(rawQuery string) (url.Values, RequestParams, error) {
 // StringToSign is METHOD\nPATH\nsorted query without auth_signature, with
 // keys lower-cased and values as given.
 func StringToSign(method, path string, q url.Values) string {
-	keys := make([]string, 0, len(q))
-	lower := make(map[string]string, len(q))
-	for k := range q {
+	// Pairs of lower-cased and original key, sorted by the first: no map
+	// for the handful of parameters of a request.
+	type param struct{ lower, key string }
+	var buf [8]param
+	params := buf[:0]
+	n := len(method) + len(path) + 2
+	for k, v := range q {
 		lk := strings.ToLower(k)
 		if lk == "auth_signature" {
 			continue
 		}
-		keys = append(keys, lk)
-		lower[lk] = k
+		params = append(params, param{lk, k})
+		if len(v) > 0 {
+			n += len(lk) + len(v[0]) + 2
+		}
 	}
-	sort.Strings(keys)
+	slices.SortFunc(params, func(a, b param) int { return strings.Compare(a.lower, b.lower) })
 	var b strings.Builder
+	b.Grow(n)
 	b.WriteString(strings.ToUpper(method))
 	b.WriteByte('\n')
 	b.WriteString(path)
 	b.WriteByte('\n')
-	for i, k := range keys {
+	for i, p := range params {
 		if i > 0 {
 			b.WriteByte('&')
 		}
-		b.WriteString(k)
+		b.WriteString(p.lower)
 		b.WriteByte('=')
-		b.WriteString(q.Get(lower[k]))
+		b.WriteString(q.Get(p.key))
 	}
 	return b.String()
 }
@@ -153,11 +176,11 @@ func VerifyRequest(method, path, rawQuery string, body []byte, key, secret strin
 	}
 	if len(body) > 0 || p.BodyMD5 != "" {
 		sum := md5.Sum(body)
-		if !equal(strings.ToLower(p.BodyMD5), hex.EncodeToString(sum[:])) {
+		if !equalHex(p.BodyMD5, sum[:]) {
 			return ErrBodyMD5
 		}
 	}
-	if !equal(strings.ToLower(p.Signature), HMAC(secret, StringToSign(method, path, q))) {
+	if !equalHex(p.Signature, mac(secret, StringToSign(method, path, q))) {
 		return ErrSignature
 	}
 	return nil
