@@ -166,6 +166,17 @@ func TestServerPingsIdleClients(t *testing.T) {
 		c.expect("pusher:ping")
 		c.ping()
 	})
+	t.Run("client that never finishes a frame is closed with 4201", func(t *testing.T) {
+		c := connect(t, e.hs, "key-ping")
+		// A masked text frame announcing 1,000 bytes, of which 10 come.
+		frame := []byte{0x81, 0x80 | 126, 0x03, 0xE8, 1, 2, 3, 4}
+		frame = append(frame, []byte("0123456789")...)
+		if _, err := c.c.NetConn().Write(frame); err != nil {
+			t.Fatal(err)
+		}
+		c.expect("pusher:ping")
+		c.expectClose(protocol.CodePongNotReceived)
+	})
 }
 
 func TestPublicChannelEvent(t *testing.T) {
