@@ -200,6 +200,14 @@ func New(ctx context.Context, opt Options) (*Gateway, error) {
 	for _, app := range opt.Apps.All() {
 		g.perApp[app.ID] = new(atomic.Int64)
 	}
+	g.upgrader.Error = func(w http.ResponseWriter, r *http.Request, status int, reason error) {
+		// A proxy that drops the Upgrade and Connection headers shows here.
+		if g.trace.Debug {
+			g.log.Debug("websocket upgrade refused", "status", status, "reason", reason.Error(), "remote", r.RemoteAddr,
+				"upgrade", r.Header.Get("Upgrade"), "connection", r.Header.Get("Connection"))
+		}
+		http.Error(w, http.StatusText(status), status)
+	}
 	g.trace = session.Trace{Debug: opt.Logger.Enabled(ctx, slog.LevelDebug), Payloads: opt.LogPayloads}
 	g.connLog = noConnLog
 	switch {
@@ -287,6 +295,12 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	conn := ws.New(c, wopt)
 	if perr := g.admit(app, known, r); perr != nil {
+		if g.connLog != noConnLog {
+			// 4001 (a key the front end was built with, not Herald's),
+			// 4009 (origin), 4004 (quota) show here.
+			g.log.Log(r.Context(), g.connLog, "connection refused", "key", r.PathValue("key"), "code", perr.Code,
+				"reason", perr.Message, "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"))
+		}
 		conn.Close(perr.Code, perr.Message)
 		conn.Discard()
 		return

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"log/slog"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -111,6 +112,21 @@ func TestDebugLogShowsTraffic(t *testing.T) {
 	a.c.Close()
 	eventually(t, "disconnected line", func() bool {
 		return logs.find(t, "disconnected", map[string]any{"socket_id": a.socketID}) != nil
+	})
+	// Refusals: a key Herald does not know (4001), and a request whose
+	// Upgrade header a proxy dropped.
+	bad := dial(t, e.hs, "/app/not-a-key"+query, nil)
+	bad.expectClose(4001)
+	eventually(t, "connection refused line", func() bool {
+		return logs.find(t, "connection refused", map[string]any{"key": "not-a-key", "code": float64(4001)}) != nil
+	})
+	res, err := http.Get(e.hs.URL + "/app/key-1" + query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	eventually(t, "upgrade refused line", func() bool {
+		return logs.find(t, "websocket upgrade refused", map[string]any{"status": float64(http.StatusBadRequest)}) != nil
 	})
 	logs.mu.Lock()
 	all := logs.buf.String()
