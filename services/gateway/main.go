@@ -5,12 +5,9 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"sync/atomic"
 
 	"github.com/herald-ws/herald/services/gateway/gateway"
-	"github.com/herald-ws/herald/shared/appconf"
-	"github.com/herald-ws/herald/shared/events"
 	"github.com/herald-ws/herald/shared/process"
 	"github.com/nats-io/nats.go"
 )
@@ -26,13 +23,9 @@ var program = process.Program[config]{
 }
 
 func start(ctx context.Context, rt *process.Runtime, cfg *config) (process.Service, error) {
-	appEnv, err := appconf.ParseEnv()
+	apps, err := process.Apps()
 	if err != nil {
 		return nil, err
-	}
-	apps, err := appEnv.Registry()
-	if err != nil {
-		return nil, fmt.Errorf("app settings: %w", err)
 	}
 	// The gateway exists only after the connection does; the reconnect
 	// handler finds it here.
@@ -52,7 +45,7 @@ func start(ctx context.Context, rt *process.Runtime, cfg *config) (process.Servi
 		Logger:     rt.Log,
 		Metrics:    rt.Metrics,
 		PathPrefix: cfg.Process.Path,
-		Stream:     events.StreamOptions{Replicas: cfg.Process.StreamReplicas, MaxBytes: cfg.Process.StreamMaxBytes},
+		Stream:     cfg.Process.Stream(),
 	}
 	cfg.Gateway.Apply(&opt)
 	g, err := gateway.New(ctx, opt)

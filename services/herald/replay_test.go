@@ -25,10 +25,18 @@ const (
 // URL.
 func startHerald(t *testing.T) string {
 	t.Helper()
-	port := freePort(t)
 	t.Setenv("REVERB_APP_ID", "shop")
 	t.Setenv("REVERB_APP_KEY", replayAppKey)
 	t.Setenv("REVERB_APP_SECRET", replayAppSecret)
+	return runHerald(t)
+}
+
+// runHerald runs the all-in-one process with the app settings of the
+// environment, on a free loopback port, until the test ends, and returns its
+// base URL once it is ready.
+func runHerald(t *testing.T) string {
+	t.Helper()
+	port := freePort(t)
 	t.Setenv("REVERB_SERVER_HOST", "127.0.0.1")
 	t.Setenv("REVERB_SERVER_PORT", strconv.Itoa(port))
 	t.Setenv("HERALD_DATA_DIR", t.TempDir())

@@ -11,8 +11,6 @@ import (
 	"github.com/herald-ws/herald/services/presence/service"
 	"github.com/herald-ws/herald/services/trigger/api"
 	"github.com/herald-ws/herald/services/trigger/statuspage"
-	"github.com/herald-ws/herald/shared/events"
-	"github.com/herald-ws/herald/shared/presence"
 	"github.com/herald-ws/herald/shared/process"
 	"github.com/nats-io/nats.go"
 )
@@ -53,7 +51,7 @@ func start(ctx context.Context, rt *process.Runtime, cfg *config) (process.Servi
 	if err != nil {
 		return nil, err
 	}
-	stream := events.StreamOptions{Replicas: cfg.Process.StreamReplicas, MaxBytes: cfg.Process.StreamMaxBytes}
+	stream := cfg.Process.Stream()
 
 	// Presence first, so that the gateway's first presence subscribes find
 	// it (gateways also wait for one that starts later).
@@ -62,7 +60,7 @@ func start(ctx context.Context, rt *process.Runtime, cfg *config) (process.Servi
 		Apps:    apps,
 		Logger:  rt.Log.With("service", "presence"),
 		Metrics: rt.Metrics,
-		Infra:   presence.Options{Replicas: cfg.Process.StreamReplicas},
+		Infra:   cfg.Process.Presence(),
 	}
 	cfg.Presence.Apply(&popt)
 	psvc, err := service.New(popt)

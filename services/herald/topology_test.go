@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,7 +18,6 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/herald-ws/herald/shared/natstest"
-	"github.com/herald-ws/herald/shared/process/processtest"
 	"github.com/herald-ws/herald/shared/signing"
 )
 
@@ -260,30 +258,15 @@ func TestKeygenStartsHeraldAndSendReachesASubscriber(t *testing.T) {
 		t.Errorf("Laravel's lines: %v", env)
 	}
 
-	port := freePort(t)
 	for _, k := range []string{"REVERB_APP_ID", "REVERB_APP_KEY", "REVERB_APP_SECRET"} {
 		t.Setenv(k, env[k])
 	}
 	t.Setenv("HERALD_APPS_FILE", "")
-	t.Setenv("REVERB_SERVER_HOST", "127.0.0.1")
-	t.Setenv("REVERB_SERVER_PORT", strconv.Itoa(port))
 	t.Setenv("REVERB_SERVER_PATH", "reverb")
-	t.Setenv("HERALD_DATA_DIR", t.TempDir())
-	t.Setenv("HERALD_LOG_LEVEL", "warn")
 	t.Setenv("HERALD_URL", "")
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- program.Run(ctx, io.Discard, io.Discard) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	})
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	processtest.WaitReady(t, base)
+	base := runHerald(t)
 
-	ws := subscribe(t, fmt.Sprintf("ws://127.0.0.1:%d/reverb/app/%s", port, env["REVERB_APP_KEY"]), "orders")
+	ws := subscribe(t, strings.Replace(base, "http", "ws", 1)+"/reverb/app/"+env["REVERB_APP_KEY"], "orders")
 	var sendOut, sendErr bytes.Buffer
 	if code := send([]string{"orders", "order.shipped", `{"id":42}`}, &sendOut, &sendErr); code != 0 {
 		t.Fatalf("send exited %d: %s %s", code, sendOut.String(), sendErr.String())

@@ -11,7 +11,6 @@ import (
 
 	"github.com/herald-ws/herald/services/presence/service"
 	"github.com/herald-ws/herald/shared/appconf"
-	"github.com/herald-ws/herald/shared/presence"
 	"github.com/herald-ws/herald/shared/process"
 )
 
@@ -63,7 +62,7 @@ func start(ctx context.Context, rt *process.Runtime, cfg *config) (process.Servi
 		Apps:    apps,
 		Logger:  rt.Log,
 		Metrics: rt.Metrics,
-		Infra:   presence.Options{Replicas: cfg.Process.StreamReplicas},
+		Infra:   cfg.Process.Presence(),
 	}
 	cfg.Presence.Apply(&opt)
 	svc, err := service.New(opt)

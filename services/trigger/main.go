@@ -10,8 +10,6 @@ import (
 
 	"github.com/herald-ws/herald/services/trigger/api"
 	"github.com/herald-ws/herald/services/trigger/statuspage"
-	"github.com/herald-ws/herald/shared/appconf"
-	"github.com/herald-ws/herald/shared/events"
 	"github.com/herald-ws/herald/shared/process"
 )
 
@@ -63,13 +61,9 @@ func (c *config) Check() error {
 }
 
 func start(ctx context.Context, rt *process.Runtime, cfg *config) (process.Service, error) {
-	appEnv, err := appconf.ParseEnv()
+	apps, err := process.Apps()
 	if err != nil {
 		return nil, err
-	}
-	apps, err := appEnv.Registry()
-	if err != nil {
-		return nil, fmt.Errorf("app settings: %w", err)
 	}
 	nc, err := rt.Connect(ctx, "trigger")
 	if err != nil {
@@ -81,7 +75,7 @@ func start(ctx context.Context, rt *process.Runtime, cfg *config) (process.Servi
 		Logger:     rt.Log,
 		Metrics:    rt.Metrics,
 		PathPrefix: cfg.Process.Path,
-		Stream:     events.StreamOptions{Replicas: cfg.Process.StreamReplicas, MaxBytes: cfg.Process.StreamMaxBytes},
+		Stream:     cfg.Process.Stream(),
 	}
 	cfg.API.Apply(&opt)
 	a, err := api.New(ctx, opt)

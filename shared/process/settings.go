@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/herald-ws/herald/shared/appconf"
+	"github.com/herald-ws/herald/shared/events"
 	"github.com/herald-ws/herald/shared/logging"
+	"github.com/herald-ws/herald/shared/presence"
 )
 
 // Settings are the process settings every Herald binary reads, with the same
@@ -202,4 +204,27 @@ func CheckPort(name string, port int) error {
 // JoinHostPort is net.JoinHostPort for an int port.
 func JoinHostPort(host string, port int) string {
 	return net.JoinHostPort(host, strconv.Itoa(port))
+}
+
+// Stream is the events streams' installation-wide options.
+func (s *Settings) Stream() events.StreamOptions {
+	return events.StreamOptions{Replicas: s.StreamReplicas, MaxBytes: s.StreamMaxBytes}
+}
+
+// Presence is the presence streams' and buckets' options.
+func (s *Settings) Presence() presence.Options {
+	return presence.Options{Replicas: s.StreamReplicas}
+}
+
+// Apps reads the configured apps (REVERB_APP_* or HERALD_APPS_FILE).
+func Apps() (*appconf.Registry, error) {
+	e, err := appconf.ParseEnv()
+	if err != nil {
+		return nil, err
+	}
+	r, err := e.Registry()
+	if err != nil {
+		return nil, fmt.Errorf("app settings: %w", err)
+	}
+	return r, nil
 }
