@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/herald-ws/herald/shared/appconf"
@@ -62,6 +63,8 @@ type Options struct {
 	PathPrefix string
 	Replicas   int
 	Logger     *slog.Logger
+	// Payloads shows event data in the live tail (HERALD_LOG_PAYLOADS).
+	Payloads bool
 }
 
 // Page gathers the figures and serves them.
@@ -79,6 +82,8 @@ type Page struct {
 	seqs     map[string]streamSeen // by app id
 	snap     []byte
 	snapAt   time.Time
+
+	tails atomic.Int64 // open live tails (tail.go)
 }
 
 type gatewaySeen struct {
@@ -181,6 +186,8 @@ func (p *Page) Handler() http.Handler {
 			http.Redirect(w, r, p.base, http.StatusSeeOther)
 		case p.base + "/data.json":
 			p.serveData(w, r)
+		case p.base + "/tail":
+			p.serveTail(w, r)
 		default:
 			p.static.ServeHTTP(w, r)
 		}
@@ -416,6 +423,8 @@ func webhookApp(subject string) string {
 type Settings struct {
 	// AdminToken opens the page; empty: no page.
 	AdminToken string `env:"HERALD_ADMIN_TOKEN"`
+	// Payloads shows event data in the page's live tail.
+	Payloads bool `env:"HERALD_LOG_PAYLOADS" envDefault:"false"`
 }
 
 // Check validates the settings; errors name the variable.
@@ -432,7 +441,7 @@ func (s Settings) Mount(ctx context.Context, mux *http.ServeMux, opt Options, at
 	if s.AdminToken == "" {
 		return nil
 	}
-	opt.Token = s.AdminToken
+	opt.Token, opt.Payloads = s.AdminToken, s.Payloads
 	p, err := New(ctx, opt)
 	if err != nil {
 		return err

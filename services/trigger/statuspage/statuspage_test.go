@@ -1,8 +1,10 @@
 package statuspage_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -13,8 +15,10 @@ import (
 	"github.com/herald-ws/herald/services/trigger/statuspage"
 	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/events"
+	"github.com/herald-ws/herald/shared/names"
 	"github.com/herald-ws/herald/shared/natstest"
 	"github.com/herald-ws/herald/shared/status"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -135,5 +139,77 @@ func TestStatusPage(t *testing.T) {
 			t.Fatalf("figures not shown: %+v", snap)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestLiveTail(t *testing.T) {
+	srv := natstest.Start(t)
+	nc := natstest.Connect(t, srv)
+	apps, err := appconf.NewRegistry([]appconf.App{{ID: "shop", Key: "shop-key", Secret: "0123456789abcdef0123"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, payloads := range []bool{false, true} {
+		t.Run(fmt.Sprintf("payloads=%v", payloads), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			page, err := statuspage.New(ctx, statuspage.Options{NC: nc, Apps: apps, Token: token, Payloads: payloads})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer page.Close()
+			hs := httptest.NewServer(page.Handler())
+			defer hs.Close()
+
+			res, err := http.Get(hs.URL + statuspage.Path + "/tail?app=shop&channel=orders")
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("tail without the token: %d", res.StatusCode)
+			}
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, hs.URL+statuspage.Path+"/tail?app=shop&channel=orders", nil)
+			req.Header.Set("Authorization", "Bearer "+token)
+			res, err = http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			if res.StatusCode != http.StatusOK || res.Header.Get("Content-Type") != "text/event-stream" {
+				t.Fatalf("tail: %d %s", res.StatusCode, res.Header.Get("Content-Type"))
+			}
+			r := bufio.NewReader(res.Body)
+			if line, _ := r.ReadString('\n'); !strings.HasPrefix(line, ": tailing") {
+				t.Fatalf("first line %q", line)
+			}
+			m := nats.NewMsg(names.LiveSubject("shop", "orders"))
+			m.Header.Set(names.HeaderEvent, "OrderShipped")
+			m.Data = []byte(`{"id":42}`)
+			if err := nc.PublishMsg(m); err != nil {
+				t.Fatal(err)
+			}
+			for {
+				line, err := r.ReadString('\n')
+				if err != nil {
+					t.Fatal(err)
+				}
+				data, ok := strings.CutPrefix(strings.TrimSpace(line), "data: ")
+				if !ok {
+					continue
+				}
+				var l statuspage.TailLine
+				if err := json.Unmarshal([]byte(data), &l); err != nil {
+					t.Fatal(err)
+				}
+				if l.Event != "OrderShipped" || l.Kind != "event" || l.Bytes != 9 {
+					t.Errorf("line %+v", l)
+				}
+				if payloads != (l.Data == `{"id":42}`) {
+					t.Errorf("data %q with payloads=%v", l.Data, payloads)
+				}
+				return
+			}
+		})
 	}
 }

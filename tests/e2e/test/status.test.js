@@ -1,6 +1,6 @@
 // The status page in headless Chromium: opened with the admin token while
 // the test connects clients, triggers events and causes a replay, it shows
-// those figures and updates without a reload. Without the token the page
+// those figures and updates without a reload, and tails the channel. Without the token the page
 // and its data answer 401. A screenshot of each topology is kept in .tmp.
 
 import assert from 'node:assert/strict';
@@ -111,6 +111,15 @@ describe('status page', { skip }, () => {
           const apps = await page.$$eval('#apps tbody tr td[data-k="id"]', (tds) => tds.map((td) => td.textContent));
           assert.ok(apps.includes(topo.app.id), `apps shown: ${apps}`);
           assert.ok((await figure(page, 'total-connections')) >= 4);
+          // The live tail of the channel shows the events as they go.
+          await page.selectOption('#tail-app', topo.app.id);
+          await page.fill('#tail-channel', channel);
+          await page.click('#tail-button');
+          await page.waitForFunction(
+            () => [...document.querySelectorAll('#tail tbody tr')].some((tr) => tr.children[2].textContent === 'tick'),
+            null,
+            { timeout: 10_000 },
+          );
           assert.deepEqual(problems, []);
           fs.mkdirSync(path.join(E2E_DIR, '.tmp'), { recursive: true });
           await page.screenshot({ path: path.join(E2E_DIR, '.tmp', `status-${kind}.png`), fullPage: true });

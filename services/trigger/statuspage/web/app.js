@@ -96,7 +96,9 @@
         return;
       }
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
-      render(await res.json());
+      const data = await res.json();
+      render(data);
+      fillApps(data.apps);
       updates++;
       text('updates', String(updates));
       text('updated', `updated ${new Date().toLocaleTimeString()}`);
@@ -109,6 +111,37 @@
       setTimeout(tick, document.hidden ? PERIOD * 5 : PERIOD);
     }
   }
+  // Live tail of one channel: names and sizes (data only when the server
+  // shows payloads), the last 50 lines, newest first.
+  let tail = null;
+  const tailButton = document.getElementById('tail-button');
+  function fillApps(apps) {
+    const select = document.getElementById('tail-app');
+    if (select.options.length === apps.length) return;
+    select.replaceChildren(...apps.map((a) => { const o = document.createElement('option'); o.value = a.id; o.textContent = a.id; return o; }));
+  }
+  document.getElementById('tail-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    if (tail) { tail.close(); tail = null; tailButton.textContent = 'Tail'; return; }
+    const q = new URLSearchParams({ app: document.getElementById('tail-app').value, channel: document.getElementById('tail-channel').value });
+    const body = document.querySelector('#tail tbody');
+    body.replaceChildren();
+    tail = new EventSource(`status/tail?${q}`);
+    tailButton.textContent = 'Stop';
+    tail.onmessage = (m) => {
+      const l = JSON.parse(m.data);
+      const tr = document.createElement('tr');
+      cell(tr, new Date(l.time).toLocaleTimeString());
+      cell(tr, l.kind);
+      cell(tr, l.event);
+      cell(tr, num(l.bytes));
+      cell(tr, l.data || (l.dropped ? `(${l.dropped} not shown)` : ''));
+      body.prepend(tr);
+      while (body.children.length > 50) body.lastChild.remove();
+    };
+    tail.onerror = () => { if (tail && tail.readyState === EventSource.CLOSED) { tail = null; tailButton.textContent = 'Tail'; } };
+  });
+
   document.addEventListener('visibilitychange', () => { if (!document.hidden) text('state', 'live'); });
   tick();
 })();
