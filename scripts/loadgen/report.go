@@ -24,10 +24,13 @@ type report struct {
 	DeliveredPerSec float64         `json:"delivered_per_sec,omitempty"`
 	Latency         *stats.Summary  `json:"latency,omitempty"`
 	Pings           pingReport      `json:"pings"`
-	Server          *serverReport   `json:"server,omitempty"`
-	Loadgen         loadgenReport   `json:"loadgen"`
-	Machine         machineReport   `json:"machine"`
-	Elapsed         time.Duration   `json:"elapsed_ns"`
+	// HoldCPU is the server's CPU in each second of an idle hold, in
+	// percent of one core.
+	HoldCPU []float64     `json:"hold_cpu_pct,omitempty"`
+	Server  *serverReport `json:"server,omitempty"`
+	Loadgen loadgenReport `json:"loadgen"`
+	Machine machineReport `json:"machine"`
+	Elapsed time.Duration `json:"elapsed_ns"`
 }
 
 type configSummary struct {
@@ -186,6 +189,13 @@ func (r *report) text() string {
 		}
 		p("             rss before %s, after connect %s, after %s, peak %s; %.1f KiB per connection",
 			mib(s.RSSBefore), mib(s.RSSAfterConnect), mib(s.RSSAfter), mib(s.RSSPeak), s.RSSPerConn/1024)
+	}
+	if len(r.HoldCPU) > 0 {
+		var secs []string
+		for _, v := range r.HoldCPU {
+			secs = append(secs, fmt.Sprintf("%.1f", v))
+		}
+		p("             cpu in each second of the hold (%% of one core): %s", strings.Join(secs, " "))
 	}
 	p("loadgen      cpu %.2f s total, %.2f s during the run; elapsed %s",
 		r.Loadgen.CPUTotal.Seconds(), r.Loadgen.CPUPhase.Seconds(), r.Elapsed.Round(time.Millisecond))

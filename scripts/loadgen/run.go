@@ -64,7 +64,7 @@ func runLoad(ctx context.Context, cfg config, log *slog.Logger, stdout, stderr i
 	var res *trigger.Result
 	if cfg.Idle {
 		log.Info("holding", "for", cfg.Dur)
-		sleep(ctx, cfg.Dur)
+		rep.HoldCPU = holdCPU(ctx, cfg, connected)
 	} else {
 		res = triggerAndDrain(ctx, cfg, log, sh, conns)
 	}
@@ -135,6 +135,28 @@ func runLoad(ctx context.Context, cfg config, log *slog.Logger, stdout, stderr i
 	rep.Loadgen = loadgenReport{CPUTotal: procstat.Self() - before.self, CPUPhase: after.self - connected.self}
 	rep.Elapsed = time.Since(before.at)
 	return rep.write(cfg.JSON, stdout, stderr)
+}
+
+// holdCPU waits out the hold, reading the server's CPU each second: the
+// percent of one core it used in each second of the hold.
+func holdCPU(ctx context.Context, cfg config, start reading) []float64 {
+	end := start.at.Add(cfg.Dur)
+	var pct []float64
+	prev := start
+	for ctx.Err() == nil {
+		d := min(time.Second, time.Until(end))
+		if d <= 0 {
+			break
+		}
+		sleep(ctx, d)
+		r, err := takeReading(cfg.PIDs)
+		if err != nil || len(cfg.PIDs) == 0 {
+			continue
+		}
+		pct = append(pct, 100*(r.server.CPU-prev.server.CPU).Seconds()/r.at.Sub(prev.at).Seconds())
+		prev = r
+	}
+	return pct
 }
 
 // reading is the state of the measured processes, loadgen and the machine
