@@ -71,3 +71,20 @@ func BenchmarkReadMissed(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkTailCheck measures a new channel's tail check when nothing
+// follows its last event: one batch Direct Get that finds nothing, what
+// every newly followed channel paid right after its subscription.
+func BenchmarkTailCheck(b *testing.B) {
+	e := newEnv(b, appconf.App{})
+	e.publish("a", "x", "", "")
+	stream, subject := names.EventsStream(e.app.ID), names.EventSubject(e.app.ID, "a")
+	last := e.streamInfo().State.LastSeq
+	b.ReportAllocs()
+	for b.Loop() {
+		evs, err := e.eng.readAfter(e.ctx, stream, subject, last, last)
+		if err != nil || len(evs) != 0 {
+			b.Fatalf("%d events, %v", len(evs), err)
+		}
+	}
+}

@@ -60,27 +60,27 @@ func (e *Engine) getBatch(ctx context.Context, stream, subject string, from uint
 	if err != nil {
 		return evs, 0, fmt.Errorf("encoding direct get: %w", err)
 	}
-	reply, ans, done, err := e.inbox.open()
+	// A channel sized to the answers (n messages and the end marker): the
+	// SubscribeSync default of 64K slots cost 512 KB per read, allocated
+	// and cleared each time; a new channel's checks made two such reads.
+	inbox := e.nc.NewInbox()
+	answers := make(chan *nats.Msg, n+2)
+	sub, err := e.nc.ChanSubscribe(inbox, answers)
 	if err != nil {
-		return evs, 0, err
+		return evs, 0, fmt.Errorf("subscribing to direct get answers: %w", err)
 	}
-	defer done()
-	if err := e.nc.PublishRequest(directGetPrefix+stream, reply, req); err != nil {
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := e.nc.PublishRequest(directGetPrefix+stream, inbox, req); err != nil {
 		return evs, 0, fmt.Errorf("direct get on %s: %w", stream, err)
 	}
 	var prev uint64
-	var msgs []*nats.Msg
 	for {
-		for len(msgs) == 0 {
-			select {
-			case <-ans.ready:
-				msgs = ans.take(msgs)
-			case <-ctx.Done():
-				return evs, 0, fmt.Errorf("direct get on %s: %w", stream, ctx.Err())
-			}
+		var m *nats.Msg
+		select {
+		case m = <-answers:
+		case <-ctx.Done():
+			return evs, 0, fmt.Errorf("direct get on %s: %w", stream, ctx.Err())
 		}
-		m := msgs[0]
-		msgs = msgs[1:]
 		switch status := m.Header.Get(headerStatus); status {
 		case "":
 		case statusEndOfBatch:

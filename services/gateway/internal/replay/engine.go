@@ -67,7 +67,6 @@ type Options struct {
 type Engine struct {
 	nc         *nats.Conn
 	js         jetstream.JetStream
-	inbox      *inbox // answers of batch reads (direct.go)
 	timeout    time.Duration
 	retryAfter time.Duration
 	pageBytes  int
@@ -106,7 +105,6 @@ func New(nc *nats.Conn, opt Options) (*Engine, error) {
 	return &Engine{
 		nc:         nc,
 		js:         js,
-		inbox:      newInbox(nc),
 		timeout:    opt.Timeout,
 		retryAfter: opt.RetryAfter,
 		pageBytes:  max(opt.PageBytes, 0),
