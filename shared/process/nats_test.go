@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/herald-ws/herald/shared/process/processtest"
+	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
 )
@@ -136,6 +137,68 @@ func TestNATSTLSAndNKey(t *testing.T) {
 		"HERALD_NATS_TLS_CERT": p.clientCert,
 		"HERALD_NATS_TLS_KEY":  p.clientKey,
 		"HERALD_NATS_NKEY":     seedFile,
+	})
+	processtest.WaitReady(t, base)
+}
+
+// A service reaches an operator-mode NATS (as Synadia Cloud runs) with a
+// .creds file in HERALD_NATS_CREDS.
+func TestNATSCreds(t *testing.T) {
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	op, err := nkeys.CreateOperator()
+	must(err)
+	opPub, _ := op.PublicKey()
+	acc, err := nkeys.CreateAccount()
+	must(err)
+	accPub, _ := acc.PublicKey()
+	user, err := nkeys.CreateUser()
+	must(err)
+	userPub, _ := user.PublicKey()
+	userSeed, _ := user.Seed()
+
+	oc := jwt.NewOperatorClaims(opPub)
+	ac := jwt.NewAccountClaims(accPub)
+	ac.Limits.JetStreamLimits = jwt.JetStreamLimits{MemoryStorage: -1, DiskStorage: -1, Streams: -1, Consumer: -1}
+	accJWT, err := ac.Encode(op)
+	must(err)
+	uc := jwt.NewUserClaims(userPub)
+	uc.IssuerAccount = accPub
+	userJWT, err := uc.Encode(acc)
+	must(err)
+	creds, err := jwt.FormatUserConfig(userJWT, userSeed)
+	must(err)
+	credsFile := filepath.Join(t.TempDir(), "user.creds")
+	must(os.WriteFile(credsFile, creds, 0o600))
+
+	sys, err := nkeys.CreateAccount()
+	must(err)
+	sysPub, _ := sys.PublicKey()
+	sysJWT, err := jwt.NewAccountClaims(sysPub).Encode(op)
+	must(err)
+	resolver := &server.MemAccResolver{}
+	must(resolver.Store(accPub, accJWT))
+	must(resolver.Store(sysPub, sysJWT))
+	opts := &server.Options{
+		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
+		TrustedOperators: []*jwt.OperatorClaims{oc}, AccountResolver: resolver, SystemAccount: sysPub,
+	}
+	s, err := server.NewServer(opts)
+	must(err)
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("operator-mode NATS not ready")
+	}
+	t.Cleanup(func() {
+		s.Shutdown()
+		s.WaitForShutdown()
+	})
+	base, _, _ := start(t, program(&testService{}), map[string]string{
+		"NATS_URL": s.ClientURL(), "HERALD_NATS_CREDS": credsFile,
 	})
 	processtest.WaitReady(t, base)
 }
