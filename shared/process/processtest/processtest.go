@@ -49,6 +49,9 @@ var Shared = []Setting{
 	{"HERALD_PRESENCE_FLUSH_INTERVAL", "50ms", "1ns", "0s", []string{"herald", "presence"}},
 	{"HERALD_WEBHOOK_RETRY_FOR", "5m0s", "1ns", "0s", []string{"herald", "presence"}},
 	{"HERALD_WEBHOOK_TIMEOUT", "5s", "1ns", "0s", []string{"herald", "presence"}},
+	{"HERALD_ADMIN_TOKEN", "", "0123456789abcdef", "0123456789abcde", []string{"herald", "trigger"}},
+	{"HERALD_LOG_CONNECTIONS", "false", "", "", []string{"herald", "gateway"}},
+	{"HERALD_LOG_PAYLOADS", "false", "", "", []string{"herald", "gateway", "trigger"}},
 }
 
 // For returns the shared settings binary reads.
