@@ -15,7 +15,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,6 +28,7 @@ import (
 	"github.com/herald-ws/herald/services/gateway/internal/ws"
 	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/events"
+	"github.com/herald-ws/herald/shared/process"
 	"github.com/herald-ws/herald/shared/protocol"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -136,10 +136,7 @@ func New(ctx context.Context, opt Options) (*Gateway, error) {
 	if opt.ChannelLinger <= 0 {
 		opt.ChannelLinger = hub.DefaultLinger
 	}
-	opt.PathPrefix = strings.TrimRight(opt.PathPrefix, "/")
-	if opt.PathPrefix != "" && !strings.HasPrefix(opt.PathPrefix, "/") {
-		opt.PathPrefix = "/" + opt.PathPrefix
-	}
+	opt.PathPrefix = process.NormalizePath(opt.PathPrefix)
 
 	js, err := jetstream.New(opt.NC)
 	if err != nil {

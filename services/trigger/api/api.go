@@ -19,6 +19,7 @@ import (
 	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/events"
 	"github.com/herald-ws/herald/shared/presence"
+	"github.com/herald-ws/herald/shared/process"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -68,7 +69,7 @@ func New(ctx context.Context, opt Options) (*API, error) {
 	if opt.NC == nil {
 		return nil, errors.New("trigger api: no NATS connection")
 	}
-	a := &API{apps: opt.Apps, nc: opt.NC, log: opt.Logger, prefix: normalizePrefix(opt.PathPrefix), now: opt.Now}
+	a := &API{apps: opt.Apps, nc: opt.NC, log: opt.Logger, prefix: process.NormalizePath(opt.PathPrefix), now: opt.Now}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -111,15 +112,6 @@ func (a *API) ensureStreams(ctx context.Context) error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
-}
-
-// normalizePrefix turns "reverb/", "/reverb" or "" into "/reverb" or "".
-func normalizePrefix(p string) string {
-	p = strings.Trim(p, "/")
-	if p == "" {
-		return ""
-	}
-	return "/" + p
 }
 
 // Handler serves {PathPrefix}/apps/… and GET /up (also {PathPrefix}/up).
