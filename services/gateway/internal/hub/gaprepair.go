@@ -475,7 +475,10 @@ func (rp *repairer) due(all, tail bool, since int64) []channelRef {
 				}
 			}
 			recheck := s.recheck.Swap(false)
-			traffic := tail && s.lastLive.Load()-1 > since
+			// lastLive 0 is a channel that never had traffic; since is
+			// negative during the first TailWindow of the hub.
+			last := s.lastLive.Load()
+			traffic := tail && last != 0 && last-1 > since
 			if all || dropped || recheck || traffic {
 				due = append(due, channelRef{sh, c, recheck && !all && !dropped && !traffic})
 			}

@@ -27,9 +27,12 @@ func batchReads(t *testing.T, e *streamEnv) *atomic.Int64 {
 }
 
 // A wave of new channels while the stream stores nothing reads no channel's
-// tail: the stream's mark shows there is nothing to find.
+// tail: the stream's mark shows there is nothing to find, and the periodic
+// tail checks are for channels with traffic.
 func TestNewChannelsOnAQuietStreamReadNoTail(t *testing.T) {
-	e := newStreamEnv(t, RepairOptions{Tick: 20 * time.Millisecond})
+	// Tail checks every other tick: none of them may read a channel that
+	// never had traffic, even in the hub's first TailWindow.
+	e := newStreamEnv(t, RepairOptions{Tick: 20 * time.Millisecond, TailCheck: 40 * time.Millisecond, TailWindow: time.Minute})
 	e.publish("before", "x", "") // the stream is not empty
 	reads := batchReads(t, e)
 	for i := range 50 {
