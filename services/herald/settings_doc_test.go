@@ -3,7 +3,7 @@ package main
 // The settings documentation against the code: every setting in the
 // settings tables of README.md and of the service READMEs is read by each
 // binary the table says uses it, every setting a binary reads is documented
-// for it, and a setting read by several binaries is declared once (one
+// for it, and a setting read by several settingBinaries is declared once (one
 // struct field, so one default and one check of its limits) and checked
 // nowhere else.
 //
@@ -26,8 +26,8 @@ import (
 	"testing"
 )
 
-// binaries are the four programs, by their directory under services/.
-var binaries = []string{"herald", "gateway", "trigger", "presence"}
+// settingBinaries are the four programs, by their directory under services/.
+var settingBinaries = []string{"herald", "gateway", "trigger", "presence"}
 
 const modulePrefix = "github.com/herald-ws/herald/"
 
@@ -211,7 +211,7 @@ func tables(t *testing.T, path string, usedBy []string) []documented {
 			switch {
 			case j >= len(cells):
 			case c == "used by" && cells[j] == "all":
-				d.usedBy = binaries
+				d.usedBy = settingBinaries
 			case c == "used by":
 				d.usedBy = strings.Split(strings.ReplaceAll(cells[j], " ", ""), ",")
 			case c == "default":
@@ -230,7 +230,7 @@ func TestSettingsDocumented(t *testing.T) {
 	}
 	st := &sourceTree{root: root, pkgs: map[string]*goPackage{}}
 	reads := map[string]map[string]setting{}
-	for _, b := range binaries {
+	for _, b := range settingBinaries {
 		reads[b] = st.reads(t, b)
 		if len(reads[b]) < 10 {
 			t.Fatalf("%s reads %d settings: the source scan found too few to be right", b, len(reads[b]))
@@ -239,12 +239,12 @@ func TestSettingsDocumented(t *testing.T) {
 
 	// The project's tables: every binary named reads every setting of the
 	// row, and every setting a binary reads has a row naming it.
-	readme := tables(t, filepath.Join(root, "README.md"), binaries)
+	readme := tables(t, filepath.Join(root, "README.md"), settingBinaries)
 	if len(readme) < 40 {
 		t.Fatalf("README.md: %d settings rows: the tables were not found", len(readme))
 	}
 	docFor := map[string]map[string]bool{} // binary -> setting
-	for _, b := range binaries {
+	for _, b := range settingBinaries {
 		docFor[b] = map[string]bool{}
 	}
 	for _, d := range readme {
@@ -269,7 +269,7 @@ func TestSettingsDocumented(t *testing.T) {
 			}
 		}
 	}
-	for _, b := range binaries {
+	for _, b := range settingBinaries {
 		for n := range reads[b] {
 			if !docFor[b][n] {
 				t.Errorf("%s reads %s, which README.md's settings tables do not document for it", b, n)
@@ -294,10 +294,10 @@ func TestSettingsDocumented(t *testing.T) {
 
 	// One declaration per setting: the same field in every binary, so the
 	// same default and the same check of its limits. Only a listen address
-	// of the binaries' own (REVERB_SERVER_HOST and _PORT in herald and the
+	// of the settingBinaries' own (REVERB_SERVER_HOST and _PORT in herald and the
 	// gateway) is declared by each main package, with the same default.
 	decl := map[string]setting{}
-	for _, b := range binaries {
+	for _, b := range settingBinaries {
 		for n, s := range reads[b] {
 			if first, ok := decl[n]; ok {
 				own := isMain(first.declared) && isMain(s.declared)
@@ -310,7 +310,7 @@ func TestSettingsDocumented(t *testing.T) {
 	}
 	// A binary's own Check tests no setting that a shared struct declares:
 	// the limits live with the declaration, the same in every binary.
-	for _, b := range binaries {
+	for _, b := range settingBinaries {
 		dir := "services/" + b
 		for _, f := range st.pkg(t, dir).files {
 			for _, d := range f.Decls {
@@ -341,5 +341,5 @@ func TestSettingsDocumented(t *testing.T) {
 // package (services/<binary> itself).
 func isMain(declared string) bool {
 	dir := declared[:strings.Index(declared, " ")]
-	return slices.Contains(binaries, strings.TrimPrefix(dir, "services/")) && strings.HasPrefix(dir, "services/")
+	return slices.Contains(settingBinaries, strings.TrimPrefix(dir, "services/")) && strings.HasPrefix(dir, "services/")
 }
