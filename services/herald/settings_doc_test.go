@@ -9,8 +9,8 @@ package main
 //
 // What a binary reads is found in its source: the `env:"…"` tags of the
 // struct `config` in services/<binary> and of every struct it holds, across
-// packages of this repository, plus appconf.Env when the binary calls
-// appconf.ParseEnv.
+// packages of this repository, plus appconf.Env when the binary reads its
+// apps (appconf.ParseEnv, or process.Apps which calls it).
 
 import (
 	"go/ast"
@@ -142,8 +142,8 @@ func (st *sourceTree) settings(t *testing.T, dir, typ string, out map[string]set
 	}
 }
 
-// reads is what binary reads: its config and, when it parses app settings
-// from the environment, appconf.Env.
+// reads is what binary reads: its config and, when it reads its apps from
+// the environment (appconf.ParseEnv or process.Apps), appconf.Env.
 func (st *sourceTree) reads(t *testing.T, binary string) map[string]setting {
 	t.Helper()
 	dir := "services/" + binary
@@ -152,8 +152,8 @@ func (st *sourceTree) reads(t *testing.T, binary string) map[string]setting {
 	calls := false
 	for _, f := range st.pkg(t, dir).files {
 		ast.Inspect(f, func(n ast.Node) bool {
-			if sel, ok := n.(*ast.SelectorExpr); ok && sel.Sel.Name == "ParseEnv" {
-				if x, ok := sel.X.(*ast.Ident); ok && x.Name == "appconf" {
+			if sel, ok := n.(*ast.SelectorExpr); ok {
+				if x, ok := sel.X.(*ast.Ident); ok && (x.Name == "appconf" && sel.Sel.Name == "ParseEnv" || x.Name == "process" && sel.Sel.Name == "Apps") {
 					calls = true
 				}
 			}
