@@ -48,6 +48,7 @@ func start(ctx context.Context, rt *process.Runtime, cfg *config) (process.Servi
 		Stream:     cfg.Process.Stream(),
 	}
 	cfg.Gateway.Apply(&opt)
+	opt.LogPayloads = cfg.Process.LogPayloads
 	g, err := gateway.New(ctx, opt)
 	if err != nil {
 		return nil, err

@@ -78,6 +78,7 @@ func start(ctx context.Context, rt *process.Runtime, cfg *config) (process.Servi
 		Stream:     stream,
 	}
 	cfg.Gateway.Apply(&gopt)
+	gopt.LogPayloads = cfg.Process.LogPayloads
 	if h.gateway, err = gateway.New(ctx, gopt); err != nil {
 		return nil, errors.Join(fmt.Errorf("starting gateway: %w", err), h.presence.Shutdown(context.Background()))
 	}
@@ -99,7 +100,7 @@ func start(ctx context.Context, rt *process.Runtime, cfg *config) (process.Servi
 	mux.Handle(cfg.Process.Path+"/app/", h.gateway.Handler())
 	mux.Handle(cfg.Process.Path+"/apps/", httpAPI.Handler())
 	sopt := statuspage.Options{NC: apiConn, Apps: apps, PathPrefix: cfg.Process.Path,
-		Replicas: cfg.Process.StreamReplicas, Logger: rt.Log.With("service", "status")}
+		Replicas: cfg.Process.StreamReplicas, Logger: rt.Log.With("service", "status"), Payloads: cfg.Process.LogPayloads}
 	if err := cfg.Status.Mount(ctx, mux, sopt, rt.AtExit); err != nil {
 		return nil, errors.Join(fmt.Errorf("starting the status page: %w", err), h.Shutdown(context.Background()))
 	}

@@ -85,7 +85,7 @@ func start(ctx context.Context, rt *process.Runtime, cfg *config) (process.Servi
 	mux := http.NewServeMux()
 	mux.Handle("/", a.Handler())
 	sopt := statuspage.Options{NC: nc, Apps: apps, PathPrefix: cfg.Process.Path,
-		Replicas: cfg.Process.StreamReplicas, Logger: rt.Log}
+		Replicas: cfg.Process.StreamReplicas, Logger: rt.Log, Payloads: cfg.Process.LogPayloads}
 	if err := cfg.Status.Mount(ctx, mux, sopt, rt.AtExit); err != nil {
 		return nil, fmt.Errorf("starting the status page: %w", err)
 	}

@@ -43,6 +43,9 @@ type Settings struct {
 
 	LogLevel  string `env:"HERALD_LOG_LEVEL" envDefault:"info"`
 	LogFormat string `env:"HERALD_LOG_FORMAT" envDefault:"text"`
+	// LogPayloads adds event data where traffic is shown: the gateway's
+	// debug lines and the status page's live tail.
+	LogPayloads bool `env:"HERALD_LOG_PAYLOADS" envDefault:"false"`
 }
 
 // NATS is how a process reaches NATS. Credentials embedded in the URL

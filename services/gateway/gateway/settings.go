@@ -20,10 +20,9 @@ type Settings struct {
 	// PresenceTimeout bounds a presence subscribe's wait for the presence
 	// service.
 	PresenceTimeout time.Duration `env:"HERALD_PRESENCE_TIMEOUT" envDefault:"5s"`
-	// LogConnections logs one info line per connect and disconnect;
-	// LogPayloads adds event data to the debug lines of the traffic.
+	// LogConnections logs one info line per connect and disconnect. (Event
+	// data in the debug lines is process.Settings.LogPayloads.)
 	LogConnections bool `env:"HERALD_LOG_CONNECTIONS" envDefault:"false"`
-	LogPayloads    bool `env:"HERALD_LOG_PAYLOADS" envDefault:"false"`
 }
 
 // MinWriteQueueBytes is the smallest send queue: room for a few frames of
@@ -55,5 +54,4 @@ func (s Settings) Apply(o *Options) {
 	o.GatewayTTL = s.GatewayTTL
 	o.PresenceTimeout = s.PresenceTimeout
 	o.LogConnections = s.LogConnections
-	o.LogPayloads = s.LogPayloads
 }

@@ -421,10 +421,9 @@ func webhookApp(subject string) string {
 // Settings are the page's settings, the same in the trigger binary and in
 // herald.
 type Settings struct {
-	// AdminToken opens the page; empty: no page.
+	// AdminToken opens the page; empty: no page. Event data in the live
+	// tail is Options.Payloads (HERALD_LOG_PAYLOADS, process.Settings).
 	AdminToken string `env:"HERALD_ADMIN_TOKEN"`
-	// Payloads shows event data in the page's live tail.
-	Payloads bool `env:"HERALD_LOG_PAYLOADS" envDefault:"false"`
 }
 
 // Check validates the settings; errors name the variable.
@@ -441,7 +440,7 @@ func (s Settings) Mount(ctx context.Context, mux *http.ServeMux, opt Options, at
 	if s.AdminToken == "" {
 		return nil
 	}
-	opt.Token, opt.Payloads = s.AdminToken, s.Payloads
+	opt.Token = s.AdminToken
 	p, err := New(ctx, opt)
 	if err != nil {
 		return err
