@@ -1,113 +1,16 @@
 package gateway_test
 
 import (
-	"net"
 	"slices"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/herald-ws/herald/services/gateway/gateway"
 	"github.com/herald-ws/herald/shared/events"
+	"github.com/herald-ws/herald/shared/natstest"
 	"github.com/nats-io/nats.go"
 )
-
-// cutProxy forwards TCP to the NATS server until it is cut: then it drops
-// every connection and refuses new ones, as a network partition seen by a
-// client that gets a reset, until it is restored. Paused, it forwards
-// nothing and drops nothing, as a partition that silently loses packets
-// (TCP keeps what it could not send and sends it once the path is back).
-type cutProxy struct {
-	ln       net.Listener
-	upstream string
-	mu       sync.Mutex
-	cut      bool
-	open     []net.Conn
-	paused   bool
-	resumed  *sync.Cond
-}
-
-func newCutProxy(t testing.TB, upstream string) *cutProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &cutProxy{ln: ln, upstream: upstream}
-	p.resumed = sync.NewCond(&p.mu)
-	go p.accept()
-	t.Cleanup(func() {
-		ln.Close()
-		p.setCut(true)
-	})
-	return p
-}
-
-func (p *cutProxy) accept() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		if p.cut {
-			p.mu.Unlock()
-			c.Close()
-			continue
-		}
-		u, err := net.Dial("tcp", p.upstream)
-		if err != nil {
-			p.mu.Unlock()
-			c.Close()
-			continue
-		}
-		p.open = append(p.open, c, u)
-		p.mu.Unlock()
-		go p.pipe(u, c)
-		go p.pipe(c, u)
-	}
-}
-
-// pipe copies src to dst, holding each read while the proxy is paused.
-func (p *cutProxy) pipe(dst, src net.Conn) {
-	defer dst.Close()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		for p.paused {
-			p.resumed.Wait()
-		}
-		p.mu.Unlock()
-		if _, err := dst.Write(buf[:n]); err != nil {
-			src.Close()
-			return
-		}
-	}
-}
-
-func (p *cutProxy) setPaused(paused bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.paused = paused
-	p.resumed.Broadcast()
-}
-
-func (p *cutProxy) setCut(cut bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.cut = cut
-	if cut {
-		for _, c := range p.open {
-			c.Close()
-		}
-		p.open = nil
-	}
-}
 
 // A gateway cut off from NATS while its clients stay connected to it. A
 // short cut (within HERALD_GATEWAY_TTL): its clients get the events stored
@@ -119,9 +22,9 @@ func (p *cutProxy) setCut(cut bool) {
 func TestGatewayCutOffFromNATS(t *testing.T) {
 	const ttl = 2 * time.Second
 	e := newEnv(t)
-	proxy := newCutProxy(t, e.srv.Addr().String())
+	proxy := natstest.NewProxy(t, e.srv.Addr().String())
 	_, cutHS, _ := e.startGateway(func(o *gateway.Options) {
-		nc, err := nats.Connect("nats://"+proxy.ln.Addr().String(),
+		nc, err := nats.Connect(proxy.URL(),
 			nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond), nats.ReconnectJitter(0, 0))
 		if err != nil {
 			t.Fatal(err)
@@ -150,11 +53,11 @@ func TestGatewayCutOffFromNATS(t *testing.T) {
 
 	t.Run("shorter than the TTL", func(t *testing.T) {
 		ann.t, obs.t = t, t
-		proxy.setCut(true)
+		proxy.SetCut(true)
 		publish("1")
 		publish("2")
 		time.Sleep(ttl / 4) // the length of the cut
-		proxy.setCut(false)
+		proxy.SetCut(false)
 		publish("3")
 		for _, want := range []string{"1", "2", "3"} {
 			ann.expectEvent("e", "news", want)
@@ -197,6 +100,6 @@ func TestGatewayCutOffFromNATS(t *testing.T) {
 		}
 		ann.ping()
 	}
-	t.Run("longer than the TTL", func(t *testing.T) { pastTTL(t, proxy.setCut, 4) })
-	t.Run("silent, longer than the TTL", func(t *testing.T) { pastTTL(t, proxy.setPaused, 7) })
+	t.Run("longer than the TTL", func(t *testing.T) { pastTTL(t, proxy.SetCut, 4) })
+	t.Run("silent, longer than the TTL", func(t *testing.T) { pastTTL(t, proxy.SetPaused, 7) })
 }
