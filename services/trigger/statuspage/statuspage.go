@@ -80,6 +80,7 @@ type Page struct {
 	mu       sync.Mutex
 	gateways map[string]*gatewaySeen
 	seqs     map[string]streamSeen // by app id
+	counts   map[string]channelCount
 	snap     []byte
 	snapAt   time.Time
 
@@ -89,6 +90,38 @@ type Page struct {
 type gatewaySeen struct {
 	last, prev status.Gateway
 	seen       time.Time
+}
+
+// channelsTTL bounds how often an app's channels are counted: counting
+// reads the presence state's key of every occupied channel.
+const channelsTTL = 10 * time.Second
+
+type channelCount struct {
+	channels, members int
+	at                time.Time
+}
+
+// channelCounts returns an app's occupied channels and presence members,
+// counted at most every channelsTTL.
+func (p *Page) channelCounts(ctx context.Context, appID string, now time.Time) (channelCount, error) {
+	p.mu.Lock()
+	c, ok := p.counts[appID]
+	p.mu.Unlock()
+	if ok && now.Sub(c.at) < channelsTTL {
+		return c, nil
+	}
+	chans, err := p.state.Channels(ctx, appID, "")
+	if err != nil {
+		return c, err
+	}
+	c = channelCount{channels: len(chans), at: now}
+	for _, ch := range chans {
+		c.members += ch.UserCount
+	}
+	p.mu.Lock()
+	p.counts[appID] = c
+	p.mu.Unlock()
+	return c, nil
 }
 
 type streamSeen struct {
@@ -122,6 +155,7 @@ func New(ctx context.Context, opt Options) (*Page, error) {
 		base:     strings.TrimRight(opt.PathPrefix, "/") + Path,
 		gateways: map[string]*gatewaySeen{},
 		seqs:     map[string]streamSeen{},
+		counts:   map[string]channelCount{},
 		web:      sub,
 	}
 	p.static = http.StripPrefix(p.base+"/", http.FileServerFS(sub))
@@ -320,15 +354,12 @@ func (p *Page) Snapshot(ctx context.Context) Snapshot {
 	slices.SortFunc(s.Gateways, func(a, b Gateway) int { return strings.Compare(a.ID, b.ID) })
 
 	for id, a := range apps {
-		chans, err := p.state.Channels(ctx, id, "")
+		c, err := p.channelCounts(ctx, id, now)
 		if err != nil {
 			s.Errors = append(s.Errors, err.Error())
 			continue
 		}
-		a.Channels = len(chans)
-		for _, c := range chans {
-			a.PresenceMembers += c.UserCount
-		}
+		a.Channels, a.PresenceMembers = c.channels, c.members
 	}
 	s.Streams, s.Errors = p.streams(ctx, apps, now, s.Errors)
 	s.Errors = p.webhooks(ctx, apps, s.Errors)
