@@ -454,14 +454,14 @@ func loadWrites(t *testing.T, r *State, ws []Write) {
 			continue
 		}
 		switch {
-		case strings.HasPrefix(w.Key, "ch."):
+		case strings.HasPrefix(w.Key, names.ChannelStateKeyPrefix):
 			var st presence.ChannelState
 			if err := json.Unmarshal(w.Value, &st); err != nil {
 				t.Fatal(err)
 			}
 			delete(r.channels, Key{st.App, st.Channel})
 			r.Load(st)
-		case strings.HasPrefix(w.Key, "gw."):
+		case strings.HasPrefix(w.Key, names.GatewayStateKeyPrefix):
 			var g presence.GatewayState
 			if err := json.Unmarshal(w.Value, &g); err != nil {
 				t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/herald-ws/herald/shared/names"
 	"github.com/herald-ws/herald/shared/presence"
 )
 
@@ -111,7 +112,7 @@ func TestUsersPersistAndReplay(t *testing.T) {
 	loaded := newState()
 	register(t, loaded, "g1", "g2")
 	for _, w := range writes {
-		if !strings.HasPrefix(w.Key, "us.") {
+		if !strings.HasPrefix(w.Key, names.UserStateKeyPrefix) {
 			continue
 		}
 		var u presence.UserState
