@@ -76,6 +76,7 @@ func TestNewChannelReadsWhatWasStoredBeforeItsSubscription(t *testing.T) {
 	eventually(t, "the event stored before the subscription", func() bool {
 		c.seq.mu.Lock()
 		defer c.seq.mu.Unlock()
-		return c.seq.m != nil && c.seq.m.Last().Seq == seq.Load()
+		// A running repair owns the merger: read it only when none is.
+		return !c.seq.busy && c.seq.m != nil && c.seq.m.Last().Seq == seq.Load()
 	})
 }
