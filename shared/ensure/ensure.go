@@ -7,6 +7,10 @@
 // rewrites nothing); and while NATS cannot answer yet, or another service
 // creates the same thing at the same moment, try again with backoff until
 // the context ends, logging what is being waited for.
+//
+// Wait is the same retry for any other start-up step that talks to NATS
+// (a bucket's first write, a consumer, a subscription's flush): a service
+// starting beside a fresh cluster waits for it instead of exiting.
 package ensure
 
 import (
@@ -16,6 +20,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -34,7 +39,7 @@ const (
 // differs. It retries until ctx ends.
 func Stream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
 	var s jetstream.Stream
-	err := retry(ctx, "stream "+cfg.Name, func(ctx context.Context) error {
+	err := Wait(ctx, "ensuring stream "+cfg.Name, func(ctx context.Context) error {
 		var err error
 		s, err = streamOnce(ctx, js, cfg, true)
 		return err
@@ -47,7 +52,7 @@ func Stream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamCon
 // stream another service owns. It retries until ctx ends.
 func OpenStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
 	var s jetstream.Stream
-	err := retry(ctx, "stream "+cfg.Name, func(ctx context.Context) error {
+	err := Wait(ctx, "ensuring stream "+cfg.Name, func(ctx context.Context) error {
 		var err error
 		s, err = streamOnce(ctx, js, cfg, false)
 		return err
@@ -73,7 +78,7 @@ func streamOnce(ctx context.Context, js jetstream.JetStream, cfg jetstream.Strea
 // exists differs. It retries until ctx ends.
 func Bucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
 	var kv jetstream.KeyValue
-	err := retry(ctx, "bucket "+cfg.Bucket, func(ctx context.Context) error {
+	err := Wait(ctx, "ensuring bucket "+cfg.Bucket, func(ctx context.Context) error {
 		var err error
 		kv, err = bucketOnce(ctx, js, cfg, true)
 		return err
@@ -84,7 +89,7 @@ func Bucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueC
 // OpenBucket is OpenStream for a key-value bucket.
 func OpenBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
 	var kv jetstream.KeyValue
-	err := retry(ctx, "bucket "+cfg.Bucket, func(ctx context.Context) error {
+	err := Wait(ctx, "ensuring bucket "+cfg.Bucket, func(ctx context.Context) error {
 		var err error
 		kv, err = bucketOnce(ctx, js, cfg, false)
 		return err
@@ -122,9 +127,35 @@ var permanent = map[jetstream.ErrorCode]bool{
 	10133: true, // negative replicas
 }
 
-// retry runs attempt, each bounded by attemptTimeout, until it succeeds, the
-// error is permanent, or ctx ends.
-func retry(ctx context.Context, what string, attempt func(context.Context) error) error {
+// Permanent marks err as one that no retry can cure: Wait returns it at
+// once.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return permanentError{err}
+}
+
+type permanentError struct{ err error }
+
+func (p permanentError) Error() string { return p.err.Error() }
+func (p permanentError) Unwrap() error { return p.err }
+
+// isPermanent: marked so, a configuration JetStream refuses, or a
+// connection closed for good.
+func isPermanent(err error) bool {
+	var apiErr *jetstream.APIError
+	var p permanentError
+	return errors.As(err, &p) || (errors.As(err, &apiErr) && permanent[apiErr.ErrorCode]) ||
+		errors.Is(err, nats.ErrConnectionClosed)
+}
+
+// Wait runs attempt, each try bounded by its own timeout, until it
+// succeeds, its error is permanent, or ctx ends; what names what is being
+// waited for in the log and the error. Transient errors (NATS not
+// connected, JetStream without a leader yet, no response from a stream
+// electing one) are retried with backoff.
+func Wait(ctx context.Context, what string, attempt func(context.Context) error) error {
 	backoff := firstBackoff
 	var lastLog time.Time
 	start := time.Now()
@@ -134,24 +165,23 @@ func retry(ctx context.Context, what string, attempt func(context.Context) error
 		cancel()
 		if err == nil {
 			if !lastLog.IsZero() {
-				slog.Info("ensured after waiting", "what", what, "waited", time.Since(start).Round(time.Millisecond).String())
+				slog.Info("done after waiting", "what", what, "waited", time.Since(start).Round(time.Millisecond).String())
 			}
 			return nil
 		}
-		var apiErr *jetstream.APIError
-		if errors.As(err, &apiErr) && permanent[apiErr.ErrorCode] {
-			return fmt.Errorf("ensuring %s: %w", what, err)
+		if isPermanent(err) {
+			return fmt.Errorf("%s: %w", what, err)
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("ensuring %s: %w (last error: %v)", what, ctx.Err(), err)
+			return fmt.Errorf("%s: %w (last error: %v)", what, ctx.Err(), err)
 		}
 		if time.Since(lastLog) >= logEvery {
-			slog.Warn("waiting for JetStream", "what", what, "err", err)
+			slog.Warn("waiting for NATS", "what", what, "err", err)
 			lastLog = time.Now()
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("ensuring %s: %w (last error: %v)", what, ctx.Err(), err)
+			return fmt.Errorf("%s: %w (last error: %v)", what, ctx.Err(), err)
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, maxBackoff)

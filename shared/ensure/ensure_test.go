@@ -2,6 +2,7 @@ package ensure_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -167,5 +168,68 @@ func TestConcurrentOnACluster(t *testing.T) {
 		if err != nil {
 			t.Errorf("service %d: %v", i, err)
 		}
+	}
+}
+
+// Wait retries a step until it succeeds, but returns at once an error
+// marked permanent or a closed connection.
+func TestWait(t *testing.T) {
+	transient := errors.New("nats: no response from stream")
+	tests := []struct {
+		name     string
+		errs     []error // of the attempts, in turn; then success
+		attempts int
+		wantErr  bool
+	}{
+		{"first try", nil, 1, false},
+		{"transient errors are retried", []error{transient, nats.ErrTimeout, context.DeadlineExceeded}, 4, false},
+		{"permanent stops", []error{transient, ensure.Permanent(transient)}, 2, true},
+		{"closed connection stops", []error{nats.ErrConnectionClosed}, 1, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := 0
+			err := ensure.Wait(context.Background(), "step", func(context.Context) error {
+				n++
+				if n <= len(tt.errs) {
+					return tt.errs[n-1]
+				}
+				return nil
+			})
+			if (err != nil) != tt.wantErr || n != tt.attempts {
+				t.Fatalf("err %v after %d attempts, want error %v after %d", err, n, tt.wantErr, tt.attempts)
+			}
+		})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := ensure.Wait(ctx, "step", func(context.Context) error { return transient }); !errors.Is(err, context.Canceled) {
+		t.Fatalf("after the context ended: %v", err)
+	}
+}
+
+// A stream ensured while JetStream is not available yet waits for it.
+func TestStreamWaitsForJetStream(t *testing.T) {
+	u := natstest.StartUnavailable(t)
+	nc, err := nats.Connect(u.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := ensure.Stream(ctx, js, streamConfig(1))
+		done <- err
+	}()
+	<-u.Asked
+	u.Recover(t)
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -22,12 +22,10 @@ type Reader struct {
 }
 
 // NewReader opens the state bucket, creating it when no presence service has
-// yet: every channel is then unoccupied.
+// yet (every channel is then unoccupied), waiting for JetStream until ctx
+// ends.
 func NewReader(ctx context.Context, js jetstream.JetStream, o Options) (*Reader, error) {
-	kv, err := js.KeyValue(ctx, names.PresenceStateBucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = ensure.OpenBucket(ctx, js, StateBucketConfig(o))
-	}
+	kv, err := ensure.OpenBucket(ctx, js, StateBucketConfig(o))
 	if err != nil {
 		return nil, fmt.Errorf("opening channel state: %w", err)
 	}

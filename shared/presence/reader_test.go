@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/herald-ws/herald/shared/names"
 	"github.com/herald-ws/herald/shared/natstest"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -79,5 +81,36 @@ func TestReader(t *testing.T) {
 	}
 	if users, err := r.Users(ctx, "a", "presence-quiet"); err != nil || len(users) != 0 {
 		t.Fatalf("Users(presence-quiet) = %v, %v", users, err)
+	}
+}
+
+// A reader started while JetStream is not available yet (a fresh cluster
+// electing its leaders) waits for it instead of failing.
+func TestNewReaderWaitsForJetStream(t *testing.T) {
+	u := natstest.StartUnavailable(t)
+	nc, err := nats.Connect(u.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := NewReader(ctx, js, Options{})
+		done <- err
+	}()
+	select {
+	case <-u.Asked:
+	case err := <-done:
+		t.Fatalf("NewReader returned before JetStream answered: %v", err)
+	}
+	u.Recover(t)
+	if err := <-done; err != nil {
+		t.Fatalf("NewReader did not wait for JetStream: %v", err)
 	}
 }
