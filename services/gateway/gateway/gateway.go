@@ -224,7 +224,7 @@ func New(ctx context.Context, opt Options) (*Gateway, error) {
 		LogPayloads: opt.LogPayloads,
 		Repair:      hub.RepairOptions{Engine: eng, Recovered: rm.LiveRecovered, Unrecoverable: rm.LiveUnrecoverable},
 	})
-	if err := g.startUsers(); err != nil {
+	if err := g.startUsers(ctx); err != nil {
 		g.hub.Close()
 		return nil, err
 	}

@@ -1,10 +1,12 @@
 package gateway
 
 import (
+	"context"
 	"fmt"
 	"sync"
 
 	"github.com/herald-ws/herald/services/gateway/internal/session"
+	"github.com/herald-ws/herald/shared/ensure"
 	"github.com/herald-ws/herald/shared/names"
 	"github.com/herald-ws/herald/shared/protocol"
 	"github.com/nats-io/nats.go"
@@ -92,14 +94,15 @@ func (u *userIndex) sessions(appID, userID string) []*session.Session {
 }
 
 // startUsers listens for every app's terminate_connections requests.
-func (g *Gateway) startUsers() error {
+func (g *Gateway) startUsers(ctx context.Context) error {
 	sub, err := g.opt.NC.Subscribe(names.UserTerminateSubjects(), g.terminate)
 	if err != nil {
 		return fmt.Errorf("gateway: subscribe %s: %w", names.UserTerminateSubjects(), err)
 	}
 	g.users.sub = sub
-	// A request published right after New returns must find this gateway.
-	if err := g.opt.NC.Flush(); err != nil {
+	// A request published right after New returns must find this gateway;
+	// through a reconnect the flush waits for NATS.
+	if err := ensure.Wait(ctx, "subscribing to terminate_connections", g.opt.NC.FlushWithContext); err != nil {
 		_ = sub.Unsubscribe()
 		return fmt.Errorf("gateway: subscribe %s: %w", names.UserTerminateSubjects(), err)
 	}

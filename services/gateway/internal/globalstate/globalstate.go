@@ -243,9 +243,19 @@ func New(ctx context.Context, opt Options) (*Client, error) {
 		}
 		c.resyncSubs = append(c.resyncSubs, s)
 	}
-	if err := c.register(ctx); err != nil {
+	// The first writes wait, as the ensures do: on a fresh cluster the
+	// bucket may still be electing its leader.
+	started := time.Now()
+	err = ensure.Wait(ctx, "registering gateway "+c.id, func(ctx context.Context) error {
+		return c.createKey(ctx, started)
+	})
+	if err == nil {
+		c.needSnapshot.Store(true)
+		err = ensure.Wait(ctx, "sending gateway "+c.id+"'s first snapshot", c.sendSnapshot)
+	}
+	if err != nil {
 		c.unsubscribeResync()
-		return nil, err
+		return nil, fmt.Errorf("globalstate: %w", err)
 	}
 	go c.heartbeat()
 	return c, nil

@@ -21,21 +21,37 @@ const snapshotPartBytes = 256 << 10
 // register creates the heartbeat key (again, when it was lost) and sends a
 // full snapshot tied to the new registration.
 func (c *Client) register(ctx context.Context) error {
-	started := time.Now()
+	if err := c.createKey(ctx, time.Now()); err != nil {
+		return fmt.Errorf("globalstate: registering gateway %s: %w", c.id, err)
+	}
+	c.needSnapshot.Store(true)
+	return c.sendSnapshot(ctx)
+}
+
+// createKey creates the heartbeat key of a registration that started then.
+// A key that exists was written by an earlier try whose answer was lost
+// (the id is this boot's own): it is taken as is.
+func (c *Client) createKey(ctx context.Context, started time.Time) error {
 	c.pubMu.Lock()
 	draining := c.draining
 	c.pubMu.Unlock()
-	rev, err := c.kv.Create(ctx, names.GatewayKey(c.id), c.heartbeatValue(started, draining), jetstream.KeyTTL(c.opt.TTL))
+	key := names.GatewayKey(c.id)
+	rev, err := c.kv.Create(ctx, key, c.heartbeatValue(started, draining), jetstream.KeyTTL(c.opt.TTL))
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		var e jetstream.KeyValueEntry
+		if e, err = c.kv.Get(ctx, key); err == nil {
+			rev = e.Revision()
+		}
+	}
 	if err != nil {
-		return fmt.Errorf("globalstate: registering gateway %s: %w", c.id, err)
+		return err
 	}
 	c.pubMu.Lock()
 	c.reg = rev
 	c.pubMu.Unlock()
 	c.lastRev.Store(rev)
 	c.started = started
-	c.needSnapshot.Store(true)
-	return c.sendSnapshot(ctx)
+	return nil
 }
 
 func (c *Client) heartbeatValue(started time.Time, draining bool) []byte {

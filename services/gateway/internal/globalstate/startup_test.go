@@ -7,7 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herald-ws/herald/shared/names"
 	"github.com/herald-ws/herald/shared/natstest"
+	"github.com/herald-ws/herald/shared/presence"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // A gateway may start before any presence service: it registers on its
@@ -40,4 +44,66 @@ func TestGatewayStartedBeforeService(t *testing.T) {
 		users, err2 := r.Users(context.Background(), testApp, testRoom)
 		return err1 == nil && err2 == nil && n.SubscriptionCount == 1 && slices.Equal(users, []string{"u1"})
 	})
+}
+
+// A gateway whose first heartbeat write gets no answer (the bucket's
+// stream is not taking it yet, as while a fresh replicated bucket elects
+// its leader) waits and registers once the stream answers.
+func TestRegistrationWaitsForTheBucket(t *testing.T) {
+	s := natstest.Start(t)
+	nc := natstest.Connect(t, s)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := js.CreateKeyValue(ctx, presence.GatewaysBucketConfig(presence.Options{})); err != nil {
+		t.Fatal(err)
+	}
+	// The bucket's stream stops taking its keys: a write gets no answer.
+	stream, err := js.Stream(ctx, "KV_"+names.GatewaysBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	taking := stream.CachedInfo().Config
+	deaf := taking
+	deaf.Subjects = []string{"$KV." + names.GatewaysBucket + ".none"}
+	if _, err := js.UpdateStream(ctx, deaf); err != nil {
+		t.Fatal(err)
+	}
+	writes, err := nc.SubscribeSync("$KV." + names.GatewaysBucket + ".>")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	gw, err := nats.Connect(s.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	done := make(chan error, 1)
+	go func() {
+		c, err := New(ctx, Options{NC: gw, ID: "gw-a", TTL: time.Second})
+		if err == nil {
+			t.Cleanup(func() { _ = c.Close(context.Background()) })
+		}
+		done <- err
+	}()
+	if _, err := writes.NextMsg(20 * time.Second); err != nil {
+		t.Fatalf("no heartbeat write: %v", err)
+	}
+	if _, err := js.UpdateStream(ctx, taking); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the gateway did not wait for its bucket: %v", err)
+	}
+	kv, err := js.KeyValue(ctx, names.GatewaysBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Get(ctx, names.GatewayKey("gw-a")); err != nil {
+		t.Fatalf("heartbeat key: %v", err)
+	}
 }
