@@ -28,6 +28,7 @@ import (
 	"github.com/herald-ws/herald/services/gateway/internal/ws"
 	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/events"
+	"github.com/herald-ws/herald/shared/option"
 	"github.com/herald-ws/herald/shared/process"
 	"github.com/herald-ws/herald/shared/protocol"
 	"github.com/nats-io/nats.go"
@@ -124,18 +125,10 @@ func New(ctx context.Context, opt Options) (*Gateway, error) {
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
-	if opt.WriteQueueBytes <= 0 {
-		opt.WriteQueueBytes = ws.DefaultQueueBytes
-	}
-	if opt.WriteTimeout <= 0 {
-		opt.WriteTimeout = ws.DefaultWriteTimeout
-	}
-	if opt.PongTimeout <= 0 {
-		opt.PongTimeout = appconf.PongTimeout
-	}
-	if opt.ChannelLinger <= 0 {
-		opt.ChannelLinger = hub.DefaultLinger
-	}
+	option.Default(&opt.WriteQueueBytes, ws.DefaultQueueBytes)
+	option.Default(&opt.WriteTimeout, ws.DefaultWriteTimeout)
+	option.Default(&opt.PongTimeout, appconf.PongTimeout)
+	option.Default(&opt.ChannelLinger, hub.DefaultLinger)
 	opt.PathPrefix = process.NormalizePath(opt.PathPrefix)
 
 	js, err := jetstream.New(opt.NC)

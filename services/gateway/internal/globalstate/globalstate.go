@@ -37,6 +37,7 @@ import (
 	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/ensure"
 	"github.com/herald-ws/herald/shared/names"
+	"github.com/herald-ws/herald/shared/option"
 	"github.com/herald-ws/herald/shared/presence"
 	"github.com/herald-ws/herald/shared/protocol"
 	"github.com/nats-io/nats.go"
@@ -208,9 +209,7 @@ func New(ctx context.Context, opt Options) (*Client, error) {
 	if opt.TTL < time.Second {
 		return nil, fmt.Errorf("globalstate: heartbeat TTL %s is below 1 s", opt.TTL)
 	}
-	if opt.Timeout <= 0 {
-		opt.Timeout = DefaultTimeout
-	}
+	option.Default(&opt.Timeout, DefaultTimeout)
 	if opt.ID == "" {
 		opt.ID = "gw-" + appconf.RandomHex(8)
 	}

@@ -30,6 +30,7 @@ import (
 
 	"github.com/herald-ws/herald/services/gateway/internal/replay"
 	"github.com/herald-ws/herald/shared/names"
+	"github.com/herald-ws/herald/shared/option"
 	"github.com/herald-ws/herald/shared/position"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
@@ -133,21 +134,11 @@ func newRepairer(h *Hub, opt RepairOptions) *repairer {
 	if opt.Engine == nil {
 		return nil
 	}
-	if opt.Tick <= 0 {
-		opt.Tick = DefaultRepairTick
-	}
-	if opt.TailCheck <= 0 {
-		opt.TailCheck = DefaultTailCheck
-	}
-	if opt.TailWindow <= 0 {
-		opt.TailWindow = DefaultTailWindow
-	}
-	if opt.Workers <= 0 {
-		opt.Workers = DefaultRepairWorkers
-	}
-	if opt.Timeout <= 0 {
-		opt.Timeout = DefaultRepairTimeout
-	}
+	option.Default(&opt.Tick, DefaultRepairTick)
+	option.Default(&opt.TailCheck, DefaultTailCheck)
+	option.Default(&opt.TailWindow, DefaultTailWindow)
+	option.Default(&opt.Workers, DefaultRepairWorkers)
+	option.Default(&opt.Timeout, DefaultRepairTimeout)
 	ctx, cancel := context.WithCancel(context.Background())
 	return &repairer{h: h, opt: opt, eng: opt.Engine, marks: newMarks(opt.Engine), ctx: ctx, cancel: cancel}
 }

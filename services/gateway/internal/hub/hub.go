@@ -34,6 +34,7 @@ import (
 
 	"github.com/herald-ws/herald/shared/events"
 	"github.com/herald-ws/herald/shared/names"
+	"github.com/herald-ws/herald/shared/option"
 	"github.com/herald-ws/herald/shared/protocol"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
@@ -135,21 +136,11 @@ type channel struct {
 
 // New starts the hub's dispatchers on nc, which the caller keeps owning.
 func New(nc *nats.Conn, opt Options) *Hub {
-	if opt.Shards <= 0 {
-		opt.Shards = max(2, runtime.GOMAXPROCS(0))
-	}
-	if opt.ShardQueue <= 0 {
-		opt.ShardQueue = DefaultShardQueue
-	}
-	if opt.Linger <= 0 {
-		opt.Linger = DefaultLinger
-	}
-	if opt.FlushTimeout <= 0 {
-		opt.FlushTimeout = DefaultFlushTimeout
-	}
-	if opt.DropCheck <= 0 {
-		opt.DropCheck = DefaultDropCheck
-	}
+	option.Default(&opt.Shards, max(2, runtime.GOMAXPROCS(0)))
+	option.Default(&opt.ShardQueue, DefaultShardQueue)
+	option.Default(&opt.Linger, DefaultLinger)
+	option.Default(&opt.FlushTimeout, DefaultFlushTimeout)
+	option.Default(&opt.DropCheck, DefaultDropCheck)
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/herald-ws/herald/shared/names"
+	"github.com/herald-ws/herald/shared/option"
 	"github.com/herald-ws/herald/shared/position"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -93,15 +94,9 @@ func New(nc *nats.Conn, opt Options) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("replay: jetstream context: %w", err)
 	}
-	if opt.Timeout <= 0 {
-		opt.Timeout = 5 * time.Second
-	}
-	if opt.Concurrency <= 0 {
-		opt.Concurrency = 16
-	}
-	if opt.RetryAfter <= 0 {
-		opt.RetryAfter = 20 * time.Millisecond
-	}
+	option.Default(&opt.Timeout, 5*time.Second)
+	option.Default(&opt.Concurrency, 16)
+	option.Default(&opt.RetryAfter, 20*time.Millisecond)
 	return &Engine{
 		nc:         nc,
 		js:         js,

@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/herald-ws/herald/shared/option"
 	"github.com/herald-ws/herald/shared/protocol"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -104,15 +105,9 @@ type Writer struct {
 // NewWriter starts the writer goroutine of nc. The caller reads from nc (or
 // calls ReaderDone when it never will).
 func NewWriter(nc net.Conn, opt Options) *Writer {
-	if opt.QueueBytes <= 0 {
-		opt.QueueBytes = DefaultQueueBytes
-	}
-	if opt.WriteTimeout <= 0 {
-		opt.WriteTimeout = DefaultWriteTimeout
-	}
-	if opt.CloseGrace <= 0 {
-		opt.CloseGrace = DefaultCloseGrace
-	}
+	option.Default(&opt.QueueBytes, DefaultQueueBytes)
+	option.Default(&opt.WriteTimeout, DefaultWriteTimeout)
+	option.Default(&opt.CloseGrace, DefaultCloseGrace)
 	w := &Writer{
 		nc:         nc,
 		opt:        opt,

@@ -14,6 +14,7 @@ import (
 
 	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/names"
+	"github.com/herald-ws/herald/shared/option"
 	"github.com/herald-ws/herald/shared/signing"
 	"github.com/herald-ws/herald/shared/webhooks"
 	"github.com/nats-io/nats.go/jetstream"
@@ -63,15 +64,9 @@ type Options struct {
 // instance): it recreates the consumers, so that batches that a previous
 // instance left unacknowledged are delivered at once.
 func Deliver(ctx context.Context, opt Options) error {
-	if opt.Timeout <= 0 {
-		opt.Timeout = DefaultTimeout
-	}
-	if opt.RetryFor <= 0 {
-		opt.RetryFor = DefaultRetryFor
-	}
-	if opt.Backoff <= 0 {
-		opt.Backoff = DefaultBackoff
-	}
+	option.Default(&opt.Timeout, DefaultTimeout)
+	option.Default(&opt.RetryFor, DefaultRetryFor)
+	option.Default(&opt.Backoff, DefaultBackoff)
 	if opt.Client == nil {
 		opt.Client = &http.Client{}
 	}
