@@ -17,6 +17,7 @@ import (
 	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/events"
 	"github.com/herald-ws/herald/shared/natstest"
+	"github.com/herald-ws/herald/shared/poll"
 	"github.com/herald-ws/herald/shared/signing"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -146,13 +147,7 @@ func metric(t testing.TB, reg *prometheus.Registry, name string) float64 {
 // eventually polls cond until it holds, or fails after 5 s.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll.Until(t, 5*time.Second, what, cond)
 }
 
 // client is a WebSocket client speaking raw Pusher frames.

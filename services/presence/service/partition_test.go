@@ -9,6 +9,7 @@ import (
 
 	"github.com/herald-ws/herald/shared/names"
 	"github.com/herald-ws/herald/shared/natstest"
+	"github.com/herald-ws/herald/shared/poll"
 	"github.com/herald-ws/herald/shared/presence"
 	"github.com/nats-io/nats.go"
 )
@@ -42,7 +43,7 @@ func cutOffActive(t *testing.T, cut func(*natstest.Proxy, bool)) {
 		_ = first.Run(ctx)
 	}()
 	t.Cleanup(func() { cancel(); <-done })
-	eventually(t, 5*time.Second, "the first instance is active", first.Active)
+	poll.Until(t, 5*time.Second, "the first instance is active", first.Active)
 
 	standby, err := New(Options{NC: natstest.Connect(t, s), Instance: "standby", LockTTL: time.Second, FlushInterval: 10 * time.Millisecond})
 	if err != nil {
@@ -91,21 +92,21 @@ func cutOffActive(t *testing.T, cut func(*natstest.Proxy, bool)) {
 	}
 
 	join("1.1", "u1")
-	eventually(t, 5*time.Second, "+u1", seen("+u1"))
+	poll.Until(t, 5*time.Second, "+u1", seen("+u1"))
 
 	cut(proxy, true)
-	eventually(t, 5*time.Second, "the standby to take over", standby.Active)
+	poll.Until(t, 5*time.Second, "the standby to take over", standby.Active)
 	join("1.2", "u2")
 	g.publish(presence.Op{Op: presence.Leave, App: "a", Channel: "presence-r", SocketID: "1.1", UserID: "u1"})
-	eventually(t, 5*time.Second, "+u2 and -u1 from the standby", seen("+u1", "+u2", "-u1"))
+	poll.Until(t, 5*time.Second, "+u2 and -u1 from the standby", seen("+u1", "+u2", "-u1"))
 
 	cut(proxy, false)
-	eventually(t, 5*time.Second, "the cut-off instance to be back on NATS", nc.IsConnected)
+	poll.Until(t, 5*time.Second, "the cut-off instance to be back on NATS", nc.IsConnected)
 	// Once back, the cut-off instance learns that its lock is gone and
 	// stands down; whatever it sent meanwhile comes before the barrier.
-	eventually(t, 5*time.Second, "the cut-off instance to stand down", func() bool { return !first.Active() })
+	poll.Until(t, 5*time.Second, "the cut-off instance to stand down", func() bool { return !first.Active() })
 	join("1.3", "u3")
-	eventually(t, 5*time.Second, "+u3", func() bool {
+	poll.Until(t, 5*time.Second, "+u3", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return slices.Contains(got, "+u3")

@@ -13,22 +13,12 @@ import (
 	"github.com/herald-ws/herald/shared/ensure"
 	"github.com/herald-ws/herald/shared/names"
 	"github.com/herald-ws/herald/shared/natstest"
+	"github.com/herald-ws/herald/shared/poll"
 	"github.com/herald-ws/herald/shared/presence"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
-
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %s", within, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 func setup(t *testing.T) (*server.Server, jetstream.JetStream) {
 	t.Helper()
@@ -63,7 +53,7 @@ func run(t *testing.T, s *server.Server, opt Options) (*Service, func()) {
 	}()
 	stop := func() { cancel(); <-done }
 	t.Cleanup(stop)
-	eventually(t, 5*time.Second, "the service is active", svc.Active)
+	poll.Until(t, 5*time.Second, "the service is active", svc.Active)
 	return svc, stop
 }
 
@@ -116,7 +106,7 @@ func (g *fakeGateway) members(app, channel string, seq uint64) presence.MembersR
 	b, _ := json.Marshal(presence.MembersRequest{App: app, Channel: channel, Gateway: g.id, OpSeq: seq})
 	var rep presence.MembersReply
 	var err error
-	eventually(g.t, 5*time.Second, "a member list", func() bool {
+	poll.Until(g.t, 5*time.Second, "a member list", func() bool {
 		var m *nats.Msg
 		if m, err = g.nc.Request(names.PresenceMembersSubject, b, time.Second); err != nil {
 			return false
@@ -145,7 +135,7 @@ func TestMembersRequests(t *testing.T) {
 	ghost := register(t, s, "gw-ghost")
 	kv, _ := ghost.js.KeyValue(context.Background(), names.GatewaysBucket)
 	_ = kv.Purge(context.Background(), names.GatewayKey("gw-ghost"))
-	eventually(t, 3*time.Second, "the ghost's joins are refused", func() bool {
+	poll.Until(t, 3*time.Second, "the ghost's joins are refused", func() bool {
 		seq := ghost.publish(presence.Op{Op: presence.Join, App: "a", Channel: "presence-r", SocketID: "9.1", UserID: "u9"})
 		return ghost.members("a", "presence-r", seq).Status == presence.StatusRefused
 	})
@@ -163,7 +153,7 @@ func TestMalformedOperationsAreDropped(t *testing.T) {
 		t.Fatalf("reply %+v", rep)
 	}
 	ops, _ := g.js.Stream(context.Background(), names.PresenceOpsStream)
-	eventually(t, 3*time.Second, "every operation acknowledged", func() bool {
+	poll.Until(t, 3*time.Second, "every operation acknowledged", func() bool {
 		info, err := ops.Info(context.Background())
 		return err == nil && info.State.Msgs == 0
 	})

@@ -16,6 +16,7 @@ import (
 	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/names"
 	"github.com/herald-ws/herald/shared/natstest"
+	"github.com/herald-ws/herald/shared/poll"
 	"github.com/herald-ws/herald/shared/presence"
 	"github.com/herald-ws/herald/shared/signing"
 	"github.com/herald-ws/herald/shared/webhooks"
@@ -135,7 +136,7 @@ func hookApps(t *testing.T, hooks ...appconf.Webhook) *appconf.Registry {
 func waitEvents(t *testing.T, r *receiver, want []webhooks.Event) {
 	t.Helper()
 	var got []webhooks.Event
-	eventually(t, 10*time.Second, "the webhooks arrive", func() bool {
+	poll.Until(t, 10*time.Second, "the webhooks arrive", func() bool {
 		got = r.events()
 		return len(got) >= len(want)
 	})
@@ -215,7 +216,7 @@ func TestWebhookGivesUpAfterRetryFor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "the batch is dropped from the queue", func() bool {
+	poll.Until(t, 10*time.Second, "the batch is dropped from the queue", func() bool {
 		info, err := st.Info(t.Context())
 		return err == nil && info.State.Msgs == 0 && r.tries() > 1
 	})
@@ -230,7 +231,7 @@ func TestWebhooksSurviveRestart(t *testing.T) {
 	_, stop := run(t, s, opt)
 	seq := g.publish(presence.Op{Op: presence.Join, App: "a", Channel: "presence-r", SocketID: "1.1", UserID: "u1"})
 	g.members("a", "presence-r", seq)
-	eventually(t, 5*time.Second, "an attempt failed", func() bool { return r.tries() > 0 })
+	poll.Until(t, 5*time.Second, "an attempt failed", func() bool { return r.tries() > 0 })
 	stop()
 
 	r.set(0, http.StatusOK)
@@ -291,7 +292,7 @@ func TestWebhooksQueuedOnceAfterCrash(t *testing.T) {
 	go func() { defer close(done); _ = first.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	g.publish(presence.Op{Op: presence.Join, App: "a", Channel: "presence-r", SocketID: "1.1", UserID: "u1"})
-	eventually(t, 5*time.Second, "a delivery was attempted", func() bool { return r.tries() > 0 })
+	poll.Until(t, 5*time.Second, "a delivery was attempted", func() bool { return r.tries() > 0 })
 	nc.Close()
 
 	// The next instance applies the same operation again: its webhooks
@@ -302,7 +303,7 @@ func TestWebhooksQueuedOnceAfterCrash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "every queued batch delivered", func() bool {
+	poll.Until(t, 10*time.Second, "every queued batch delivered", func() bool {
 		info, err := st.Info(t.Context())
 		return err == nil && info.State.Msgs == 0 && r.batchCount() > 0
 	})

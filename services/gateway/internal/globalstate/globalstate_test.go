@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/herald-ws/herald/shared/natstest"
+	"github.com/herald-ws/herald/shared/poll"
 )
 
 func TestMemberEventsExactlyOnceAcrossGateways(t *testing.T) {
@@ -30,7 +31,7 @@ func TestMemberEventsExactlyOnceAcrossGateways(t *testing.T) {
 	expect(t, b3, time.Second, "ok:u1,u3")
 
 	r := reader(t, s)
-	eventually(t, 2*time.Second, "the reader sees u1 and u3", func() bool {
+	poll.Until(t, 2*time.Second, "the reader sees u1 and u3", func() bool {
 		info, err := r.Channel(context.Background(), testApp, testRoom)
 		users, _ := r.Users(context.Background(), testApp, testRoom)
 		return err == nil && info.UserCount == 2 && info.SubscriptionCount == 2 && slices.Equal(users, []string{"u1", "u3"})
@@ -60,7 +61,7 @@ func TestMemberLimitAndReaderCounts(t *testing.T) {
 
 	r := reader(t, s)
 	ctx := context.Background()
-	eventually(t, 3*time.Second, "channel state persisted", func() bool {
+	poll.Until(t, 3*time.Second, "channel state persisted", func() bool {
 		news, err1 := r.Channel(ctx, testApp, "news")
 		room, err2 := r.Channel(ctx, testApp, testRoom)
 		return err1 == nil && err2 == nil && news.SubscriptionCount == 2 && room.UserCount == 3 && room.SubscriptionCount == 4
@@ -95,7 +96,7 @@ func TestSubscriptionCounts(t *testing.T) {
 	s1 := counted(a, "1.1")
 	counted(b, "2.1")
 	counted(b, "2.2")
-	eventually(t, 3*time.Second, "the latest count reaches the first socket", func() bool {
+	poll.Until(t, 3*time.Second, "the latest count reaches the first socket", func() bool {
 		got := s1.got()
 		return len(got) > 1 && got[len(got)-1] == "count:3"
 	})
@@ -116,7 +117,7 @@ func TestGatewayWithoutHeartbeatIsRemoved(t *testing.T) {
 	expect(t, a1, 4*time.Second, "ok:u1", "+u2", "-u2")
 
 	r := reader(t, s)
-	eventually(t, 2*time.Second, "gw-b's subscriptions gone from the state", func() bool {
+	poll.Until(t, 2*time.Second, "gw-b's subscriptions gone from the state", func() bool {
 		news, err := r.Channel(context.Background(), testApp, "news")
 		return err == nil && !news.Occupied
 	})
@@ -141,13 +142,13 @@ func TestGatewayRegistersAgainAfterLosingItsKey(t *testing.T) {
 	if err := b.kv.Purge(context.Background(), "gw-b"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 3*time.Second, "gw-b registers again", func() bool {
+	poll.Until(t, 3*time.Second, "gw-b registers again", func() bool {
 		b.pubMu.Lock()
 		defer b.pubMu.Unlock()
 		return b.reg > reg
 	})
 	join(t, b, testRoom, "2.5", "u5") // barrier: applied after the snapshot
-	eventually(t, 3*time.Second, "the barrier reaches u1", func() bool {
+	poll.Until(t, 3*time.Second, "the barrier reaches u1", func() bool {
 		got := a1.got()
 		return got[len(got)-1] == "+u5"
 	})
@@ -156,7 +157,7 @@ func TestGatewayRegistersAgainAfterLosingItsKey(t *testing.T) {
 		t.Fatalf("u1 got %v", got)
 	}
 	users, err := reader(t, s).Users(context.Background(), testApp, testRoom)
-	eventually(t, 2*time.Second, "u2 is a member again", func() bool {
+	poll.Until(t, 2*time.Second, "u2 is a member again", func() bool {
 		users, err = reader(t, s).Users(context.Background(), testApp, testRoom)
 		return err == nil && slices.Equal(users, []string{"u1", "u2", "u5"})
 	})
@@ -245,7 +246,7 @@ func TestActiveStandbyFailover(t *testing.T) {
 	}
 
 	active.Crash()
-	eventually(t, 4*time.Second, "the standby takes over", standby.Active)
+	poll.Until(t, 4*time.Second, "the standby takes over", standby.Active)
 	join(t, b, testRoom, "2.3", "u3") // barrier
 	expect(t, a1, 3*time.Second, "ok:u1", "+u2", "-u2", "+u3")
 }
@@ -300,9 +301,9 @@ func TestLostLiveEventIsRecovered(t *testing.T) {
 			join(t, b, testRoom, "2.2", "u2")
 			hear()
 			tt.recover(a, b)
-			eventually(t, 3*time.Second, "u1 learns of u2", func() bool { return slices.Contains(a1.got(), "+u2") })
+			poll.Until(t, 3*time.Second, "u1 learns of u2", func() bool { return slices.Contains(a1.got(), "+u2") })
 			b.Leave(testApp, testRoom, "2.2") // barrier
-			eventually(t, 3*time.Second, "u1 learns u2 left", func() bool { return slices.Contains(a1.got(), "-u2") })
+			poll.Until(t, 3*time.Second, "u1 learns u2 left", func() bool { return slices.Contains(a1.got(), "-u2") })
 			got := a1.got()
 			want := []string{"ok:u1", "+u2", "-u2"}
 			if tt.name != "reconnect" {

@@ -13,6 +13,7 @@ import (
 	"github.com/herald-ws/herald/services/presence/presencetest"
 	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/natstest"
+	"github.com/herald-ws/herald/shared/poll"
 	"github.com/herald-ws/herald/shared/presence"
 	"github.com/herald-ws/herald/shared/protocol"
 	"github.com/nats-io/nats-server/v2/server"
@@ -124,18 +125,6 @@ func join(t *testing.T, c *Client, channel, id, user string) *socket {
 // of different gateways are ordered only by when they are stored.
 func stored(c *Client) { <-c.js.PublishAsyncComplete() }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %s", within, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // expect waits until the socket received want (exactly, in order).
 func expect(t *testing.T, s *socket, within time.Duration, want ...string) {
 	t.Helper()
@@ -155,7 +144,7 @@ func expect(t *testing.T, s *socket, within time.Duration, want ...string) {
 func waitActive(t *testing.T, ins ...*presencetest.Service) *presencetest.Service {
 	t.Helper()
 	var active *presencetest.Service
-	eventually(t, 5*time.Second, "one active presence instance", func() bool {
+	poll.Until(t, 5*time.Second, "one active presence instance", func() bool {
 		active = nil
 		n := 0
 		for _, in := range ins {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/herald-ws/herald/shared/names"
 	"github.com/herald-ws/herald/shared/natstest"
+	"github.com/herald-ws/herald/shared/poll"
 	"github.com/herald-ws/herald/shared/presence"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -39,7 +40,7 @@ func TestGatewayStartedBeforeService(t *testing.T) {
 	expect(t, news, time.Second, "ok:")
 
 	r := reader(t, s)
-	eventually(t, 3*time.Second, "the operations from before the service applied", func() bool {
+	poll.Until(t, 3*time.Second, "the operations from before the service applied", func() bool {
 		n, err1 := r.Channel(context.Background(), testApp, "news")
 		users, err2 := r.Users(context.Background(), testApp, testRoom)
 		return err1 == nil && err2 == nil && n.SubscriptionCount == 1 && slices.Equal(users, []string{"u1"})

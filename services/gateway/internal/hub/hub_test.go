@@ -12,6 +12,7 @@ import (
 	"github.com/herald-ws/herald/shared/events"
 	"github.com/herald-ws/herald/shared/names"
 	"github.com/herald-ws/herald/shared/natstest"
+	"github.com/herald-ws/herald/shared/poll"
 	"github.com/herald-ws/herald/shared/protocol"
 	"github.com/nats-io/nats.go"
 )
@@ -38,13 +39,7 @@ func (r *recorder) got() []string {
 
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	poll.Until(t, 5*time.Second, what, cond)
 }
 
 func liveMsg(app, channel, event, data, exclude string) *nats.Msg {

@@ -15,6 +15,7 @@ import (
 	"github.com/herald-ws/herald/shared/events"
 	"github.com/herald-ws/herald/shared/names"
 	"github.com/herald-ws/herald/shared/natstest"
+	"github.com/herald-ws/herald/shared/poll"
 	"github.com/herald-ws/herald/shared/position"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -84,26 +85,6 @@ func (e *env) epoch() position.Epoch { return position.EpochOf(e.streamInfo().Cr
 // at is the position after sequence seq of the current stream.
 func (e *env) at(seq uint64) string {
 	return position.Position{Epoch: e.epoch(), Seq: seq, Time: time.Now()}.String()
-}
-
-// eventually polls cond until it holds or the time is up.
-func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	if !waitFor(within, cond) {
-		t.Fatalf("gave up waiting: %s", what)
-	}
-}
-
-// waitFor polls cond until it holds (true) or the time is up (false).
-func waitFor(within time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return true
 }
 
 func seqs(evs []Event) []uint64 {
@@ -263,7 +244,7 @@ func TestResumeAgainstTheWindow(t *testing.T) {
 	a1 := e.publish("a", "x", "1", "")
 	e.publish("a", "x", "2", "")
 	from := e.at(a1)
-	eventually(t, 10*time.Second, "events to age out", func() bool {
+	poll.Until(t, 10*time.Second, "events to age out", func() bool {
 		return e.streamInfo().State.FirstSeq > a1+1
 	})
 	// Everything aged out: nothing left to prove with.
@@ -559,7 +540,7 @@ func TestResumeWhilePublishing(t *testing.T) {
 		wg.Go(func() {
 			// Join once the publisher is part of the way through, from a
 			// position somewhat behind.
-			if !waitFor(10*time.Second, func() bool { return len(snapshot()) >= j*total/joiners }) {
+			if !poll.Within(10*time.Second, func() bool { return len(snapshot()) >= j*total/joiners }) {
 				t.Errorf("joiner %d: the publisher stalled", j)
 				return
 			}

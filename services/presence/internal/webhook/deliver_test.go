@@ -13,6 +13,7 @@ import (
 
 	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/natstest"
+	"github.com/herald-ws/herald/shared/poll"
 	"github.com/herald-ws/herald/shared/presence"
 	"github.com/herald-ws/herald/shared/webhooks"
 	"github.com/nats-io/nats.go/jetstream"
@@ -134,11 +135,7 @@ func (e *queueEnv) queue(channel string) {
 // waitFor polls cond for up to 5 s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
+	poll.Until(t, 5*time.Second, what, cond)
 }
 
 // An endpoint back from an outage gets its backlog and fresh webhooks
