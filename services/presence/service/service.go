@@ -226,26 +226,10 @@ type infra struct {
 	gateways, state, lock jetstream.KeyValue
 }
 
-// ensure creates or updates every stream and bucket, retrying while NATS is
-// not ready, until ctx ends.
+// ensure creates or updates every stream and bucket, each waiting while
+// NATS is not ready, until ctx ends; a configuration JetStream refuses is an
+// error.
 func (s *Service) ensure(ctx context.Context) (*infra, error) {
-	for attempt := 0; ; attempt++ {
-		in, err := s.ensureOnce(ctx)
-		if err == nil {
-			return in, nil
-		}
-		if attempt == 0 || attempt%20 == 0 {
-			s.log.Warn("preparing presence streams and buckets", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
-}
-
-func (s *Service) ensureOnce(ctx context.Context) (*infra, error) {
 	o := s.opt.Infra
 	var in infra
 	var err error
