@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,50 +29,8 @@ import (
 // publish waits through the election and the reconnect, and every event
 // is stored exactly once, retries after lost acks included.
 func TestPublishesSurviveLeaderElectionsAndALostNode(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a 3-node cluster")
-	}
-	servers := natstest.StartCluster(t, 3)
-	stream := names.EventsStream("app1")
-
-	// The API's connection goes first to the node that will lead the
-	// stream (the meta leader creates it there more often than not; the
-	// test finds the real leader below), so that losing that node also
-	// loses the connection.
-	urls := make([]string, len(servers))
-	for i, s := range servers {
-		urls[i] = s.ClientURL()
-	}
-	nc, err := nats.Connect(strings.Join(urls, ","), nats.DontRandomize(), nats.MaxReconnects(-1),
-		nats.ReconnectWait(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	apps, err := appconf.NewRegistry(testApps[:1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	a, err := api.New(ctx, api.Options{Apps: apps, NC: nc, Now: func() time.Time { return now },
-		Stream: events.StreamOptions{Replicas: 3}})
-	if err != nil {
-		t.Fatalf("api.New: %v", err)
-	}
-	f := &fixture{ts: httptest.NewServer(a.Handler())}
-	t.Cleanup(f.ts.Close)
-
-	// A second client, for the test's own reads and the step-down.
-	check, err := nats.Connect(strings.Join(urls, ","), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(check.Close)
-	js, err := jetstream.New(check)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := startClusterAPI(t)
+	ctx, stream, f, js := c.ctx, c.stream, c.f, c.js
 
 	// Load: publishers in a closed loop, each event's data unique.
 	const publishers = 6
@@ -108,28 +68,13 @@ func TestPublishesSurviveLeaderElectionsAndALostNode(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	leader := func() *server.Server {
-		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for time.Now().Before(deadline) {
-			for _, s := range servers {
-				if s.Running() && s.JetStreamIsStreamLeader(server.DEFAULT_GLOBAL_ACCOUNT, stream) {
-					return s
-				}
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		t.Fatal("the stream has no leader")
-		return nil
-	}
-
 	progress("before the faults", 50)
-	old := leader()
-	if _, err := check.Request("$JS.API.STREAM.LEADER.STEPDOWN."+stream, nil, 5*time.Second); err != nil {
+	old := c.leader(t)
+	if _, err := c.check.Request("$JS.API.STREAM.LEADER.STEPDOWN."+stream, nil, 5*time.Second); err != nil {
 		t.Fatalf("stepping the stream leader down: %v", err)
 	}
 	progress("after the step-down", 50)
-	lost := leader()
+	lost := c.leader(t)
 	t.Logf("stream leader %s stepped down; %s leads now and is shut down", old.Name(), lost.Name())
 	lost.Shutdown()
 	lost.WaitForShutdown()
@@ -179,4 +124,228 @@ func TestPublishesSurviveLeaderElectionsAndALostNode(t *testing.T) {
 			len(seen), dups, want, accepted.Load())
 	}
 	t.Logf("%d requests accepted, none failed, each event stored once", accepted.Load())
+}
+
+// clusterAPI is a trigger API on a 3-node cluster, its app's streams at R3.
+type clusterAPI struct {
+	ctx     context.Context
+	servers []*server.Server
+	stream  string
+	f       *fixture
+	// check is a second client, for the test's own reads and the
+	// step-downs.
+	check *nats.Conn
+	js    jetstream.JetStream
+}
+
+func startClusterAPI(t *testing.T) *clusterAPI {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a 3-node cluster")
+	}
+	servers := natstest.StartCluster(t, 3)
+	c := &clusterAPI{servers: servers, stream: names.EventsStream("app1")}
+
+	// The API's connection goes first to the node that will lead the
+	// stream (the meta leader creates it there more often than not; the
+	// tests find the real leader), so that losing that node also loses
+	// the connection.
+	urls := make([]string, len(servers))
+	for i, s := range servers {
+		urls[i] = s.ClientURL()
+	}
+	nc, err := nats.Connect(strings.Join(urls, ","), nats.DontRandomize(), nats.MaxReconnects(-1),
+		nats.ReconnectWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	apps, err := appconf.NewRegistry(testApps[:1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	c.ctx = ctx
+	a, err := api.New(ctx, api.Options{Apps: apps, NC: nc, Now: func() time.Time { return now },
+		Stream: events.StreamOptions{Replicas: 3}})
+	if err != nil {
+		t.Fatalf("api.New: %v", err)
+	}
+	c.f = &fixture{ts: httptest.NewServer(a.Handler())}
+	t.Cleanup(c.f.ts.Close)
+
+	c.check, err = nats.Connect(strings.Join(urls, ","), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.check.Close)
+	if c.js, err = jetstream.New(c.check); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// leader waits for the node that leads the app's events stream.
+func (c *clusterAPI) leader(t *testing.T) *server.Server {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, s := range c.servers {
+			if s.Running() && s.JetStreamIsStreamLeader(server.DEFAULT_GLOBAL_ACCOUNT, c.stream) {
+				return s
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("the stream has no leader")
+	return nil
+}
+
+// stepDown asks the events stream's leader to step down.
+func (c *clusterAPI) stepDown(t *testing.T) {
+	t.Helper()
+	if _, err := c.check.Request("$JS.API.STREAM.LEADER.STEPDOWN."+c.stream, nil, 5*time.Second); err != nil {
+		t.Fatalf("stepping the stream leader down: %v", err)
+	}
+}
+
+// Batches with several events on one channel, published while the stream's
+// leader steps down again and again and then while the node that leads it
+// is shut down, are stored in the order they were sent on every channel:
+// a retry after a lost ack or an election never puts an event behind a
+// later one of its channel. The cache stream keeps each cache channel's
+// last event. Half the publishers send an idempotency key.
+func TestBatchesKeepTheirOrderPerChannelThroughLeaderElections(t *testing.T) {
+	c := startClusterAPI(t)
+
+	const (
+		publishers = 6
+		perChannel = 3 // events of each channel in one batch
+	)
+	channels := func(p int) [2]string { return [2]string{fmt.Sprintf("order-%d", p), fmt.Sprintf("cache-order-%d", p)} }
+	var (
+		stop     atomic.Bool
+		accepted atomic.Int64
+		mu       sync.Mutex
+		failures []string
+		wg       sync.WaitGroup
+		batches  [publishers]int // accepted batches of each publisher
+	)
+	for p := range publishers {
+		wg.Go(func() {
+			chs := channels(p)
+			for i := 0; !stop.Load(); i++ {
+				// Events of the two channels interleaved, each channel's
+				// data counting up across the publisher's batches.
+				var items []string
+				for k := range 2 * perChannel {
+					items = append(items, fmt.Sprintf(`{"channel":%q,"name":"e","data":"%d"}`, chs[k%2], i*perChannel+k/2))
+				}
+				r := req{path: "/apps/app1/batch_events", body: `{"batch":[` + strings.Join(items, ",") + `]}`}
+				if p%2 == 1 {
+					r.header = http.Header{"X-Idempotency-Key": {fmt.Sprintf("p%d-%d", p, i)}}
+				}
+				got := c.f.do(t, r)
+				if got.status != http.StatusOK {
+					mu.Lock()
+					failures = append(failures, fmt.Sprintf("p%d batch %d: %d %s", p, i, got.status, got.raw))
+					mu.Unlock()
+					stop.Store(true)
+					return
+				}
+				batches[p] = i + 1
+				accepted.Add(1)
+			}
+		})
+	}
+	progress := func(what string, n int64) {
+		t.Helper()
+		target := accepted.Load() + n
+		deadline := time.Now().Add(30 * time.Second)
+		for accepted.Load() < target {
+			if time.Now().After(deadline) || stop.Load() {
+				t.Errorf("%s: %d batches accepted, none more", what, accepted.Load())
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+
+	progress("before the faults", 30)
+	for range 4 {
+		c.stepDown(t)
+		progress("after a step-down", 30)
+	}
+	lost := c.leader(t)
+	lost.Shutdown()
+	lost.WaitForShutdown()
+	progress("after the node was lost", 60)
+	stop.Store(true)
+	wg.Wait()
+	if len(failures) > 0 {
+		t.Fatalf("%d batches failed, first: %s", len(failures), failures[0])
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	// Each channel's events, read back in stream order.
+	stored := map[string][]string{}
+	total := 0
+	for p := range publishers {
+		total += 2 * perChannel * batches[p]
+	}
+	cons, err := c.js.OrderedConsumer(c.ctx, c.stream, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := 0; n < total; {
+		batch, err := cons.Fetch(500, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := 0
+		for m := range batch.Messages() {
+			got++
+			stored[m.Subject()] = append(stored[m.Subject()], string(m.Data()))
+		}
+		if err := batch.Error(); err != nil {
+			t.Fatal(err)
+		}
+		if got == 0 {
+			break
+		}
+		n += got
+	}
+	cache, err := c.js.Stream(c.ctx, names.CacheStream("app1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := range publishers {
+		n := perChannel * batches[p]
+		want := make([]string, n)
+		for i := range want {
+			want[i] = strconv.Itoa(i)
+		}
+		for _, ch := range channels(p) {
+			got := stored[names.EventSubject("app1", ch)]
+			if !slices.Equal(got, want) {
+				first := 0
+				for first < min(len(got), n) && got[first] == want[first] {
+					first++
+				}
+				t.Errorf("%s: stored %d events, want 0..%d in order; first out of place at %d: %v",
+					ch, len(got), n-1, first, got[max(0, first-3):min(len(got), first+5)])
+			}
+		}
+		last, err := cache.GetLastMsgForSubject(c.ctx, names.CacheSubject("app1", channels(p)[1]))
+		if err != nil {
+			t.Fatalf("reading the cache of %s: %v", channels(p)[1], err)
+		}
+		if got := string(last.Data); got != strconv.Itoa(n-1) {
+			t.Errorf("%s caches event %s, want the last one, %d", channels(p)[1], got, n-1)
+		}
+	}
+	t.Logf("%d batches of %d events accepted", accepted.Load(), 2*perChannel)
 }

@@ -128,6 +128,12 @@ func (p *Publisher) MsgID() string {
 // budget is spent; then it returns the last error, for which Unavailable
 // holds. An error JetStream gives for the event itself (too large, …) is
 // returned at once.
+//
+// The events of one channel are stored in the order of evs, retries
+// included: they go in waves (waves), the k-th event of each channel in
+// wave k, and a wave is sent only once the one before it is stored. Events
+// of different channels go together, so a request whose channels are all
+// distinct, as most are, is one wave.
 func (p *Publisher) Publish(ctx context.Context, app *appconf.App, evs []events.Event) error {
 	for i := range evs {
 		if evs[i].MsgID == "" {
@@ -137,6 +143,64 @@ func (p *Publisher) Publish(ctx context.Context, app *appconf.App, evs []events.
 	// A deadline rather than a context with a timeout: no timer for the
 	// request that succeeds at once, as nearly all do.
 	deadline := time.Now().Add(max(p.retryFor, 0))
+	ws := waves(evs)
+	if ws == nil {
+		return p.publishWave(ctx, deadline, app, evs)
+	}
+	for _, w := range ws {
+		if err := p.publishWave(ctx, deadline, app, w); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// waves splits evs so that wave k holds the k-th event of each channel, in
+// the order of evs. It returns nil when no channel has two events: evs is
+// then its only wave.
+func waves(evs []events.Event) [][]events.Event {
+	if !repeatsChannel(evs) {
+		return nil
+	}
+	nth := make(map[string]int, len(evs))
+	var ws [][]events.Event
+	for _, ev := range evs {
+		k := nth[ev.Channel]
+		nth[ev.Channel] = k + 1
+		if k == len(ws) {
+			ws = append(ws, nil)
+		}
+		ws[k] = append(ws[k], ev)
+	}
+	return ws
+}
+
+// repeatsChannel reports whether two of evs go to one channel. Requests are
+// mostly small: those are compared pairwise, without a map.
+func repeatsChannel(evs []events.Event) bool {
+	if len(evs) > 16 {
+		seen := make(map[string]struct{}, len(evs))
+		for _, ev := range evs {
+			if _, ok := seen[ev.Channel]; ok {
+				return true
+			}
+			seen[ev.Channel] = struct{}{}
+		}
+		return false
+	}
+	for i := range evs {
+		for _, prev := range evs[:i] {
+			if prev.Channel == evs[i].Channel {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// publishWave stores evs, events of distinct channels, and their cache
+// copies, retrying until the deadline.
+func (p *Publisher) publishWave(ctx context.Context, deadline time.Time, app *appconf.App, evs []events.Event) error {
 	acks := make([]*jetstream.PubAck, len(evs))
 	// retriedAck marks events acknowledged on a later try: a duplicate
 	// ack there is the first try's store, whose cache copy is not written.
