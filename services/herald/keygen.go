@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/herald-ws/herald/shared/appconf"
 )
@@ -18,7 +21,8 @@ func keygen(args []string, stdout, stderr io.Writer) int {
 	fl := flag.NewFlagSet("herald keygen", flag.ContinueOnError)
 	fl.SetOutput(stderr)
 	appsFile := fl.String("apps-file", "", "write the app to this apps file (mode 0600) instead of printing Herald's lines; refused if it exists, unless -if-missing")
-	ifMissing := fl.Bool("if-missing", false, "with -apps-file: keep an existing file and exit 0 without printing its secret again")
+	ifMissing := fl.Bool("if-missing", false, "with -apps-file: keep an existing file and exit 0 without printing its secret again; "+
+		"generate nothing either when REVERB_APP_* or another HERALD_APPS_FILE is set")
 	host := fl.String("host", "localhost", "REVERB_HOST: where browsers and Laravel reach Herald")
 	port := fl.Int("port", 8080, "REVERB_PORT")
 	scheme := fl.String("scheme", "http", "REVERB_SCHEME: http or https")
@@ -36,6 +40,12 @@ func keygen(args []string, stdout, stderr io.Writer) int {
 	if fl.NArg() > 0 || (*ifMissing && *appsFile == "") || (*scheme != "http" && *scheme != "https") {
 		fl.Usage()
 		return 2
+	}
+	if *ifMissing {
+		if from := appFromEnv(*appsFile); from != "" {
+			fmt.Fprintf(stdout, "herald keygen: the app comes from %s: nothing generated\n", from)
+			return 0
+		}
 	}
 	a := appconf.Generate()
 	if *appsFile == "" {
@@ -61,4 +71,21 @@ func keygen(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "# Wrote app %s to %s: give every Herald process HERALD_APPS_FILE=%s.\n# Laravel .env:\n", a.ID, *appsFile, *appsFile)
 	printEnv(stdout, a, *host, *port, *scheme, "")
 	return 0
+}
+
+// appFromEnv names the settings that configure the app instead of the
+// apps file at path, or "": REVERB_APP_ID, _KEY or _SECRET, or a
+// HERALD_APPS_FILE other than path. The services would serve that app, so a
+// generated one would go unused.
+func appFromEnv(path string) string {
+	var set []string
+	for _, name := range []string{"REVERB_APP_ID", "REVERB_APP_KEY", "REVERB_APP_SECRET"} {
+		if os.Getenv(name) != "" {
+			set = append(set, name)
+		}
+	}
+	if f := os.Getenv("HERALD_APPS_FILE"); f != "" && filepath.Clean(f) != filepath.Clean(path) {
+		set = append(set, "HERALD_APPS_FILE="+f)
+	}
+	return strings.Join(set, ", ")
 }

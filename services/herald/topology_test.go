@@ -370,3 +370,41 @@ func expectEvent(t *testing.T, ws *websocket.Conn, channel, event, data string) 
 		t.Fatalf("frame %+v, want %s on %s with %s", f, event, channel, data)
 	}
 }
+
+// keygen -if-missing generates nothing when the environment configures the
+// app (REVERB_APP_* or another apps file): the services would serve that
+// one. It says so in one line and exits 0.
+func TestKeygenIfMissingKeepsTheAppOfTheEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "apps.json")
+	tests := []struct {
+		name     string
+		env      map[string]string
+		generate bool
+	}{
+		{"nothing set", nil, true},
+		{"REVERB_APP_*", map[string]string{"REVERB_APP_ID": "1", "REVERB_APP_KEY": "k", "REVERB_APP_SECRET": "s"}, false},
+		{"REVERB_APP_ID alone", map[string]string{"REVERB_APP_ID": "1"}, false},
+		{"another apps file", map[string]string{"HERALD_APPS_FILE": filepath.Join(dir, "mine.json")}, false},
+		{"this apps file", map[string]string{"HERALD_APPS_FILE": dir + "/./apps.json"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, name := range []string{"REVERB_APP_ID", "REVERB_APP_KEY", "REVERB_APP_SECRET", "HERALD_APPS_FILE"} {
+				t.Setenv(name, tt.env[name])
+			}
+			_ = os.Remove(path)
+			var out bytes.Buffer
+			if code := keygen([]string{"--apps-file", path, "--if-missing"}, &out, io.Discard); code != 0 {
+				t.Fatalf("exit %d", code)
+			}
+			_, err := os.Stat(path)
+			if generated := err == nil; generated != tt.generate {
+				t.Fatalf("apps file written: %v, want %v; printed %q", generated, tt.generate, out.String())
+			}
+			if !tt.generate && (strings.Count(out.String(), "\n") != 1 || strings.Contains(out.String(), "SECRET=")) {
+				t.Errorf("printed %q, want one line and no secret", out.String())
+			}
+		})
+	}
+}

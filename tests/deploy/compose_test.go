@@ -326,6 +326,10 @@ func TestComposeApps(t *testing.T) {
 				if initSvc.Restart != "no" {
 					t.Errorf("init: restart %q, want no (it runs once)", initSvc.Restart)
 				}
+				// keygen -if-missing generates nothing when .env names the app.
+				if id, _ := env(initSvc, "REVERB_APP_ID"); id != tc.reverbID {
+					t.Errorf("init: REVERB_APP_ID=%q, want %q (from .env)", id, tc.reverbID)
+				}
 				initSrc := configSource(t, initSvc, false)
 				if !strings.HasSuffix(initSrc, tc.configFrom) {
 					t.Errorf("init: /config from %q, want %q", initSrc, tc.configFrom)
