@@ -44,11 +44,7 @@ func bucketConfig(replicas int) jetstream.KeyValueConfig {
 // what differs is updated; OpenStream never updates.
 func TestUpdatesOnlyWhatDiffers(t *testing.T) {
 	srv := natstest.Start(t)
-	nc := natstest.Connect(t, srv)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := natstest.JetStream(t, srv)
 	// Every update request of the JetStream API, as the server gets it.
 	updates, err := nc.SubscribeSync("$JS.API.STREAM.UPDATE.>")
 	if err != nil {

@@ -7,16 +7,11 @@ import (
 
 	"github.com/herald-ws/herald/shared/names"
 	"github.com/herald-ws/herald/shared/natstest"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 func TestCacheStreamKeepsTheLastEventOfEachChannel(t *testing.T) {
 	srv := natstest.Start(t)
-	nc := natstest.Connect(t, srv)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := natstest.JetStream(t, srv)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	app := testApp(t)

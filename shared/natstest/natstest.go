@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Start runs a JetStream-enabled server on a random loopback port with its
@@ -53,4 +54,16 @@ func Connect(tb testing.TB, s *server.Server) *nats.Conn {
 	}
 	tb.Cleanup(nc.Close)
 	return nc
+}
+
+// JetStream opens a connection to s, closed when the test ends, and the
+// JetStream context on it.
+func JetStream(tb testing.TB, s *server.Server) (*nats.Conn, jetstream.JetStream) {
+	tb.Helper()
+	nc := Connect(tb, s)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		tb.Fatalf("natstest: jetstream: %v", err)
+	}
+	return nc, js
 }

@@ -1,7 +1,6 @@
 package service
 
 import (
-	"context"
 	"slices"
 	"sync"
 	"testing"
@@ -36,26 +35,15 @@ func cutOffActive(t *testing.T, cut func(*natstest.Proxy, bool)) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = first.Run(ctx)
-	}()
-	t.Cleanup(func() { cancel(); <-done })
+	// Run's error is not checked: the cut-off instance may stop with one.
+	background(t, first, func(error) {})
 	poll.Until(t, 5*time.Second, "the first instance is active", first.Active)
 
 	standby, err := New(Options{NC: natstest.Connect(t, s), Instance: "standby", LockTTL: time.Second, FlushInterval: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sctx, scancel := context.WithCancel(context.Background())
-	sdone := make(chan struct{})
-	go func() {
-		defer close(sdone)
-		_ = standby.Run(sctx)
-	}()
-	t.Cleanup(func() { scancel(); <-sdone })
+	background(t, standby, func(error) {})
 
 	// Every member event of the channel, as gateways receive them.
 	var (

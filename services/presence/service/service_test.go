@@ -43,18 +43,27 @@ func run(t *testing.T, s *server.Server, opt Options) (*Service, func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	stop := background(t, svc, func(err error) {
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	poll.Until(t, 5*time.Second, "the service is active", svc.Active)
+	return svc, stop
+}
+
+// background runs svc until the test ends or stop is called; ended gets
+// what Run returned.
+func background(t *testing.T, svc *Service, ended func(error)) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := svc.Run(ctx); err != nil {
-			t.Errorf("Run: %v", err)
-		}
+		ended(svc.Run(ctx))
 	}()
-	stop := func() { cancel(); <-done }
+	stop = func() { cancel(); <-done }
 	t.Cleanup(stop)
-	poll.Until(t, 5*time.Second, "the service is active", svc.Active)
-	return svc, stop
+	return stop
 }
 
 // fakeGateway registers a heartbeat by hand and publishes raw operations.

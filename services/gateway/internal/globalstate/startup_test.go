@@ -12,7 +12,6 @@ import (
 	"github.com/herald-ws/herald/shared/poll"
 	"github.com/herald-ws/herald/shared/presence"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // A gateway may start before any presence service: it registers on its
@@ -52,11 +51,7 @@ func TestGatewayStartedBeforeService(t *testing.T) {
 // its leader) waits and registers once the stream answers.
 func TestRegistrationWaitsForTheBucket(t *testing.T) {
 	s := natstest.Start(t)
-	nc := natstest.Connect(t, s)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := natstest.JetStream(t, s)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if _, err := js.CreateKeyValue(ctx, presence.GatewaysBucketConfig(presence.Options{})); err != nil {

@@ -42,11 +42,7 @@ func newStreamEnv(t testing.TB, repair RepairOptions, opts ...func(*Options)) *s
 	}
 	app, _ := reg.ByID("app")
 	srv := natstest.Start(t)
-	nc := natstest.Connect(t, srv)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := natstest.JetStream(t, srv)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	if _, err := events.EnsureStream(ctx, js, app, events.StreamOptions{}); err != nil {

@@ -43,11 +43,7 @@ func newEnv(t testing.TB, app appconf.App) *env {
 	}
 	a, _ := reg.ByID(app.ID)
 	srv := natstest.Start(t)
-	nc := natstest.Connect(t, srv)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := natstest.JetStream(t, srv)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	if _, err := events.EnsureStream(ctx, js, a, events.StreamOptions{}); err != nil {

@@ -81,11 +81,7 @@ type queueEnv struct {
 func startDelivery(t *testing.T, opt Options, hooks ...*endpoint) *queueEnv {
 	t.Helper()
 	srv := natstest.Start(t)
-	nc := natstest.Connect(t, srv)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := natstest.JetStream(t, srv)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	st, err := js.CreateStream(ctx, StreamConfig(presence.Options{}))
