@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/herald-ws/herald/services/gateway/internal/replay"
-	"github.com/herald-ws/herald/services/gateway/internal/ws"
 	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/events"
 	"github.com/herald-ws/herald/shared/names"
@@ -304,6 +303,28 @@ func TestEventSubscribers(t *testing.T) {
 	}
 }
 
+// trackedMsg is the benchmarks' live event with the headers a stream's
+// RePublish adds, and the sequence numbers of n such messages: seqs[i+1]
+// follows seqs[i], continuing the stream's (empty here) as RePublish
+// numbers them.
+func trackedMsg(n int) (m *nats.Msg, seqs []string) {
+	m = liveMsg("app", "news", "App\\Events\\Updated", `{"id":42,"status":"shipped","total":"19.99"}`, "")
+	m.Header.Set(names.HeaderNatsStream, names.EventsStream("app"))
+	m.Header.Set("Nats-Time-Stamp", time.Now().UTC().Format(time.RFC3339Nano))
+	seqs = make([]string, n+1)
+	for i := range seqs {
+		seqs[i] = strconv.Itoa(i)
+	}
+	return m, seqs
+}
+
+// deliverNth delivers m as the i-th message of seqs (from 0).
+func deliverNth(sh *shard, m *nats.Msg, seqs []string, i int) {
+	m.Header.Set(names.HeaderNatsSequence, seqs[i+1])
+	m.Header.Set(names.HeaderNatsLastSequence, seqs[i])
+	sh.deliver(m)
+}
+
 // BenchmarkFanOutTracked is BenchmarkFanOut with gap repair on and the
 // headers a stream's RePublish adds: the cost of tracking sequences on the
 // live path when nothing is missing.
@@ -312,30 +333,15 @@ func BenchmarkFanOutTracked(b *testing.B) {
 	h := e.h
 	const subscribers = 1000
 	var written atomic.Int64
-	for i := range subscribers {
-		w := ws.NewWriter(discardConn{n: &written}, ws.Options{})
-		b.Cleanup(w.Abort)
-		if err := h.Subscribe("app", "news", writerSub{strconv.Itoa(i), w}, nil); err != nil {
-			b.Fatal(err)
-		}
-	}
-	m := liveMsg("app", "news", "App\\Events\\Updated", `{"id":42,"status":"shipped","total":"19.99"}`, "")
-	m.Header.Set(names.HeaderNatsStream, names.EventsStream("app"))
-	m.Header.Set("Nats-Time-Stamp", time.Now().UTC().Format(time.RFC3339Nano))
+	subscribeWriters(b, h, subscribers, &written)
+	m, seqs := trackedMsg(b.N)
 	sh := h.shardFor(m.Subject)
 	frame := protocol.EventFrame("App\\Events\\Updated", "news", string(m.Data), nil)
 	frameLen := int64(len(frame) + 2)
-	// Sequences continue the stream's (empty here) as RePublish numbers them.
-	seqs := make([]string, b.N+1)
-	for i := range seqs {
-		seqs[i] = strconv.Itoa(i)
-	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
-		m.Header.Set(names.HeaderNatsSequence, seqs[i+1])
-		m.Header.Set(names.HeaderNatsLastSequence, seqs[i])
-		sh.deliver(m)
+		deliverNth(sh, m, seqs, i)
 		want := int64(i+1) * subscribers * frameLen
 		for written.Load() < want {
 			time.Sleep(10 * time.Microsecond)
@@ -370,20 +376,12 @@ func BenchmarkDeliver(b *testing.B) {
 			if err := h.Subscribe("app", "news", nopSub("1.1"), nil); err != nil {
 				b.Fatal(err)
 			}
-			m := liveMsg("app", "news", "App\\Events\\Updated", `{"id":42,"status":"shipped","total":"19.99"}`, "")
-			m.Header.Set(names.HeaderNatsStream, names.EventsStream("app"))
-			m.Header.Set("Nats-Time-Stamp", time.Now().UTC().Format(time.RFC3339Nano))
+			m, seqs := trackedMsg(b.N)
 			sh := h.shardFor(m.Subject)
-			seqs := make([]string, b.N+1)
-			for i := range seqs {
-				seqs[i] = strconv.Itoa(i)
-			}
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := range b.N {
-				m.Header.Set(names.HeaderNatsSequence, seqs[i+1])
-				m.Header.Set(names.HeaderNatsLastSequence, seqs[i])
-				sh.deliver(m)
+				deliverNth(sh, m, seqs, i)
 			}
 		})
 	}

@@ -215,6 +215,18 @@ type writerSub struct {
 
 func (s writerSub) SocketID() string { return s.id }
 
+// subscribeWriters subscribes n writers to app's channel news, each adding
+// what it writes to written.
+func subscribeWriters(b *testing.B, h *Hub, n int, written *atomic.Int64) {
+	for i := range n {
+		w := ws.NewWriter(discardConn{n: written}, ws.Options{})
+		b.Cleanup(w.Abort)
+		if err := h.Subscribe("app", "news", writerSub{strconv.Itoa(i), w}, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkFanOut delivers one event to 1,000 local subscribers, each with
 // its own writer goroutine, and waits until every writer has written it.
 func BenchmarkFanOut(b *testing.B) {
@@ -223,13 +235,7 @@ func BenchmarkFanOut(b *testing.B) {
 	b.Cleanup(h.Close)
 	const subscribers = 1000
 	var written atomic.Int64
-	for i := range subscribers {
-		w := ws.NewWriter(discardConn{n: &written}, ws.Options{})
-		b.Cleanup(w.Abort)
-		if err := h.Subscribe("app", "news", writerSub{strconv.Itoa(i), w}, nil); err != nil {
-			b.Fatal(err)
-		}
-	}
+	subscribeWriters(b, h, subscribers, &written)
 	m := liveMsg("app", "news", "App\\Events\\Updated", `{"id":42,"status":"shipped","total":"19.99"}`, "")
 	sh := h.shardFor(m.Subject)
 	frame := protocol.EventFrame("App\\Events\\Updated", "news", string(m.Data), nil)
