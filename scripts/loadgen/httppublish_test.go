@@ -86,30 +86,12 @@ func TestPublishRefusedFailsEarly(t *testing.T) {
 }
 
 func TestPublishFlags(t *testing.T) {
-	tests := []struct {
-		name    string
-		args    []string
-		wantErr string
-	}{
+	checkFlags(t, []flagCase{
 		{"herald needs credentials", []string{"-publish"}, "required"},
 		{"centrifugo needs its key", []string{"-publish", "-target", "centrifugo"}, "-centrifugo-api-key"},
 		{"unknown target", []string{"-publish", "-target", "x", "-app-id", "a", "-key", "k", "-secret", "s"}, "-target"},
 		{"bounds publishers", []string{"-publish", "-publishers", "0", "-app-id", "a", "-key", "k", "-secret", "s"}, "-publishers"},
 		{"loopback only", []string{"-publish", "-target", "centrifugo", "-centrifugo-api-key", "k", "-api", "http://example.com"}, "loopback"},
 		{"fine", []string{"-publish", "-target", "centrifugo", "-centrifugo-api-key", "k", "-publishers", "64"}, ""},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := parseFlags(tc.args, &bytes.Buffer{})
-			if tc.wantErr == "" {
-				if err != nil {
-					t.Fatalf("unexpected error: %v", err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Fatalf("error = %v, want one mentioning %q", err, tc.wantErr)
-			}
-		})
-	}
+	})
 }

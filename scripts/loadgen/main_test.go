@@ -168,11 +168,7 @@ func TestRefusedSubscriptionCounts(t *testing.T) {
 }
 
 func TestFlags(t *testing.T) {
-	tests := []struct {
-		name    string
-		args    []string
-		wantErr string
-	}{
+	checkFlags(t, []flagCase{
 		{"needs credentials", []string{}, "required"},
 		{"refuses a remote gateway", []string{"-app-id", "a", "-key", "k", "-secret", "s", "-ws", "ws://10.0.0.1:8080"}, "not a loopback"},
 		{"refuses a remote API", []string{"-app-id", "a", "-key", "k", "-secret", "s", "-api", "http://example.com"}, "not a loopback"},
@@ -180,21 +176,7 @@ func TestFlags(t *testing.T) {
 		{"batch at most 10", []string{"-app-id", "a", "-key", "k", "-secret", "s", "-batch", "11"}, "-batch"},
 		{"coldstart needs a command", []string{"-app-id", "a", "-key", "k", "-secret", "s", "-coldstart"}, "command"},
 		{"localhost is fine", []string{"-app-id", "a", "-key", "k", "-secret", "s", "-ws", "ws://localhost:1", "-api", "http://[::1]:2"}, ""},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := parseFlags(tc.args, &bytes.Buffer{})
-			if tc.wantErr == "" {
-				if err != nil {
-					t.Fatalf("unexpected error: %v", err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Fatalf("error = %v, want one mentioning %q", err, tc.wantErr)
-			}
-		})
-	}
+	})
 }
 
 // The test binary doubles as the process a cold start launches: with
@@ -243,4 +225,32 @@ func TestColdStart(t *testing.T) {
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
 	poll.Until(t, 5*time.Second, "condition", cond)
+}
+
+// flagCase is a command line and the error parseFlags should give (empty:
+// none).
+type flagCase struct {
+	name    string
+	args    []string
+	wantErr string
+}
+
+// checkFlags fails t unless parseFlags fails on each case's arguments with
+// an error mentioning its wantErr, or succeeds where wantErr is empty.
+func checkFlags(t *testing.T, cases []flagCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseFlags(tc.args, &bytes.Buffer{})
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("error = %v, want one mentioning %q", err, tc.wantErr)
+			}
+		})
+	}
 }
