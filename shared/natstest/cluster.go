@@ -34,8 +34,9 @@ type Cluster struct {
 }
 
 // NewCluster starts n servers and returns once the cluster is formed (see
-// WaitFormed). Whatever still runs is stopped when the test ends.
-func NewCluster(tb testing.TB, n int) *Cluster {
+// WaitFormed). Whatever still runs is stopped when the test ends. Each
+// configure function may change every node's options (e.g. SyncAlways).
+func NewCluster(tb testing.TB, n int, configure ...func(*server.Options)) *Cluster {
 	tb.Helper()
 	// A clustered JetStream server is ready only once it has met its
 	// peers, so all start together, each routed to every cluster port,
@@ -59,6 +60,9 @@ func NewCluster(tb testing.TB, n int) *Cluster {
 	}
 	for i := range n {
 		c.opts[i].Routes = routes
+		for _, f := range configure {
+			f(&c.opts[i])
+		}
 	}
 	tb.Cleanup(func() {
 		for i := range n {
