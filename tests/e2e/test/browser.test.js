@@ -4,80 +4,22 @@
 // page's own server, and the page's client events reach a Node client.
 
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { chromium } from 'playwright-core';
 
+import { launchChromium, pageServer as servePage, skipWithoutChromium } from '../lib/browser.js';
 import { connectPusher, record, subscribe } from '../lib/clients.js';
 import { E2E_DIR, TOPOLOGIES, startTopology } from '../lib/topology.js';
 import { randomId } from '../lib/wait.js';
 
-const CHROMIUM = process.env.HERALD_CHROMIUM || '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const PAGE = path.join(E2E_DIR, 'browser', 'index.html');
 const PUSHER_JS = path.join(E2E_DIR, 'node_modules', 'pusher-js', 'dist', 'web', 'pusher.min.js');
 
-const haveChromium = fs.existsSync(CHROMIUM);
-const skip =
-  !haveChromium && !process.env.CI
-    ? `${CHROMIUM} is not installed (apt-get install chromium); the browser test runs in CI`
-    : false;
+const skip = skipWithoutChromium('the browser test');
 
 // pageServer serves the page, pusher-js and the app's auth endpoint, as a
 // Laravel app serves its front end and /broadcasting/auth.
-function pageServer() {
-  let sdk = null;
-  const server = http.createServer(async (req, res) => {
-    const url = new URL(req.url, 'http://127.0.0.1');
-    if (req.method === 'GET' && url.pathname === '/') {
-      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-      return res.end(fs.readFileSync(PAGE));
-    }
-    if (req.method === 'GET' && url.pathname === '/pusher.min.js') {
-      res.writeHead(200, { 'content-type': 'text/javascript' });
-      return res.end(fs.readFileSync(PUSHER_JS));
-    }
-    if (req.method === 'GET' && url.pathname === '/favicon.ico') {
-      res.writeHead(204);
-      return res.end();
-    }
-    if (req.method === 'POST' && url.pathname === '/broadcasting/auth') {
-      let body = '';
-      for await (const chunk of req) body += chunk;
-      const form = new URLSearchParams(body);
-      try {
-        const auth = sdk.authorizeChannel(form.get('socket_id'), form.get('channel_name'));
-        res.writeHead(200, { 'content-type': 'application/json' });
-        return res.end(JSON.stringify(auth));
-      } catch (err) {
-        res.writeHead(403, { 'content-type': 'application/json' });
-        return res.end(JSON.stringify({ error: err.message }));
-      }
-    }
-    res.writeHead(404);
-    res.end();
-  });
-  return {
-    server,
-    setSDK: (s) => (sdk = s),
-    listen: () =>
-      new Promise((resolve) =>
-        server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${server.address().port}`)),
-      ),
-    close: () => new Promise((resolve) => server.close(resolve)),
-  };
-}
+const pageServer = () => servePage(PAGE, { '/pusher.min.js': PUSHER_JS });
 
 describe('browser', { skip }, () => {
   let browser;
@@ -86,12 +28,11 @@ describe('browser', { skip }, () => {
   let strangers; // the same page on another origin, which the app does not allow
   let strangerOrigin;
   before(async () => {
-    if (!haveChromium) throw new Error(`CI is set but ${CHROMIUM} is missing: .ci/run installs it`);
     pages = pageServer();
     origin = await pages.listen();
     strangers = pageServer();
     strangerOrigin = await strangers.listen();
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+    browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();

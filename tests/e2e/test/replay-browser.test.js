@@ -7,27 +7,14 @@
 // when, its reconnection reaches.
 
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { chromium } from 'playwright-core';
 
+import { launchChromium, pageServer as servePage, skipWithoutChromium } from '../lib/browser.js';
 import { RouteProxy } from '../lib/proxy.js';
 import { E2E_DIR, TOPOLOGIES, startTopology } from '../lib/topology.js';
 import { randomId, waitFor } from '../lib/wait.js';
 
-const CHROMIUM = process.env.HERALD_CHROMIUM || '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const PAGE = path.join(E2E_DIR, 'browser', 'replay.html');
 const SCRIPTS = {
   '/pusher.min.js': path.join(E2E_DIR, 'node_modules', 'pusher-js', 'dist', 'web', 'pusher.min.js'),
@@ -35,47 +22,13 @@ const SCRIPTS = {
 };
 const WAIT = 15_000; // for what a page should see; generous for a loaded machine
 
-const haveChromium = fs.existsSync(CHROMIUM);
 const skip = !TOPOLOGIES.includes('split')
   ? 'needs the split topology (HERALD_E2E_TOPOLOGIES)'
-  : !haveChromium && !process.env.CI
-    ? `${CHROMIUM} is not installed (apt-get install chromium); the browser test runs in CI`
-    : false;
+  : skipWithoutChromium('the browser test');
 
 // pageServer serves the page, the scripts and the app's /broadcasting/auth,
 // signed by whichever SDK the test sets (a wrong secret refuses).
-function pageServer() {
-  let sdk = null;
-  const server = http.createServer(async (req, res) => {
-    const url = new URL(req.url, 'http://127.0.0.1');
-    if (req.method === 'GET' && url.pathname === '/') {
-      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-      return res.end(fs.readFileSync(PAGE));
-    }
-    if (req.method === 'GET' && SCRIPTS[url.pathname]) {
-      res.writeHead(200, { 'content-type': 'text/javascript' });
-      return res.end(fs.readFileSync(SCRIPTS[url.pathname]));
-    }
-    if (req.method === 'POST' && url.pathname === '/broadcasting/auth') {
-      let body = '';
-      for await (const chunk of req) body += chunk;
-      const form = new URLSearchParams(body);
-      const auth = sdk.authorizeChannel(form.get('socket_id'), form.get('channel_name'));
-      res.writeHead(200, { 'content-type': 'application/json' });
-      return res.end(JSON.stringify(auth));
-    }
-    res.writeHead(404);
-    res.end();
-  });
-  return {
-    setSDK: (s) => (sdk = s),
-    listen: () =>
-      new Promise((resolve) =>
-        server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${server.address().port}`)),
-      ),
-    close: () => new Promise((resolve) => server.close(resolve)),
-  };
-}
+const pageServer = () => servePage(PAGE, SCRIPTS);
 
 // emit triggers tick events n = from..to on channel, one after the other.
 async function emit(sdk, channel, from, to) {
@@ -89,10 +42,9 @@ describe('replay in Chromium with laravel-echo and the companion [split]', { ski
   let pages;
   let origin;
   before(async () => {
-    if (!haveChromium) throw new Error(`CI is set but ${CHROMIUM} is missing: .ci/run installs it`);
     pages = pageServer();
     origin = await pages.listen();
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+    browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();

@@ -7,30 +7,23 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { chromium } from 'playwright-core';
 
+import { launchChromium, skipWithoutChromium } from '../lib/browser.js';
 import { connectPusher, connectRaw, subscribe } from '../lib/clients.js';
 import { E2E_DIR, TOPOLOGIES, startTopology } from '../lib/topology.js';
 import { randomId } from '../lib/wait.js';
 
-const CHROMIUM = process.env.HERALD_CHROMIUM || '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'];
 const PAGE = '/apps/_herald/status';
 const TOKEN = `admin-${randomId(24)}`;
 
-const haveChromium = fs.existsSync(CHROMIUM);
-const skip =
-  !haveChromium && !process.env.CI
-    ? `${CHROMIUM} is not installed (apt-get install chromium); the status page test runs in CI`
-    : false;
+const skip = skipWithoutChromium('the status page test');
 
 const figure = (page, id) => page.$eval(`#${id}`, (el) => Number(el.textContent.replace(/,/g, '')) || 0);
 
 describe('status page', { skip }, () => {
   let browser;
   before(async () => {
-    if (!haveChromium) throw new Error(`CI is set but ${CHROMIUM} is missing: .ci/run installs it`);
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+    browser = await launchChromium();
   });
   after(() => browser?.close());
 
