@@ -207,15 +207,7 @@ func TestWait(t *testing.T) {
 // A stream ensured while JetStream is not available yet waits for it.
 func TestStreamWaitsForJetStream(t *testing.T) {
 	u := natstest.StartUnavailable(t)
-	nc, err := nats.Connect(u.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := u.JetStream(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	done := make(chan error, 1)

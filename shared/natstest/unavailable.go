@@ -7,6 +7,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Unavailable is a NATS server whose JetStream is not available yet, as on
@@ -68,4 +69,20 @@ func (u *Unavailable) Recover(tb testing.TB) *server.Server {
 	u.srv.Shutdown()
 	u.srv.WaitForShutdown()
 	return StartOn(tb, u.port)
+}
+
+// JetStream connects to u with a client that reconnects until Recover and
+// after, closed when the test ends, and returns its JetStream context.
+func (u *Unavailable) JetStream(tb testing.TB) jetstream.JetStream {
+	tb.Helper()
+	nc, err := nats.Connect(u.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		tb.Fatalf("natstest: connect: %v", err)
+	}
+	tb.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		tb.Fatalf("natstest: jetstream: %v", err)
+	}
+	return js
 }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/herald-ws/herald/shared/names"
 	"github.com/herald-ws/herald/shared/natstest"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -88,15 +87,7 @@ func TestReader(t *testing.T) {
 // electing its leaders) waits for it instead of failing.
 func TestNewReaderWaitsForJetStream(t *testing.T) {
 	u := natstest.StartUnavailable(t)
-	nc, err := nats.Connect(u.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := u.JetStream(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	done := make(chan error, 1)
