@@ -2,7 +2,6 @@
 // a raw WebSocket client that reads and writes frames by hand, and a TCP
 // proxy that counts connections.
 
-import net from 'node:net';
 import Pusher from 'pusher-js';
 import WebSocket from 'ws';
 
@@ -172,42 +171,4 @@ export async function connectRaw(topo, i = 0, opts = {}) {
   const c = rawClient(topo, i, opts);
   await c.established();
   return c;
-}
-
-// CountingProxy forwards TCP connections to target and counts them, to see
-// how often a client (re)connects.
-export class CountingProxy {
-  constructor(target) {
-    this.target = target;
-    this.connections = 0;
-    this.sockets = new Set();
-    this.server = net.createServer((client) => {
-      this.connections++;
-      const upstream = net.connect(target.port, target.host);
-      for (const s of [client, upstream]) {
-        this.sockets.add(s);
-        s.on('error', () => {});
-        s.on('close', () => this.sockets.delete(s));
-      }
-      client.pipe(upstream);
-      upstream.pipe(client);
-      client.on('close', () => upstream.destroy());
-      upstream.on('close', () => client.destroy());
-    });
-  }
-
-  listen() {
-    return new Promise((resolve) => {
-      this.server.listen(0, '127.0.0.1', () => {
-        this.port = this.server.address().port;
-        this.host = '127.0.0.1';
-        resolve(this);
-      });
-    });
-  }
-
-  async close() {
-    for (const s of this.sockets) s.destroy();
-    await new Promise((resolve) => this.server.close(resolve));
-  }
 }

@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
-import { CountingProxy, connectPusher, connectRaw, pusherClient, rawClient, record, subscribe } from '../lib/clients.js';
+import { connectPusher, connectRaw, pusherClient, rawClient, record, subscribe } from '../lib/clients.js';
+import { RouteProxy } from '../lib/proxy.js';
 import { TOPOLOGIES, startTopology } from '../lib/topology.js';
 import { randomId, waitFor, withTimeout } from '../lib/wait.js';
 
@@ -132,7 +133,7 @@ for (const kind of TOPOLOGIES) {
 
     describe('WebSocket', () => {
       it('refuses an unknown app key with 4001, and pusher-js does not reconnect', async () => {
-        const proxy = await new CountingProxy(topo.ws[0]).listen();
+        const proxy = await new RouteProxy(topo.ws[0]).listen();
         topo.onStop(() => proxy.close());
         const client = pusherClient(topo, 0, {
           key: `unknown${randomId(12)}`,
