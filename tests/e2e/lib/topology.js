@@ -403,9 +403,10 @@ async function startSplit(topo, appExtra, extraEnv = {}) {
   if (hasPresenceService()) {
     started.push(service('presence', binary('presence'), 'HERALD_PRESENCE_HOST', 'HERALD_PRESENCE_PORT'));
   }
-  const [gwA, gwB, trigger] = await Promise.all(started);
+  const [gwA, gwB, trigger, presence] = await Promise.all(started);
   topo.ws = [gwA, gwB];
   topo.http = trigger;
+  topo.presence = presence; // undefined without bin/presence
   // restart starts a killed or stopped gateway again, on a fresh port.
   topo.restart = async (name) => {
     const i = ['gateway-a', 'gateway-b'].indexOf(name);
