@@ -30,9 +30,10 @@ import (
 
 // DefaultRetryFor is how long a publish keeps trying through an outage
 // when Options.RetryFor is zero: longer than a JetStream leader election
-// or a client reconnect to another node, well under the HTTP timeouts of
-// the Pusher SDKs.
-const DefaultRetryFor = 5 * time.Second
+// (when a leader is lost without stepping down, its followers wait 4 to 9 s
+// before they vote) or a client reconnect to another node, under the HTTP
+// timeouts of the Pusher SDKs.
+const DefaultRetryFor = 12 * time.Second
 
 // AttemptTimeout bounds the wait for the acknowledgements of one try. An
 // ack that does not come in time (a node lost with it) makes the event
