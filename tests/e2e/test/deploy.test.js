@@ -423,7 +423,7 @@ http {
 
   // Order within one request: the events of a batch must arrive in the order
   // of the batch, also when the request met a stream leader election.
-  it('every client got the events in the order they were sent', pending('the run above does not pass yet: around a SIGKILLed stream leader an event now and then reaches every client twice'), () => {
+  it('every client got the events in the order they were sent', pending('the run above does not pass yet: a batch answered 503 after part of it was stored (a stream leader SIGKILLed) is retried by nginx on the other trigger, and its stored events come twice'), () => {
     assert.ok(received, 'the run above finished');
     for (const [i, got] of received.entries()) {
       assert.ok(got.every((n, k) => n === k), `client ${i}: ${summarize(got)}`);
