@@ -12,10 +12,7 @@ import (
 )
 
 func TestMemberEventsExactlyOnceAcrossGateways(t *testing.T) {
-	s := natstest.Start(t)
-	startService(t, s, "p1", fastFlush)
-	a, _ := startGateway(t, s, "gw-a")
-	b, _ := startGateway(t, s, "gw-b")
+	s, a, b, _ := twoGateways(t)
 
 	a1 := join(t, a, testRoom, "1.1", "u1")
 	b1 := join(t, b, testRoom, "2.1", "u2")
@@ -39,10 +36,7 @@ func TestMemberEventsExactlyOnceAcrossGateways(t *testing.T) {
 }
 
 func TestMemberLimitAndReaderCounts(t *testing.T) {
-	s := natstest.Start(t)
-	startService(t, s, "p1", fastFlush)
-	a, _ := startGateway(t, s, "gw-a")
-	b, _ := startGateway(t, s, "gw-b")
+	s, a, b, _ := twoGateways(t)
 
 	for i, u := range []string{"u1", "u2", "u3"} {
 		join(t, []*Client{a, b}[i%2], testRoom, "9."+u, u)
@@ -79,10 +73,7 @@ func TestMemberLimitAndReaderCounts(t *testing.T) {
 }
 
 func TestSubscriptionCounts(t *testing.T) {
-	s := natstest.Start(t)
-	startService(t, s, "p1", fastFlush)
-	a, _ := startGateway(t, s, "gw-a")
-	b, _ := startGateway(t, s, "gw-b")
+	_, a, b, _ := twoGateways(t)
 
 	counted := func(c *Client, id string) *socket {
 		sk := &socket{}
@@ -103,10 +94,7 @@ func TestSubscriptionCounts(t *testing.T) {
 }
 
 func TestGatewayWithoutHeartbeatIsRemoved(t *testing.T) {
-	s := natstest.Start(t)
-	startService(t, s, "p1", fastFlush)
-	a, _ := startGateway(t, s, "gw-a")
-	b, bnc := startGateway(t, s, "gw-b")
+	s, a, b, bnc := twoGateways(t)
 
 	a1 := join(t, a, testRoom, "1.1", "u1")
 	join(t, b, testRoom, "2.1", "u2")
@@ -124,10 +112,7 @@ func TestGatewayWithoutHeartbeatIsRemoved(t *testing.T) {
 }
 
 func TestGatewayRegistersAgainAfterLosingItsKey(t *testing.T) {
-	s := natstest.Start(t)
-	startService(t, s, "p1", fastFlush)
-	a, _ := startGateway(t, s, "gw-a")
-	b, _ := startGateway(t, s, "gw-b")
+	s, a, b, _ := twoGateways(t)
 
 	a1 := join(t, a, testRoom, "1.1", "u1")
 	join(t, b, testRoom, "2.1", "u2")
@@ -164,10 +149,7 @@ func TestGatewayRegistersAgainAfterLosingItsKey(t *testing.T) {
 }
 
 func TestDrainGraceKeepsReturningUsers(t *testing.T) {
-	s := natstest.Start(t)
-	startService(t, s, "p1", fastFlush)
-	a, _ := startGateway(t, s, "gw-a")
-	b, _ := startGateway(t, s, "gw-b")
+	_, a, b, _ := twoGateways(t)
 
 	a1 := join(t, a, testRoom, "1.1", "u1")
 	join(t, b, testRoom, "2.1", "u2")
@@ -291,10 +273,7 @@ func TestLostLiveEventIsRecovered(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := natstest.Start(t)
-			startService(t, s, "p1", fastFlush)
-			a, _ := startGateway(t, s, "gw-a")
-			b, _ := startGateway(t, s, "gw-b")
+			_, a, b, _ := twoGateways(t)
 			a1 := join(t, a, testRoom, "1.1", "u1")
 
 			hear := deafen(t, a, testRoom)

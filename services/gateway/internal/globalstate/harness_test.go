@@ -50,6 +50,17 @@ func startService(t *testing.T, s *server.Server, name string, flush time.Durati
 
 const fastFlush = 20 * time.Millisecond
 
+// twoGateways starts a NATS server, presence service p1 and gateways gw-a
+// and gw-b on it; bnc is gw-b's NATS connection.
+func twoGateways(t *testing.T) (s *server.Server, a, b *Client, bnc *nats.Conn) {
+	t.Helper()
+	s = natstest.Start(t)
+	startService(t, s, "p1", fastFlush)
+	a, _ = startGateway(t, s, "gw-a")
+	b, bnc = startGateway(t, s, "gw-b")
+	return s, a, b, bnc
+}
+
 func startGateway(t *testing.T, s *server.Server, id string) (*Client, *nats.Conn) {
 	t.Helper()
 	nc, err := nats.Connect(s.ClientURL(), nats.Name(id))
