@@ -71,6 +71,18 @@ func newEnv(t testing.TB, opts ...func(*gateway.Options)) *env {
 	return e
 }
 
+// mortalGateway starts another gateway on a NATS connection of its own, nc,
+// with a 1 s heartbeat TTL: closing nc kills it as a crash would.
+func (e *env) mortalGateway() (*httptest.Server, *nats.Conn) {
+	e.t.Helper()
+	nc := natstest.Connect(e.t, e.srv)
+	_, hs, _ := e.startGateway(func(o *gateway.Options) {
+		o.NC = nc
+		o.GatewayTTL = time.Second
+	})
+	return hs, nc
+}
+
 // startGateway runs one more gateway on the env's NATS server.
 func (e *env) startGateway(opts ...func(*gateway.Options)) (*gateway.Gateway, *httptest.Server, *prometheus.Registry) {
 	t := e.t

@@ -9,11 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/herald-ws/herald/services/gateway/gateway"
 	"github.com/herald-ws/herald/services/presence/presencetest"
 	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/names"
-	"github.com/herald-ws/herald/shared/natstest"
 	"github.com/herald-ws/herald/shared/presence"
 	"github.com/herald-ws/herald/shared/protocol"
 	"github.com/nats-io/nats.go/jetstream"
@@ -207,11 +205,7 @@ func TestSubscriptionCountAcrossGateways(t *testing.T) {
 
 func TestDeadGatewayMembersRemoved(t *testing.T) {
 	e := newEnv(t)
-	nc := natstest.Connect(t, e.srv)
-	_, hs2, _ := e.startGateway(func(o *gateway.Options) {
-		o.NC = nc
-		o.GatewayTTL = time.Second
-	})
+	hs2, nc := e.mortalGateway()
 	app := e.app("app-1")
 	const ch = "presence-crash"
 	ann := connect(t, e.hs, "key-1")

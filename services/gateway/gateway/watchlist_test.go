@@ -5,10 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/herald-ws/herald/services/gateway/gateway"
-	"github.com/herald-ws/herald/shared/natstest"
 	"github.com/herald-ws/herald/shared/protocol"
 )
 
@@ -42,11 +39,7 @@ func (c *client) expectWatchlist(name string, ids ...string) {
 
 func TestWatchlistAcrossGateways(t *testing.T) {
 	e := newEnv(t)
-	nc := natstest.Connect(t, e.srv)
-	_, hs2, _ := e.startGateway(func(o *gateway.Options) {
-		o.NC = nc
-		o.GatewayTTL = time.Second
-	})
+	hs2, nc := e.mortalGateway()
 	app := e.app("app-1")
 
 	bob := connect(t, hs2, app.Key)
