@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/herald-ws/herald/shared/natstest"
 	"github.com/herald-ws/herald/shared/signing"
 )
 
@@ -36,7 +37,7 @@ func startHerald(t *testing.T) string {
 // base URL once it is ready.
 func runHerald(t *testing.T) string {
 	t.Helper()
-	port := freePort(t)
+	port := natstest.FreePort(t)
 	t.Setenv("REVERB_SERVER_HOST", "127.0.0.1")
 	t.Setenv("REVERB_SERVER_PORT", strconv.Itoa(port))
 	t.Setenv("HERALD_DATA_DIR", t.TempDir())

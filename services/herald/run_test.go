@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -15,19 +14,10 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/herald-ws/herald/shared/natstest"
 	"github.com/herald-ws/herald/shared/process/processtest"
 	"github.com/herald-ws/herald/shared/signing"
 )
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
 
 func waitUp(t *testing.T, base string) {
 	t.Helper()
@@ -53,7 +43,7 @@ func readFrame(t *testing.T, c *websocket.Conn) frame {
 // The all-in-one process serves the WebSocket and the HTTP API on one port
 // under REVERB_SERVER_PATH, and a SIGTERM-style stop tells clients 4200.
 func TestOnePortServesWebSocketAndAPI(t *testing.T) {
-	port := freePort(t)
+	port := natstest.FreePort(t)
 	t.Setenv("REVERB_APP_ID", "shop")
 	t.Setenv("REVERB_APP_KEY", "shop-key")
 	t.Setenv("REVERB_APP_SECRET", "0123456789abcdef0123")
