@@ -12,8 +12,6 @@
 package state
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"maps"
 	"slices"
@@ -22,6 +20,7 @@ import (
 
 	"github.com/herald-ws/herald/shared/presence"
 	"github.com/herald-ws/herald/shared/protocol"
+	"github.com/herald-ws/herald/shared/webhooks"
 )
 
 // Config holds what the rules depend on.
@@ -441,7 +440,7 @@ func (s *State) Expire(now time.Time) Effects {
 			case !now.Before(m.graceUntil):
 				delete(ch.members, uid)
 				ev := presence.MemberEvent{App: k.App, Channel: k.Channel, Event: protocol.EventMemberRemoved, UserID: uid,
-					MsgID: "grace-" + digest(k.App, k.Channel, uid, strconv.FormatInt(m.graceUntil.UnixMilli(), 10))}
+					MsgID: "grace-" + webhooks.Digest(k.App, k.Channel, uid, strconv.FormatInt(m.graceUntil.UnixMilli(), 10))}
 				fx.Events = append(fx.Events, ev)
 				s.dirtyChannels[k] = struct{}{}
 			default:
@@ -515,17 +514,7 @@ func (s *State) maxMembers(app string) int {
 // operation after a restart yields the same id.
 func (s *State) event(seq uint64, k Key, name, uid string, info json.RawMessage) presence.MemberEvent {
 	return presence.MemberEvent{App: k.App, Channel: k.Channel, Event: name, UserID: uid, UserInfo: info,
-		MsgID: s.cfg.EventIDPrefix + "-" + strconv.FormatUint(seq, 10) + "-" + digest(name, k.App, k.Channel, uid)}
-}
-
-func digest(parts ...string) string {
-	h := sha256.New()
-	for _, p := range parts {
-		h.Write([]byte(strconv.Itoa(len(p))))
-		h.Write([]byte{':'})
-		h.Write([]byte(p))
-	}
-	return hex.EncodeToString(h.Sum(nil)[:12])
+		MsgID: s.cfg.EventIDPrefix + "-" + strconv.FormatUint(seq, 10) + "-" + webhooks.Digest(name, k.App, k.Channel, uid)}
 }
 
 func (ch *channel) subscriptions() int {
