@@ -12,6 +12,7 @@ import (
 	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/protocol"
 	"github.com/herald-ws/herald/shared/webhooks"
+	"github.com/nats-io/nats.go"
 )
 
 // hookGroup is the webhook events of one step for one app.
@@ -108,12 +109,9 @@ func (t *term) queueWebhooks(fx *state.Effects, id string) error {
 			return err
 		}
 		for _, m := range msgs {
-			f, err := t.svc.js.PublishMsgAsync(m)
-			if err != nil {
-				return fmt.Errorf("queueing a webhook: %w", err)
+			if err := t.queueWebhookMsg(m); err != nil {
+				return err
 			}
-			t.webhookAcks = append(t.webhookAcks, f)
-			t.svc.metrics.webhooks.WithLabelValues("queued").Inc()
 			if len(t.webhookAcks) >= maxUnsettled {
 				if err := t.settle(t.ctx); err != nil {
 					return err
@@ -138,13 +136,22 @@ func (t *term) queueCountWebhook(k state.Key, n int, now time.Time) error {
 		return err
 	}
 	for _, m := range msgs {
-		f, err := t.svc.js.PublishMsgAsync(m)
-		if err != nil {
-			return fmt.Errorf("queueing a webhook: %w", err)
+		if err := t.queueWebhookMsg(m); err != nil {
+			return err
 		}
-		t.webhookAcks = append(t.webhookAcks, f)
-		t.svc.metrics.webhooks.WithLabelValues("queued").Inc()
 	}
+	return nil
+}
+
+// queueWebhookMsg publishes one webhook batch to its queue without waiting
+// for the ack, which settle collects.
+func (t *term) queueWebhookMsg(m *nats.Msg) error {
+	f, err := t.svc.js.PublishMsgAsync(m)
+	if err != nil {
+		return fmt.Errorf("queueing a webhook: %w", err)
+	}
+	t.webhookAcks = append(t.webhookAcks, f)
+	t.svc.metrics.webhooks.WithLabelValues("queued").Inc()
 	return nil
 }
 
