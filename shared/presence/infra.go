@@ -87,13 +87,7 @@ func MembersStreamConfig(o Options) jetstream.StreamConfig {
 // GatewaysBucketConfig is GatewaysBucket. Each gateway sets its own key TTL
 // on every put; the limit marker makes an expiry visible to watchers.
 func GatewaysBucketConfig(o Options) jetstream.KeyValueConfig {
-	return jetstream.KeyValueConfig{
-		Bucket:         names.GatewaysBucket,
-		Description:    "Herald gateway heartbeats",
-		Storage:        jetstream.FileStorage,
-		Replicas:       o.replicas(),
-		LimitMarkerTTL: MarkerTTL,
-	}
+	return ttlBucketConfig(names.GatewaysBucket, "Herald gateway heartbeats", o)
 }
 
 // StateBucketConfig is PresenceStateBucket. One writer, so no history.
@@ -109,9 +103,15 @@ func StateBucketConfig(o Options) jetstream.KeyValueConfig {
 
 // LockBucketConfig is PresenceLockBucket; the lock key carries its own TTL.
 func LockBucketConfig(o Options) jetstream.KeyValueConfig {
+	return ttlBucketConfig(names.PresenceLockBucket, "Herald presence service lock", o)
+}
+
+// ttlBucketConfig is a bucket whose writers set a TTL on each key, with the
+// limit marker that makes an expiry visible to watchers.
+func ttlBucketConfig(bucket, description string, o Options) jetstream.KeyValueConfig {
 	return jetstream.KeyValueConfig{
-		Bucket:         names.PresenceLockBucket,
-		Description:    "Herald presence service lock",
+		Bucket:         bucket,
+		Description:    description,
 		Storage:        jetstream.FileStorage,
 		Replicas:       o.replicas(),
 		LimitMarkerTTL: MarkerTTL,
