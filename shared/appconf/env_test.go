@@ -88,14 +88,7 @@ func TestEnvAppsFile(t *testing.T) {
 		{"id":"two","key":"key-2","secret":"secret-number-two-0002","disabled":true,"replay_window":"2m",
 		 "webhooks":[{"url":"https://hooks.example/h","event_types":["channel_occupied"]}]}
 	]}`))
-	e, err := ParseEnv()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := e.Registry()
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := envRegistry(t)
 	one, ok1 := r.ByID("one")
 	two, ok2 := r.ByKey("key-2")
 	if !ok1 || !ok2 {

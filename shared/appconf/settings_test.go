@@ -20,6 +20,13 @@ func setApp(t *testing.T) {
 
 func envApp(t *testing.T) *App {
 	t.Helper()
+	a, _ := envRegistry(t).ByID("shop")
+	return a
+}
+
+// envRegistry is the registry of the apps the environment configures.
+func envRegistry(t *testing.T) *Registry {
+	t.Helper()
 	e, err := ParseEnv()
 	if err != nil {
 		t.Fatal(err)
@@ -28,8 +35,7 @@ func envApp(t *testing.T) *App {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, _ := r.ByID("shop")
-	return a
+	return r
 }
 
 func TestClientEventSwitch(t *testing.T) {
