@@ -36,7 +36,7 @@ func CacheStreamConfig(app *appconf.App, opt StreamOptions) jetstream.StreamConf
 		MaxAge:            CacheTTL,
 		// One event per cache channel: a tenth of the events stream's cap.
 		MaxBytes:    max(maxBytes/10, 1<<20),
-		MaxMsgSize:  int32(app.MaxEventBytes + 4096),
+		MaxMsgSize:  maxMsgSize(app),
 		Storage:     jetstream.FileStorage,
 		Replicas:    replicas,
 		Duplicates:  DuplicateWindow,

@@ -9,6 +9,7 @@ import (
 	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/ensure"
 	"github.com/herald-ws/herald/shared/names"
+	"github.com/herald-ws/herald/shared/option"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -40,12 +41,11 @@ func StreamConfig(app *appconf.App, opt StreamOptions) jetstream.StreamConfig {
 		MaxMsgsPerSubject: int64(app.ReplayMaxEvents),
 		MaxAge:            app.ReplayWindow.D(),
 		MaxBytes:          maxBytes,
-		// Room for the data limit plus headers, channel and event name.
-		MaxMsgSize:  int32(app.MaxEventBytes + 4096),
-		Storage:     jetstream.FileStorage,
-		Replicas:    replicas,
-		Duplicates:  min(DuplicateWindow, app.ReplayWindow.D()),
-		AllowDirect: true,
+		MaxMsgSize:        maxMsgSize(app),
+		Storage:           jetstream.FileStorage,
+		Replicas:          replicas,
+		Duplicates:        min(DuplicateWindow, app.ReplayWindow.D()),
+		AllowDirect:       true,
 		RePublish: &jetstream.RePublish{
 			Source:      names.EventsSubjects(app.ID),
 			Destination: names.LiveRepublishDestination(app.ID),
@@ -53,15 +53,17 @@ func StreamConfig(app *appconf.App, opt StreamOptions) jetstream.StreamConfig {
 	}
 }
 
+// maxMsgSize is the largest message an app's streams take: room for the
+// data limit plus headers, channel and event name.
+func maxMsgSize(app *appconf.App) int32 {
+	return int32(app.MaxEventBytes + 4096)
+}
+
 // limits returns the replicas and byte cap with their defaults.
 func (o StreamOptions) limits() (replicas int, maxBytes int64) {
 	replicas, maxBytes = o.Replicas, o.MaxBytes
-	if replicas <= 0 {
-		replicas = 1
-	}
-	if maxBytes <= 0 {
-		maxBytes = DefaultMaxBytes
-	}
+	option.Default(&replicas, 1)
+	option.Default(&maxBytes, DefaultMaxBytes)
 	return replicas, maxBytes
 }
 
