@@ -341,18 +341,16 @@ func waitStreamsLed(t *testing.T, js jetstream.JetStream, since time.Time) {
 	deadline := time.Now().Add(40 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		led, total, err := 0, 0, error(nil)
-		names := js.StreamNames(ctx)
+		lister := js.StreamNames(ctx)
 		var all []string
-		for n := range names.Name() {
+		for n := range lister.Name() {
 			all = append(all, n)
 		}
-		err = names.Err()
+		err := lister.Err()
+		led, total := 0, len(all)
 		for _, n := range all {
-			total++
-			s, e := js.Stream(ctx, n)
-			if e == nil {
-				if info, e2 := s.Info(ctx); e2 == nil && info.Cluster != nil && info.Cluster.Leader != "" {
+			if s, err := js.Stream(ctx, n); err == nil {
+				if info, err := s.Info(ctx); err == nil && info.Cluster != nil && info.Cluster.Leader != "" {
 					led++
 				}
 			}
