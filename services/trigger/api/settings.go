@@ -11,7 +11,7 @@ import (
 type Settings struct {
 	// PublishRetryFor bounds how long a publish keeps trying through a
 	// NATS reconnect or a stream leader election; 0 answers 503 at once.
-	PublishRetryFor time.Duration `env:"HERALD_PUBLISH_RETRY_FOR" envDefault:"12s"`
+	PublishRetryFor time.Duration `env:"HERALD_PUBLISH_RETRY_FOR" envDefault:"25s"`
 }
 
 // Check validates the settings; errors name the variable.

@@ -43,7 +43,7 @@ var Shared = []Setting{
 	{"HERALD_WRITE_TIMEOUT", "10s", "1ns", "0s", []string{"herald", "gateway"}},
 	{"HERALD_GATEWAY_TTL", "15s", "1s", "999ms", []string{"herald", "gateway"}},
 	{"HERALD_PRESENCE_TIMEOUT", "5s", "1ns", "0s", []string{"herald", "gateway"}},
-	{"HERALD_PUBLISH_RETRY_FOR", "12s", "0s", "-1ns", []string{"herald", "trigger"}},
+	{"HERALD_PUBLISH_RETRY_FOR", "25s", "0s", "-1ns", []string{"herald", "trigger"}},
 	{"HERALD_PRESENCE_DRAIN_GRACE", "10s", "0s", "-1ns", []string{"herald", "presence"}},
 	{"HERALD_PRESENCE_LOCK_TTL", "10s", "1s", "999ms", []string{"herald", "presence"}},
 	{"HERALD_PRESENCE_FLUSH_INTERVAL", "50ms", "1ns", "0s", []string{"herald", "presence"}},
