@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/herald-ws/herald/shared/appconf"
+	"github.com/herald-ws/herald/shared/process"
 )
 
 // keygen generates an app: a random id, key and secret. It prints the .env
@@ -31,11 +32,8 @@ func keygen(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "Generates an app id, key and secret and prints the .env lines for Herald and Laravel.")
 		fl.PrintDefaults()
 	}
-	if err := fl.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := process.ParseFlags(fl, args); !ok {
+		return code
 	}
 	if fl.NArg() > 0 || (*ifMissing && *appsFile == "") || (*scheme != "http" && *scheme != "https") {
 		fl.Usage()

@@ -32,11 +32,8 @@ func send(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "Publishes one event through the HTTP API, as Laravel does, with the configured app, and prints the answer.")
 		fl.PrintDefaults()
 	}
-	if err := fl.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := process.ParseFlags(fl, args); !ok {
+		return code
 	}
 	if fl.NArg() != 3 {
 		fl.Usage()

@@ -2,6 +2,7 @@ package process
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -52,13 +53,26 @@ func (p Program[T]) usage(w io.Writer) {
 	fmt.Fprintf(w, "\n%s COMMAND -h describes a command's flags.\n", p.Name)
 }
 
+// ParseFlags parses a command's flags. When it returns false the command
+// ends with code: 0 after -h printed the usage, 2 for a flag error.
+func ParseFlags(fs *flag.FlagSet, args []string) (code int, ok bool) {
+	err := fs.Parse(args)
+	switch {
+	case err == nil:
+		return 0, true
+	case errors.Is(err, flag.ErrHelp):
+		return 0, false
+	}
+	return 2, false
+}
+
 // health asks the local /ready.
 func (p Program[T]) health(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet(p.Name+" health", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	timeout := fs.Duration("timeout", 3*time.Second, "how long to wait for the answer")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := ParseFlags(fs, args); !ok {
+		return code
 	}
 	cfg, err := Parse[T]()
 	if err != nil {
