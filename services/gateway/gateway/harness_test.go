@@ -16,6 +16,7 @@ import (
 	"github.com/herald-ws/herald/services/presence/presencetest"
 	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/events"
+	"github.com/herald-ws/herald/shared/metricstest"
 	"github.com/herald-ws/herald/shared/natstest"
 	"github.com/herald-ws/herald/shared/poll"
 	"github.com/herald-ws/herald/shared/signing"
@@ -132,28 +133,10 @@ func (e *env) publish(ev events.Event) {
 	}
 }
 
-// metric returns the value of a counter or gauge (summed over labels).
+// metric returns the value of a counter or gauge, summed over its series.
 func metric(t testing.TB, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum float64
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			switch {
-			case m.GetCounter() != nil:
-				sum += m.GetCounter().GetValue()
-			case m.GetGauge() != nil:
-				sum += m.GetGauge().GetValue()
-			}
-		}
-	}
-	return sum
+	return metricstest.Value(t, reg, name, nil)
 }
 
 // eventually polls cond until it holds, or fails after 5 s.
@@ -210,7 +193,12 @@ func wsURL(hs *httptest.Server, path string) string {
 // dial opens a connection without reading anything.
 func dial(t testing.TB, hs *httptest.Server, path string, header http.Header) *client {
 	t.Helper()
-	c, resp, err := websocket.DefaultDialer.Dial(wsURL(hs, path), header)
+	return dialWith(t, websocket.DefaultDialer, hs, path, header)
+}
+
+func dialWith(t testing.TB, d *websocket.Dialer, hs *httptest.Server, path string, header http.Header) *client {
+	t.Helper()
+	c, resp, err := d.Dial(wsURL(hs, path), header)
 	if err != nil {
 		status := 0
 		if resp != nil {
@@ -226,7 +214,7 @@ func dial(t testing.TB, hs *httptest.Server, path string, header http.Header) *c
 // client that does not read fills up quickly.
 func connectSmallBuffer(t testing.TB, hs *httptest.Server, key string) *client {
 	t.Helper()
-	d := websocket.Dialer{NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := &websocket.Dialer{NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
 		if err != nil {
 			return nil, err
@@ -237,21 +225,7 @@ func connectSmallBuffer(t testing.TB, hs *httptest.Server, key string) *client {
 		}
 		return c, nil
 	}}
-	c, _, err := d.Dial(wsURL(hs, "/app/"+key+query), nil)
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	t.Cleanup(func() { c.Close() })
-	cl := &client{t: t, c: c}
-	f := cl.expect("pusher:connection_established")
-	var d2 struct {
-		SocketID string `json:"socket_id"`
-	}
-	if err := json.Unmarshal([]byte(f.str(t)), &d2); err != nil {
-		t.Fatal(err)
-	}
-	cl.socketID = d2.SocketID
-	return cl
+	return dialWith(t, d, hs, "/app/"+key+query, nil).established()
 }
 
 const query = "?protocol=7&client=js&version=8.4.0&flash=false"
@@ -259,13 +233,18 @@ const query = "?protocol=7&client=js&version=8.4.0&flash=false"
 // connect opens a connection to app key and reads connection_established.
 func connect(t testing.TB, hs *httptest.Server, key string) *client {
 	t.Helper()
-	c := dial(t, hs, "/app/"+key+query, nil)
+	return dial(t, hs, "/app/"+key+query, nil).established()
+}
+
+// established reads connection_established and keeps its socket id.
+func (c *client) established() *client {
+	c.t.Helper()
 	f := c.expect("pusher:connection_established")
 	var d struct {
 		SocketID string `json:"socket_id"`
 	}
-	if err := json.Unmarshal([]byte(f.str(t)), &d); err != nil {
-		t.Fatal(err)
+	if err := json.Unmarshal([]byte(f.str(c.t)), &d); err != nil {
+		c.t.Fatal(err)
 	}
 	c.socketID = d.SocketID
 	return c

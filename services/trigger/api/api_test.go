@@ -18,8 +18,10 @@ import (
 	"github.com/herald-ws/herald/services/trigger/api"
 	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/events"
+	"github.com/herald-ws/herald/shared/metricstest"
 	"github.com/herald-ws/herald/shared/names"
 	"github.com/herald-ws/herald/shared/natstest"
+	"github.com/herald-ws/herald/shared/poll"
 	"github.com/herald-ws/herald/shared/signing"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -53,27 +55,57 @@ func newFixture(t testing.TB, prefix string) *fixture {
 	if f.js, err = jetstream.New(f.nc); err != nil {
 		t.Fatal(err)
 	}
-	apps, err := appconf.NewRegistry(testApps)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	a, err := api.New(ctx, api.Options{
-		Apps:       apps,
-		NC:         natstest.Connect(t, f.srv),
+	a := startAPI(t, natstest.Connect(t, f.srv), testApps, api.Options{
 		Metrics:    f.reg,
 		PathPrefix: prefix,
-		Now:        func() time.Time { return now },
 		// Outages in these tests last: a short budget keeps them quick.
 		PublishRetryFor: time.Second,
 	})
-	if err != nil {
-		t.Fatalf("api.New: %v", err)
-	}
 	f.ts = httptest.NewServer(a.Handler())
 	t.Cleanup(f.ts.Close)
 	return f
+}
+
+// startAPI is the trigger API for apps on nc, on the tests' clock unless
+// opt sets another; opt sets the rest.
+func startAPI(t testing.TB, nc *nats.Conn, apps []appconf.App, opt api.Options) *api.API {
+	t.Helper()
+	reg, err := appconf.NewRegistry(apps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt.Apps, opt.NC = reg, nc
+	if opt.Now == nil {
+		opt.Now = func() time.Time { return now }
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a, err := api.New(ctx, opt)
+	if err != nil {
+		t.Fatalf("api.New: %v", err)
+	}
+	return a
+}
+
+// newProxiedFixture is the API for the first test app with its NATS
+// connection through a freezeProxy; the fixture's own connection reaches
+// the server directly.
+func newProxiedFixture(t *testing.T, publishRetryFor time.Duration) (*fixture, *freezeProxy) {
+	t.Helper()
+	srv := natstest.Start(t)
+	p := newFreezeProxy(t, srv.Addr().String())
+	nc, err := nats.Connect("nats://" + p.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	a := startAPI(t, nc, testApps[:1], api.Options{PublishRetryFor: publishRetryFor})
+	f := &fixture{srv: srv, ts: httptest.NewServer(a.Handler()), nc: natstest.Connect(t, srv)}
+	t.Cleanup(f.ts.Close)
+	if f.js, err = jetstream.New(f.nc); err != nil {
+		t.Fatal(err)
+	}
+	return f, p
 }
 
 // req is one HTTP API call; the zero signer signs with the app of the path.
@@ -391,43 +423,9 @@ func TestEventsAreStored(t *testing.T) {
 		}
 	})
 
-	if n := metricValue(t, f.reg, "herald_trigger_events_published_total", nil); n < 13 {
+	if n := metricstest.Value(t, f.reg, "herald_trigger_events_published_total", nil); n < 13 {
 		t.Errorf("events_published_total = %v, want at least 13", n)
 	}
-}
-
-// metricValue returns the value of the counter or the sample count of the
-// histogram name whose labels include want.
-func metricValue(t *testing.T, reg *prometheus.Registry, name string, want map[string]string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum float64
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	metrics:
-		for _, m := range mf.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			for k, v := range want {
-				if labels[k] != v {
-					continue metrics
-				}
-			}
-			if h := m.GetHistogram(); h != nil {
-				sum += float64(h.GetSampleCount())
-			} else {
-				sum += m.GetCounter().GetValue()
-			}
-		}
-	}
-	return sum
 }
 
 func TestIdempotencyKey(t *testing.T) {
@@ -533,21 +531,9 @@ func TestNATSDown(t *testing.T) {
 	if msg, _ := got.body["error"].(string); msg == "" {
 		t.Errorf("body = %s, want an error", got.raw)
 	}
-	waitFor(t, func() bool {
+	poll.Until(t, 10*time.Second, "/up to answer 503", func() bool {
 		return f.do(t, req{method: "GET", path: "/up", unsigned: true}).status == http.StatusServiceUnavailable
 	})
-}
-
-// waitFor polls cond until it holds, failing the test after 10 s.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 10 s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func TestMetricsCountRequests(t *testing.T) {
@@ -567,7 +553,7 @@ func TestMetricsCountRequests(t *testing.T) {
 		{"herald_trigger_publish_duration_seconds", nil, 1},
 	}
 	for _, tt := range tests {
-		if got := metricValue(t, f.reg, tt.name, tt.labels); got != tt.want {
+		if got := metricstest.Value(t, f.reg, tt.name, tt.labels); got != tt.want {
 			t.Errorf("%s%v = %v, want %v", tt.name, tt.labels, got, tt.want)
 		}
 	}
@@ -576,40 +562,16 @@ func TestMetricsCountRequests(t *testing.T) {
 // Two APIs on one registry share the collectors instead of failing.
 func TestNewTwiceOnOneRegistry(t *testing.T) {
 	srv := natstest.Start(t)
-	apps, err := appconf.NewRegistry(testApps[:1])
-	if err != nil {
-		t.Fatal(err)
-	}
 	reg := prometheus.NewRegistry()
-	for i := 0; i < 2; i++ {
-		if _, err := api.New(context.Background(), api.Options{Apps: apps, NC: natstest.Connect(t, srv), Metrics: reg,
-			Stream: events.StreamOptions{Replicas: 1}}); err != nil {
-			t.Fatalf("New #%d: %v", i, err)
-		}
+	for range 2 {
+		startAPI(t, natstest.Connect(t, srv), testApps[:1], api.Options{Metrics: reg, Stream: events.StreamOptions{Replicas: 1}})
 	}
 }
 
 // When NATS stops answering while the connection still looks up, the
 // request fails with 503 once the ack timeout passes instead of hanging.
 func TestUnansweredPublishTimesOut(t *testing.T) {
-	srv := natstest.Start(t)
-	p := newFreezeProxy(t, srv.Addr().String())
-	nc, err := nats.Connect("nats://" + p.addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	apps, err := appconf.NewRegistry(testApps[:1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := api.New(context.Background(), api.Options{Apps: apps, NC: nc, Now: func() time.Time { return now },
-		PublishRetryFor: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &fixture{ts: httptest.NewServer(a.Handler())}
-	t.Cleanup(f.ts.Close)
+	f, p := newProxiedFixture(t, time.Second)
 
 	p.frozen.Store(true)
 	got := f.do(t, req{path: "/apps/app1/events", body: `{"name":"e","data":"x","channel":"c"}`})
@@ -623,27 +585,7 @@ func TestUnansweredPublishTimesOut(t *testing.T) {
 // cache channel's copy is written although the ack of the second try says
 // duplicate.
 func TestLostAckIsRetriedAndStoredOnce(t *testing.T) {
-	srv := natstest.Start(t)
-	p := newFreezeProxy(t, srv.Addr().String())
-	nc, err := nats.Connect("nats://" + p.addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	apps, err := appconf.NewRegistry(testApps[:1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := api.New(context.Background(), api.Options{Apps: apps, NC: nc, Now: func() time.Time { return now },
-		PublishRetryFor: 30 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &fixture{ts: httptest.NewServer(a.Handler()), nc: natstest.Connect(t, srv)}
-	t.Cleanup(f.ts.Close)
-	if f.js, err = jetstream.New(f.nc); err != nil {
-		t.Fatal(err)
-	}
+	f, p := newProxiedFixture(t, 30*time.Second)
 
 	p.acksLost.Store(true)
 	answer := make(chan resp, 1)
@@ -651,7 +593,9 @@ func TestLostAckIsRetriedAndStoredOnce(t *testing.T) {
 		answer <- f.do(t, req{path: "/apps/app1/events", body: `{"name":"e","data":"once","channels":["lost","cache-lost"]}`})
 	}()
 	// The first try reached the stream; its acks did not come back.
-	waitFor(t, func() bool { return f.count(t, "app1", "lost") == 1 && f.count(t, "app1", "cache-lost") == 1 })
+	poll.Until(t, 10*time.Second, "the first try stored on both channels", func() bool {
+		return f.count(t, "app1", "lost") == 1 && f.count(t, "app1", "cache-lost") == 1
+	})
 	select {
 	case got := <-answer:
 		t.Fatalf("answered %d %s while the acks were lost", got.status, got.raw)

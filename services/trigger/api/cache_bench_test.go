@@ -1,16 +1,13 @@
 package api_test
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/herald-ws/herald/services/trigger/api"
-	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/natstest"
 	"github.com/herald-ws/herald/shared/signing"
 )
@@ -20,16 +17,7 @@ import (
 // stream (after the events stream's ack, before the answer).
 func BenchmarkTriggerCacheChannel(b *testing.B) {
 	srv := natstest.Start(b)
-	apps, err := appconf.NewRegistry(testApps)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	a, err := api.New(ctx, api.Options{Apps: apps, NC: natstest.Connect(b, srv), Now: func() time.Time { return now }})
-	if err != nil {
-		b.Fatal(err)
-	}
+	a := startAPI(b, natstest.Connect(b, srv), testApps, api.Options{})
 	ts := httptest.NewServer(a.Handler())
 	b.Cleanup(ts.Close)
 	for _, channel := range []string{"prices", "cache-prices"} {

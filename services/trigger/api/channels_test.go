@@ -15,6 +15,7 @@ import (
 	"github.com/herald-ws/herald/services/presence/presencetest"
 	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/natstest"
+	"github.com/herald-ws/herald/shared/poll"
 	"github.com/herald-ws/herald/shared/signing"
 )
 
@@ -56,18 +57,6 @@ func newWorld(t *testing.T) *world {
 		w.gateways = append(w.gateways, hs)
 	}
 	return w
-}
-
-// poll waits until cond holds, or fails after 5 s.
-func poll(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // subscriber is one WebSocket client of app1.
@@ -138,6 +127,24 @@ func (f *fixture) get(t *testing.T, path string, params url.Values) resp {
 	return f.do(t, req{method: http.MethodGet, path: path, query: q})
 }
 
+// checkAnswer checks an answer's status and, for a 200, its JSON (want,
+// compared with sorted keys), else that its error says want.
+func checkAnswer(t *testing.T, got resp, status int, want string) {
+	t.Helper()
+	if got.status != status {
+		t.Fatalf("%d %s, want %d", got.status, got.raw, status)
+	}
+	if status != 200 {
+		if msg, _ := got.body["error"].(string); !strings.Contains(msg, want) {
+			t.Fatalf("error %q, want one saying %q", msg, want)
+		}
+		return
+	}
+	if c := canonical(t, got.raw); c != want {
+		t.Fatalf("answer %s, want %s", c, want)
+	}
+}
+
 // canonical re-encodes a JSON answer with sorted keys.
 func canonical(t *testing.T, raw string) string {
 	t.Helper()
@@ -160,7 +167,7 @@ func TestChannelQueries(t *testing.T) {
 	bobAgain := w.subscribe(t, 0, "presence-room", "bob") // one user, two gateways
 
 	// Channel state is persisted a flush interval after the subscriptions.
-	poll(t, "every subscription counted", func() bool {
+	poll.Until(t, 5*time.Second, "every subscription counted", func() bool {
 		got := w.get(t, "/apps/app1/channels/presence-room", url.Values{"info": {"user_count,subscription_count"}})
 		news := w.get(t, "/apps/app1/channels/news", url.Values{"info": {"subscription_count"}})
 		return canonical(t, got.raw) == `{"occupied":true,"subscription_count":3,"user_count":2}` &&
@@ -213,18 +220,7 @@ func TestChannelQueries(t *testing.T) {
 				params.Set("filter_by_prefix", tt.prefix)
 			}
 			got := w.get(t, tt.path, params)
-			if got.status != tt.status {
-				t.Fatalf("%d %s, want %d", got.status, got.raw, tt.status)
-			}
-			if tt.status != 200 {
-				if msg, _ := got.body["error"].(string); !strings.Contains(msg, tt.want) {
-					t.Fatalf("error %q, want one saying %q", msg, tt.want)
-				}
-				return
-			}
-			if c := canonical(t, got.raw); c != tt.want {
-				t.Fatalf("answer %s, want %s", c, tt.want)
-			}
+			checkAnswer(t, got, tt.status, tt.want)
 		})
 	}
 
@@ -236,7 +232,7 @@ func TestChannelQueries(t *testing.T) {
 
 	// The state follows: bob's second connection leaves, he stays a member.
 	bobAgain.c.Close()
-	poll(t, "bob's second connection uncounted", func() bool {
+	poll.Until(t, 5*time.Second, "bob's second connection uncounted", func() bool {
 		got := w.get(t, "/apps/app1/channels/presence-room", url.Values{"info": {"user_count,subscription_count"}})
 		return canonical(t, got.raw) == `{"occupied":true,"subscription_count":2,"user_count":2}`
 	})
@@ -248,7 +244,7 @@ func TestEventInfo(t *testing.T) {
 	w.subscribe(t, 1, "news", "")
 	w.subscribe(t, 0, "presence-room", "ann")
 	w.subscribe(t, 1, "presence-room", "ann")
-	poll(t, "every subscription counted", func() bool {
+	poll.Until(t, 5*time.Second, "every subscription counted", func() bool {
 		got := w.get(t, "/apps/app1/channels/presence-room", url.Values{"info": {"subscription_count"}})
 		news := w.get(t, "/apps/app1/channels/news", url.Values{"info": {"subscription_count"}})
 		return canonical(t, got.raw) == `{"occupied":true,"subscription_count":2}` &&
@@ -280,18 +276,7 @@ func TestEventInfo(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := w.do(t, req{path: tt.path, body: tt.body})
-			if got.status != tt.status {
-				t.Fatalf("%d %s, want %d", got.status, got.raw, tt.status)
-			}
-			if tt.status != 200 {
-				if msg, _ := got.body["error"].(string); !strings.Contains(msg, tt.want) {
-					t.Fatalf("error %q, want one saying %q", msg, tt.want)
-				}
-				return
-			}
-			if c := canonical(t, got.raw); c != tt.want {
-				t.Fatalf("answer %s, want %s", c, tt.want)
-			}
+			checkAnswer(t, got, tt.status, tt.want)
 		})
 	}
 	// A refused info refuses the event: nothing of it was stored.

@@ -14,10 +14,10 @@ import (
 	"time"
 
 	"github.com/herald-ws/herald/services/trigger/api"
-	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/events"
 	"github.com/herald-ws/herald/shared/names"
 	"github.com/herald-ws/herald/shared/natstest"
+	"github.com/herald-ws/herald/shared/poll"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -30,86 +30,44 @@ import (
 // is stored exactly once, retries after lost acks included.
 func TestPublishesSurviveLeaderElectionsAndALostNode(t *testing.T) {
 	c := startClusterAPI(t)
-	ctx, stream, f, js := c.ctx, c.stream, c.f, c.js
 
 	// Load: publishers in a closed loop, each event's data unique.
 	const publishers = 6
-	var (
-		stop     atomic.Bool
-		accepted atomic.Int64
-		mu       sync.Mutex
-		failures []string
-		wg       sync.WaitGroup
-	)
+	var l load
 	for p := range publishers {
-		wg.Go(func() {
-			for i := 0; !stop.Load(); i++ {
+		l.wg.Go(func() {
+			for i := 0; !l.stop.Load(); i++ {
 				body := fmt.Sprintf(`{"name":"e","data":"p%d-%d","channels":["load-%d","cache-load-%d"]}`, p, i, p, p)
-				got := f.do(t, req{path: "/apps/app1/events", body: body})
+				got := c.f.do(t, req{path: "/apps/app1/events", body: body})
 				if got.status != http.StatusOK {
-					mu.Lock()
-					failures = append(failures, fmt.Sprintf("p%d-%d: %d %s", p, i, got.status, got.raw))
-					mu.Unlock()
+					l.fail(fmt.Sprintf("p%d-%d: %d %s", p, i, got.status, got.raw))
 					continue
 				}
-				accepted.Add(1)
+				l.accepted.Add(1)
 			}
 		})
 	}
-	// progress waits until n more requests were accepted.
-	progress := func(what string, n int64) {
-		t.Helper()
-		target := accepted.Load() + n
-		deadline := time.Now().Add(30 * time.Second)
-		for accepted.Load() < target {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: %d requests accepted, none more in 30 s", what, accepted.Load())
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
-	progress("before the faults", 50)
+	l.progress(t, "before the faults", 50)
 	old := c.leader(t)
-	if _, err := c.check.Request("$JS.API.STREAM.LEADER.STEPDOWN."+stream, nil, 5*time.Second); err != nil {
-		t.Fatalf("stepping the stream leader down: %v", err)
-	}
-	progress("after the step-down", 50)
+	c.stepDown(t)
+	l.progress(t, "after the step-down", 50)
 	lost := c.leader(t)
 	t.Logf("stream leader %s stepped down; %s leads now and is shut down", old.Name(), lost.Name())
 	lost.Shutdown()
 	lost.WaitForShutdown()
-	progress("after the node was lost", 100)
-	stop.Store(true)
-	wg.Wait()
+	l.progress(t, "after the node was lost", 100)
+	l.end(t)
 
-	if len(failures) > 0 {
-		t.Fatalf("%d of %d requests failed, first: %s", len(failures), int(accepted.Load())+len(failures), failures[0])
+	if len(l.failures) > 0 {
+		t.Fatalf("%d of %d requests failed, first: %s", len(l.failures), int(l.accepted.Load())+len(l.failures), l.failures[0])
 	}
 	// Every accepted event once on each of its channels: read the whole
 	// stream back.
 	seen := map[string]int{}
-	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := int(accepted.Load()) * 2
-	for len(seen) < want {
-		batch, err := cons.Fetch(500, jetstream.FetchMaxWait(5*time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := 0
-		for m := range batch.Messages() {
-			n++
-			seen[m.Subject()+" "+string(m.Data())]++
-		}
-		if err := batch.Error(); err != nil {
-			t.Fatal(err)
-		}
-		if n == 0 {
-			break
-		}
-	}
+	want := int(l.accepted.Load()) * 2
+	c.readStream(t, func() bool { return len(seen) >= want }, func(m jetstream.Msg) {
+		seen[m.Subject()+" "+string(m.Data())]++
+	})
 	dups := 0
 	for k, n := range seen {
 		if n > 1 {
@@ -121,9 +79,9 @@ func TestPublishesSurviveLeaderElectionsAndALostNode(t *testing.T) {
 	}
 	if len(seen) != want || dups > 0 {
 		t.Fatalf("%d distinct events stored (%d duplicated), want %d (%d requests accepted × 2 channels)",
-			len(seen), dups, want, accepted.Load())
+			len(seen), dups, want, l.accepted.Load())
 	}
-	t.Logf("%d requests accepted, none failed, each event stored once", accepted.Load())
+	t.Logf("%d requests accepted, none failed, each event stored once", l.accepted.Load())
 }
 
 // clusterAPI is a trigger API on a 3-node cluster, its app's streams at R3.
@@ -160,18 +118,10 @@ func startClusterAPI(t *testing.T) *clusterAPI {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	apps, err := appconf.NewRegistry(testApps[:1])
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
 	c.ctx = ctx
-	a, err := api.New(ctx, api.Options{Apps: apps, NC: nc, Now: func() time.Time { return now },
-		Stream: events.StreamOptions{Replicas: 3}})
-	if err != nil {
-		t.Fatalf("api.New: %v", err)
-	}
+	a := startAPI(t, nc, testApps[:1], api.Options{Stream: events.StreamOptions{Replicas: 3}})
 	c.f = &fixture{ts: httptest.NewServer(a.Handler())}
 	t.Cleanup(c.f.ts.Close)
 
@@ -189,17 +139,81 @@ func startClusterAPI(t *testing.T) *clusterAPI {
 // leader waits for the node that leads the app's events stream.
 func (c *clusterAPI) leader(t *testing.T) *server.Server {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
+	var leader *server.Server
+	poll.Until(t, 30*time.Second, "a leader of the stream", func() bool {
 		for _, s := range c.servers {
 			if s.Running() && s.JetStreamIsStreamLeader(server.DEFAULT_GLOBAL_ACCOUNT, c.stream) {
-				return s
+				leader = s
+				return true
 			}
 		}
-		time.Sleep(10 * time.Millisecond)
+		return false
+	})
+	return leader
+}
+
+// readStream reads the events stream from its start, handing each message
+// to each, until done holds or a fetch finds nothing more.
+func (c *clusterAPI) readStream(t *testing.T, done func() bool, each func(jetstream.Msg)) {
+	t.Helper()
+	cons, err := c.js.OrderedConsumer(c.ctx, c.stream, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("the stream has no leader")
-	return nil
+	for !done() {
+		batch, err := cons.Fetch(500, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			each(m)
+		}
+		if err := batch.Error(); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			return
+		}
+	}
+}
+
+// load is the state of publishers running in a closed loop until stop.
+type load struct {
+	stop     atomic.Bool
+	accepted atomic.Int64
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	failures []string
+}
+
+func (l *load) fail(msg string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.failures = append(l.failures, msg)
+}
+
+// progress waits until n more requests were accepted; it fails the test
+// (and returns) after 30 s without them, or once the load stopped.
+func (l *load) progress(t *testing.T, what string, n int64) {
+	t.Helper()
+	target := l.accepted.Load() + n
+	poll.Within(30*time.Second, func() bool { return l.accepted.Load() >= target || l.stop.Load() })
+	if l.accepted.Load() < target {
+		t.Errorf("%s: %d accepted, none more", what, l.accepted.Load())
+	}
+}
+
+// end stops the publishers and waits for them; a progress that failed
+// ends the test there.
+func (l *load) end(t *testing.T) {
+	t.Helper()
+	l.stop.Store(true)
+	l.wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
 }
 
 // stepDown asks the events stream's leader to step down.
@@ -225,17 +239,13 @@ func TestBatchesKeepTheirOrderPerChannelThroughLeaderElections(t *testing.T) {
 	)
 	channels := func(p int) [2]string { return [2]string{fmt.Sprintf("order-%d", p), fmt.Sprintf("cache-order-%d", p)} }
 	var (
-		stop     atomic.Bool
-		accepted atomic.Int64
-		mu       sync.Mutex
-		failures []string
-		wg       sync.WaitGroup
-		batches  [publishers]int // accepted batches of each publisher
+		l       load
+		batches [publishers]int // accepted batches of each publisher
 	)
 	for p := range publishers {
-		wg.Go(func() {
+		l.wg.Go(func() {
 			chs := channels(p)
-			for i := 0; !stop.Load(); i++ {
+			for i := 0; !l.stop.Load(); i++ {
 				// Events of the two channels interleaved, each channel's
 				// data counting up across the publisher's batches.
 				var items []string
@@ -248,46 +258,28 @@ func TestBatchesKeepTheirOrderPerChannelThroughLeaderElections(t *testing.T) {
 				}
 				got := c.f.do(t, r)
 				if got.status != http.StatusOK {
-					mu.Lock()
-					failures = append(failures, fmt.Sprintf("p%d batch %d: %d %s", p, i, got.status, got.raw))
-					mu.Unlock()
-					stop.Store(true)
+					l.fail(fmt.Sprintf("p%d batch %d: %d %s", p, i, got.status, got.raw))
+					l.stop.Store(true)
 					return
 				}
 				batches[p] = i + 1
-				accepted.Add(1)
+				l.accepted.Add(1)
 			}
 		})
 	}
-	progress := func(what string, n int64) {
-		t.Helper()
-		target := accepted.Load() + n
-		deadline := time.Now().Add(30 * time.Second)
-		for accepted.Load() < target {
-			if time.Now().After(deadline) || stop.Load() {
-				t.Errorf("%s: %d batches accepted, none more", what, accepted.Load())
-				return
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
 
-	progress("before the faults", 30)
+	l.progress(t, "before the faults", 30)
 	for range 4 {
 		c.stepDown(t)
-		progress("after a step-down", 30)
+		l.progress(t, "after a step-down", 30)
 	}
 	lost := c.leader(t)
 	lost.Shutdown()
 	lost.WaitForShutdown()
-	progress("after the node was lost", 60)
-	stop.Store(true)
-	wg.Wait()
-	if len(failures) > 0 {
-		t.Fatalf("%d batches failed, first: %s", len(failures), failures[0])
-	}
-	if t.Failed() {
-		t.FailNow()
+	l.progress(t, "after the node was lost", 60)
+	l.end(t)
+	if len(l.failures) > 0 {
+		t.Fatalf("%d batches failed, first: %s", len(l.failures), l.failures[0])
 	}
 
 	// Each channel's events, read back in stream order.
@@ -296,28 +288,11 @@ func TestBatchesKeepTheirOrderPerChannelThroughLeaderElections(t *testing.T) {
 	for p := range publishers {
 		total += 2 * perChannel * batches[p]
 	}
-	cons, err := c.js.OrderedConsumer(c.ctx, c.stream, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for n := 0; n < total; {
-		batch, err := cons.Fetch(500, jetstream.FetchMaxWait(5*time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := 0
-		for m := range batch.Messages() {
-			got++
-			stored[m.Subject()] = append(stored[m.Subject()], string(m.Data()))
-		}
-		if err := batch.Error(); err != nil {
-			t.Fatal(err)
-		}
-		if got == 0 {
-			break
-		}
-		n += got
-	}
+	n := 0
+	c.readStream(t, func() bool { return n >= total }, func(m jetstream.Msg) {
+		n++
+		stored[m.Subject()] = append(stored[m.Subject()], string(m.Data()))
+	})
 	cache, err := c.js.Stream(c.ctx, names.CacheStream("app1"))
 	if err != nil {
 		t.Fatal(err)
@@ -347,5 +322,5 @@ func TestBatchesKeepTheirOrderPerChannelThroughLeaderElections(t *testing.T) {
 			t.Errorf("%s caches event %s, want the last one, %d", channels(p)[1], got, n-1)
 		}
 	}
-	t.Logf("%d batches of %d events accepted", accepted.Load(), 2*perChannel)
+	t.Logf("%d batches of %d events accepted", l.accepted.Load(), 2*perChannel)
 }

@@ -1,13 +1,9 @@
 package api_test
 
 import (
-	"context"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/herald-ws/herald/services/trigger/api"
-	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/events"
 	"github.com/herald-ws/herald/shared/natstest"
 	"github.com/nats-io/nats-server/v2/server"
@@ -23,8 +19,6 @@ func BenchmarkPublishDurability(b *testing.B) {
 	if testing.Short() {
 		b.Skip("starts 3-node clusters")
 	}
-	body := `{"name":"App\\Events\\OrderShipped","data":"{\"order\":{\"id\":12345,\"status\":\"shipped\",\"note\":\"` +
-		strings.Repeat("x", 40) + `\"}}","channel":"private-orders.1"}`
 	for _, tc := range []struct {
 		name   string
 		always bool
@@ -36,18 +30,8 @@ func BenchmarkPublishDurability(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.Cleanup(nc.Close)
-			apps, err := appconf.NewRegistry(testApps)
-			if err != nil {
-				b.Fatal(err)
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			a, err := api.New(ctx, api.Options{Apps: apps, NC: nc, Now: func() time.Time { return now },
-				Stream: events.StreamOptions{Replicas: 3}})
-			if err != nil {
-				b.Fatal(err)
-			}
-			benchServe(b, a.Handler(), "/apps/app1/events", body)
+			a := startAPI(b, nc, testApps, api.Options{Stream: events.StreamOptions{Replicas: 3}})
+			benchServe(b, a.Handler(), "/apps/app1/events", benchEvent)
 		})
 	}
 }

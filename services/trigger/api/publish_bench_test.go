@@ -1,16 +1,13 @@
 package api_test
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/herald-ws/herald/services/trigger/api"
-	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/natstest"
 	"github.com/herald-ws/herald/shared/signing"
 	"github.com/nats-io/nats.go"
@@ -23,9 +20,7 @@ import (
 // keeps GOMAXPROCS×8 requests in flight, so their publishes overlap.
 func BenchmarkPublish(b *testing.B) {
 	h := benchHandler(b)
-	body := `{"name":"App\\Events\\OrderShipped","data":"{\"order\":{\"id\":12345,\"status\":\"shipped\",\"note\":\"` +
-		strings.Repeat("x", 40) + `\"}}","channel":"private-orders.1"}`
-	benchServe(b, h, "/apps/app1/events", body)
+	benchServe(b, h, "/apps/app1/events", benchEvent)
 }
 
 // BenchmarkPublishBatch is POST /apps/{id}/batch_events with 5 events of
@@ -53,6 +48,10 @@ func BenchmarkPublishBatch(b *testing.B) {
 	}
 }
 
+// benchEvent is the body of BenchmarkPublish's request: one 100-byte event.
+var benchEvent = `{"name":"App\\Events\\OrderShipped","data":"{\"order\":{\"id\":12345,\"status\":\"shipped\",\"note\":\"` +
+	strings.Repeat("x", 40) + `\"}}","channel":"private-orders.1"}`
+
 // benchHandler is the trigger API on an embedded JetStream reached
 // in-process.
 func benchHandler(b *testing.B) http.Handler {
@@ -62,17 +61,7 @@ func benchHandler(b *testing.B) http.Handler {
 		b.Fatal(err)
 	}
 	b.Cleanup(nc.Close)
-	apps, err := appconf.NewRegistry(testApps)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	a, err := api.New(ctx, api.Options{Apps: apps, NC: nc, Now: func() time.Time { return now }})
-	if err != nil {
-		b.Fatal(err)
-	}
-	return a.Handler()
+	return startAPI(b, nc, testApps, api.Options{}).Handler()
 }
 
 // benchServe runs the signed POST of body to path "serial" (one request at
