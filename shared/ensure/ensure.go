@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/herald-ws/herald/shared/backoff"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -29,35 +30,29 @@ import (
 // name can go unanswered, and only a fresh request settles it.
 const (
 	attemptTimeout = 2 * time.Second
-	firstBackoff   = 100 * time.Millisecond
-	maxBackoff     = 2 * time.Second
 	// logEvery spaces the "still waiting" lines of one wait.
 	logEvery = 10 * time.Second
 )
 
+// Backoff is the wait between tries while NATS cannot answer: Wait's, and
+// a process's between two attempts to reach NATS.
+var Backoff = backoff.Doubling{First: 100 * time.Millisecond, Max: 2 * time.Second}
+
 // Stream creates the stream cfg declares, or updates it when what exists
 // differs. It retries until ctx ends.
 func Stream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
-	var s jetstream.Stream
-	err := Wait(ctx, "ensuring stream "+cfg.Name, func(ctx context.Context) error {
-		var err error
-		s, err = streamOnce(ctx, js, cfg, true)
-		return err
+	return waitFor(ctx, "ensuring stream "+cfg.Name, func(ctx context.Context) (jetstream.Stream, error) {
+		return streamOnce(ctx, js, cfg, true)
 	})
-	return s, err
 }
 
 // OpenStream returns the stream cfg declares, creating it when it does not
 // exist, but never updates an existing one: for the services that use a
 // stream another service owns. It retries until ctx ends.
 func OpenStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
-	var s jetstream.Stream
-	err := Wait(ctx, "ensuring stream "+cfg.Name, func(ctx context.Context) error {
-		var err error
-		s, err = streamOnce(ctx, js, cfg, false)
-		return err
+	return waitFor(ctx, "ensuring stream "+cfg.Name, func(ctx context.Context) (jetstream.Stream, error) {
+		return streamOnce(ctx, js, cfg, false)
 	})
-	return s, err
 }
 
 func streamOnce(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig, update bool) (jetstream.Stream, error) {
@@ -77,24 +72,16 @@ func streamOnce(ctx context.Context, js jetstream.JetStream, cfg jetstream.Strea
 // Bucket creates the key-value bucket cfg declares, or updates it when what
 // exists differs. It retries until ctx ends.
 func Bucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	var kv jetstream.KeyValue
-	err := Wait(ctx, "ensuring bucket "+cfg.Bucket, func(ctx context.Context) error {
-		var err error
-		kv, err = bucketOnce(ctx, js, cfg, true)
-		return err
+	return waitFor(ctx, "ensuring bucket "+cfg.Bucket, func(ctx context.Context) (jetstream.KeyValue, error) {
+		return bucketOnce(ctx, js, cfg, true)
 	})
-	return kv, err
 }
 
 // OpenBucket is OpenStream for a key-value bucket.
 func OpenBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	var kv jetstream.KeyValue
-	err := Wait(ctx, "ensuring bucket "+cfg.Bucket, func(ctx context.Context) error {
-		var err error
-		kv, err = bucketOnce(ctx, js, cfg, false)
-		return err
+	return waitFor(ctx, "ensuring bucket "+cfg.Bucket, func(ctx context.Context) (jetstream.KeyValue, error) {
+		return bucketOnce(ctx, js, cfg, false)
 	})
-	return kv, err
 }
 
 func bucketOnce(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig, update bool) (jetstream.KeyValue, error) {
@@ -156,10 +143,9 @@ func isPermanent(err error) bool {
 // connected, JetStream without a leader yet, no response from a stream
 // electing one) are retried with backoff.
 func Wait(ctx context.Context, what string, attempt func(context.Context) error) error {
-	backoff := firstBackoff
 	var lastLog time.Time
 	start := time.Now()
-	for {
+	for try := 0; ; try++ {
 		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
 		err := attempt(actx)
 		cancel()
@@ -179,11 +165,19 @@ func Wait(ctx context.Context, what string, attempt func(context.Context) error)
 			slog.Warn("waiting for NATS", "what", what, "err", err)
 			lastLog = time.Now()
 		}
-		select {
-		case <-ctx.Done():
+		if !backoff.Sleep(ctx, Backoff.Wait(try)) {
 			return fmt.Errorf("%s: %w (last error: %v)", what, ctx.Err(), err)
-		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, maxBackoff)
 	}
+}
+
+// waitFor is Wait for an attempt that returns what it opened.
+func waitFor[T any](ctx context.Context, what string, attempt func(context.Context) (T, error)) (T, error) {
+	var v T
+	err := Wait(ctx, what, func(ctx context.Context) error {
+		var err error
+		v, err = attempt(ctx)
+		return err
+	})
+	return v, err
 }

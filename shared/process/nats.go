@@ -9,28 +9,22 @@ import (
 	"sync"
 	"time"
 
+	"github.com/herald-ws/herald/shared/ensure"
 	"github.com/nats-io/nats.go"
 )
 
-// NATS reconnect backoff: from the first delay, doubling up to the last,
-// both at the start (NATS not up yet) and after a connection is lost (once
-// every server of NATS_URL was tried).
-const (
-	natsFirstDelay = 100 * time.Millisecond
-	natsMaxDelay   = 2 * time.Second
-	// waitLogEvery spaces the "waiting for NATS" lines.
-	waitLogEvery = 5 * time.Second
-)
+// waitLogEvery spaces the "waiting for NATS" lines.
+const waitLogEvery = 5 * time.Second
 
 // Options returns the nats.go options of these settings: credentials, TLS,
-// reconnects forever with backoff, and logging of disconnects.
+// reconnects forever with ensure.Backoff, both at the start (NATS not up
+// yet) and after a connection is lost (once every server of NATS_URL was
+// tried), and logging of disconnects.
 func (n NATS) Options(log *slog.Logger) ([]nats.Option, error) {
 	opts := []nats.Option{
 		nats.MaxReconnects(-1),
 		nats.RetryOnFailedConnect(true),
-		nats.CustomReconnectDelay(func(attempts int) time.Duration {
-			return min(natsFirstDelay<<min(attempts, 10), natsMaxDelay)
-		}),
+		nats.CustomReconnectDelay(ensure.Backoff.Wait),
 		nats.DisconnectErrHandler(func(c *nats.Conn, err error) {
 			if err != nil { // nil: closed on purpose
 				log.Warn("NATS disconnected", "conn", c.Opts.Name, "err", err)

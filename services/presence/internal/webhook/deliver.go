@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/herald-ws/herald/shared/appconf"
+	"github.com/herald-ws/herald/shared/backoff"
 	"github.com/herald-ws/herald/shared/names"
 	"github.com/herald-ws/herald/shared/option"
 	"github.com/herald-ws/herald/shared/signing"
@@ -86,7 +87,7 @@ func Deliver(ctx context.Context, opt Options) error {
 					break
 				}
 				opt.Logger.Warn("preparing webhook delivery", "app_id", app.ID, "err", err)
-				if !sleep(ctx, time.Second) {
+				if !backoff.Sleep(ctx, time.Second) {
 					return nil
 				}
 			}
@@ -140,7 +141,7 @@ func (l *lane) run(ctx context.Context) {
 		if err := l.fetch(ctx); err != nil {
 			if ctx.Err() == nil {
 				l.log.Warn("fetching webhooks", "err", err)
-				sleep(ctx, time.Second)
+				backoff.Sleep(ctx, time.Second)
 			}
 			continue
 		}
@@ -189,8 +190,8 @@ func (l *lane) deliver(ctx context.Context, m jetstream.Msg) {
 		queued = md.Timestamp
 	}
 	id := m.Headers().Get(names.HeaderWebhookID)
-	wait := l.opt.Backoff
-	for {
+	waits := backoff.Doubling{First: l.opt.Backoff, Max: maxBackoff}
+	for try := 0; ; try++ {
 		err := l.post(ctx, m.Data(), id)
 		if err == nil {
 			_ = m.Ack()
@@ -208,12 +209,11 @@ func (l *lane) deliver(ctx context.Context, m jetstream.Msg) {
 			_ = m.Term()
 			return
 		}
-		d := min(wait, l.opt.RetryFor-age)
+		d := min(waits.Wait(try), l.opt.RetryFor-age)
 		l.log.Debug("webhook failed, retrying", "webhook_id", id, "err", err, "in", d)
 		if !l.pause(ctx, m, d) {
 			return
 		}
-		wait = min(2*wait, maxBackoff)
 	}
 }
 
@@ -237,7 +237,7 @@ func (l *lane) pause(ctx context.Context, m jetstream.Msg, d time.Duration) bool
 		if left <= 0 {
 			return true
 		}
-		if !sleep(ctx, min(left, probeEvery, ackWait/3)) {
+		if !backoff.Sleep(ctx, min(left, probeEvery, ackWait/3)) {
 			return false
 		}
 		if now, ok := l.waiting(ctx); ok && known && now > queued {
@@ -291,15 +291,4 @@ func redact(raw string) string {
 	}
 	u.User, u.RawQuery, u.Fragment = nil, "", ""
 	return u.String()
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

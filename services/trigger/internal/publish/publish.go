@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/herald-ws/herald/shared/appconf"
+	"github.com/herald-ws/herald/shared/backoff"
 	"github.com/herald-ws/herald/shared/events"
 	"github.com/herald-ws/herald/shared/names"
 	"github.com/nats-io/nats.go"
@@ -46,11 +47,8 @@ const AttemptTimeout = 2 * time.Second
 // tried again).
 const maxPending = 16384
 
-// Backoff between tries.
-const (
-	firstBackoff = 25 * time.Millisecond
-	maxBackoff   = 400 * time.Millisecond
-)
+// retryBackoff is the wait between tries.
+var retryBackoff = backoff.Doubling{First: 25 * time.Millisecond, Max: 400 * time.Millisecond}
 
 // ErrNotConnected is returned when the NATS connection stayed down for the
 // whole retry budget: nothing is left in the reconnect buffer to be stored
@@ -226,7 +224,6 @@ func (p *Publisher) publishWave(ctx context.Context, deadline time.Time, app *ap
 // later try.
 func (p *Publisher) untilStored(ctx context.Context, deadline time.Time, app *appconf.App, n int, msg func(int) *nats.Msg,
 	acks []*jetstream.PubAck, onRetryAck func(int), stream string) error {
-	backoff := firstBackoff
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
 			p.retried()
@@ -246,10 +243,9 @@ func (p *Publisher) untilStored(ctx context.Context, deadline time.Time, app *ap
 			}
 		}
 		p.log.Debug("storing events failed, trying again", "app_id", app.ID, "attempt", attempt+1, "err", err)
-		if !sleep(ctx, min(backoff, time.Until(deadline))) {
+		if !backoff.Sleep(ctx, min(retryBackoff.Wait(attempt), time.Until(deadline))) {
 			return err
 		}
-		backoff = min(2*backoff, maxBackoff)
 	}
 }
 
@@ -349,17 +345,6 @@ func (p *Publisher) reensureIfGone(ctx context.Context, deadline time.Time, app 
 	}
 	p.log.Warn("stream missing, ensuring it again", "app_id", app.ID, "stream", stream)
 	return p.Ensure(actx, app)
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // Unavailable reports an error that says NATS or the stream could not be
