@@ -182,29 +182,36 @@ func (e *Engine) probe(ctx context.Context, stream, subject string, from uint64)
 
 // last returns the channel's last stored event (Direct Get last_by_subj).
 func (e *Engine) last(ctx context.Context, stream, subject string) (ev Event, ok bool, err error) {
+	return e.lastOf(ctx, stream, subject, names.HeaderNatsSequence, "last event", subject)
+}
+
+// lastOf is a Direct Get of subject's last message in stream, its Seq read
+// from the header seqHeader; ok is false when there is none. Errors begin
+// with "<what> of <name>".
+func (e *Engine) lastOf(ctx context.Context, stream, subject, seqHeader, what, name string) (ev Event, ok bool, err error) {
 	ctx, cancel := e.withTimeout(ctx)
 	defer cancel()
 	m, err := e.nc.RequestWithContext(ctx, directGetPrefix+stream+"."+subject, nil)
 	if errors.Is(err, nats.ErrNoResponders) {
-		return Event{}, false, fmt.Errorf("last event of %s: %w", subject, jetstream.ErrStreamNotFound)
+		return Event{}, false, fmt.Errorf("%s of %s: %w", what, name, jetstream.ErrStreamNotFound)
 	}
 	if err != nil {
-		return Event{}, false, fmt.Errorf("last event of %s: %w", subject, err)
+		return Event{}, false, fmt.Errorf("%s of %s: %w", what, name, err)
 	}
 	switch status := m.Header.Get(headerStatus); status {
 	case "":
 	case statusNotFound:
 		return Event{}, false, nil
 	default:
-		return Event{}, false, fmt.Errorf("last event of %s: status %s %s", subject, status, m.Header.Get(headerDescription))
+		return Event{}, false, fmt.Errorf("%s of %s: status %s %s", what, name, status, m.Header.Get(headerDescription))
 	}
-	seq, err := headerUint(m.Header, names.HeaderNatsSequence)
+	seq, err := headerUint(m.Header, seqHeader)
 	if err != nil {
-		return Event{}, false, fmt.Errorf("last event of %s: %w", subject, err)
+		return Event{}, false, fmt.Errorf("%s of %s: %w", what, name, err)
 	}
 	ev, err = storedEvent(m)
 	if err != nil {
-		return Event{}, false, fmt.Errorf("last event of %s: %w", subject, err)
+		return Event{}, false, fmt.Errorf("%s of %s: %w", what, name, err)
 	}
 	ev.Seq = seq
 	return ev, true, nil

@@ -2,13 +2,10 @@ package replay
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/herald-ws/herald/shared/names"
 	"github.com/herald-ws/herald/shared/position"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Last is CurrentPosition that also returns the channel's last stored
@@ -47,31 +44,5 @@ func (e *Engine) Last(ctx context.Context, appID, channel string) (p position.Po
 // stream's window. Seq is the sequence the event had in the events stream.
 // ok is false when there is none (or no cache stream at all).
 func (e *Engine) Cached(ctx context.Context, appID, channel string) (ev Event, ok bool, err error) {
-	ctx, cancel := e.withTimeout(ctx)
-	defer cancel()
-	subject := names.CacheSubject(appID, channel)
-	m, err := e.nc.RequestWithContext(ctx, directGetPrefix+names.CacheStream(appID)+"."+subject, nil)
-	if errors.Is(err, nats.ErrNoResponders) {
-		return Event{}, false, fmt.Errorf("cached event of %s: %w", channel, jetstream.ErrStreamNotFound)
-	}
-	if err != nil {
-		return Event{}, false, fmt.Errorf("cached event of %s: %w", channel, err)
-	}
-	switch status := m.Header.Get(headerStatus); status {
-	case "":
-	case statusNotFound:
-		return Event{}, false, nil
-	default:
-		return Event{}, false, fmt.Errorf("cached event of %s: status %s %s", channel, status, m.Header.Get(headerDescription))
-	}
-	seq, err := headerUint(m.Header, names.HeaderEventSequence)
-	if err != nil {
-		return Event{}, false, fmt.Errorf("cached event of %s: %w", channel, err)
-	}
-	ev, err = storedEvent(m)
-	if err != nil {
-		return Event{}, false, fmt.Errorf("cached event of %s: %w", channel, err)
-	}
-	ev.Seq = seq
-	return ev, true, nil
+	return e.lastOf(ctx, names.CacheStream(appID), names.CacheSubject(appID, channel), names.HeaderEventSequence, "cached event", channel)
 }
