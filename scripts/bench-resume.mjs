@@ -14,16 +14,26 @@
 //           killed with SIGKILL; HERD_MISSED events (default 100) are sent;
 //           every client reconnects to gateway B at once and resumes: time
 //           until all are connected, until all have herald:resumed and every
-//           missed event, and server CPU. RUNS_HERD times (default 3).
+//           missed event, and server CPU. Then, on the same gateway B and
+//           the same clients, LIVE events (default HERD_MISSED) are sent one
+//           a request at LIVE_RATE a second (default 100), as the fan-out
+//           benchmark does: gateway B's CPU per delivered live frame, and
+//           the ratio of its CPU per replayed frame to it. RUNS_HERD times
+//           (default 3), a fresh deployment each.
 //
-// Every client must receive each missed event exactly once, in order, or the
-// run fails. Output: one line of text per run and a JSON summary on stdout.
+// Every client must receive each missed and live event exactly once, in
+// order, or the run fails. Output: one line of text per run and a JSON
+// summary on stdout.
 //
 //   node scripts/bench-resume.mjs [single|herd ...]
 //
 // Environment: BENCH_PORT (first loopback port, default 18180), BENCH_OUT
 // (directory for the process logs, default a new one under /tmp), MISSED,
-// CLIENTS, HERD_MISSED, RUNS, RUNS_HERD.
+// CLIENTS, HERD_MISSED, LIVE, LIVE_RATE, RUNS, RUNS_HERD. BENCH_PPROF (a
+// loopback port): gateway B serves pprof there (HERALD_PPROF_ADDR), and
+// each herd run keeps a CPU profile of its resume phase and of its live
+// phase in BENCH_OUT (herdN.resume.pprof, herdN.live.pprof; PPROF_SECONDS
+// each, default 8).
 
 import { spawn } from 'node:child_process';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
@@ -46,6 +56,10 @@ const CLIENTS = Number(env.CLIENTS || 1000);
 const HERD_MISSED = Number(env.HERD_MISSED || 100);
 const RUNS = Number(env.RUNS || 5);
 const RUNS_HERD = Number(env.RUNS_HERD || 3);
+const LIVE = Number(env.LIVE || HERD_MISSED);
+const LIVE_RATE = Number(env.LIVE_RATE || 100);
+const PPROF_PORT = Number(env.BENCH_PPROF || 0);
+const PPROF_SECONDS = Number(env.PPROF_SECONDS || 8);
 const scenarios = process.argv.slice(2).length ? process.argv.slice(2) : ['single', 'herd'];
 
 const app = { id: 'bench', key: 'bench-key', secret: randomBytes(16).toString('hex') };
@@ -122,14 +136,14 @@ async function deployment(tag) {
   const nats = start(`${tag}.nats`, 'nats-server', ['-js', '-a', '127.0.0.1', '-p', String(natsPort), '-m', String(monitor), '-sd', store]);
   await until(async () => (await fetch(`http://127.0.0.1:${monitor}/healthz`)).status === 200, 'nats-server');
   const natsEnv = { NATS_URL: `nats://127.0.0.1:${natsPort}` };
-  const gateway = (name, port) => {
-    const p = start(`${tag}.${name}`, 'gateway', [], { ...natsEnv, REVERB_SERVER_HOST: '127.0.0.1', REVERB_SERVER_PORT: String(port) });
+  const gateway = (name, port, extra = {}) => {
+    const p = start(`${tag}.${name}`, 'gateway', [], { ...natsEnv, REVERB_SERVER_HOST: '127.0.0.1', REVERB_SERVER_PORT: String(port), ...extra });
     return { proc: p, port, url: `ws://127.0.0.1:${port}/app/${app.key}?protocol=7&client=js&version=8.6.0&flash=false` };
   };
   const d = {
     nats,
     a: gateway('gateway-a', gwA),
-    b: gateway('gateway-b', gwB),
+    b: gateway('gateway-b', gwB, PPROF_PORT ? { HERALD_PPROF_ADDR: `127.0.0.1:${PPROF_PORT}` } : {}),
     trigger: start(`${tag}.trigger`, 'trigger', [], { ...natsEnv, HERALD_TRIGGER_HOST: '127.0.0.1', HERALD_TRIGGER_PORT: String(trig) }),
     api: `http://127.0.0.1:${trig}`,
   };
@@ -171,6 +185,28 @@ async function publish(api, channel, from, to) {
     for (let k = n; k <= Math.min(to, n + 9); k++) events.push({ channel, name: 'tick', data: JSON.stringify({ n: k }) });
     await batch(api, events);
   }
+}
+
+// publishPaced sends ticks from..to on channel, one a request at rate a
+// second (as loadgen's fan-out does), each request after the previous one
+// answered so that they are stored in that order.
+async function publishPaced(api, channel, from, to, rate) {
+  const t0 = performance.now();
+  for (let n = from; n <= to; n++) {
+    const due = t0 + ((n - from) * 1000) / rate;
+    const wait = due - performance.now();
+    if (wait > 0) await sleep(wait);
+    await batch(api, [{ channel, name: 'tick', data: JSON.stringify({ n }) }]);
+  }
+}
+
+// profile starts a CPU profile of gateway B (BENCH_PPROF) into file and
+// returns a promise of its end; without BENCH_PPROF it does nothing.
+function profile(file) {
+  if (!PPROF_PORT) return Promise.resolve();
+  return fetch(`http://127.0.0.1:${PPROF_PORT}/debug/pprof/profile?seconds=${PPROF_SECONDS}`)
+    .then(async (res) => fs.writeFileSync(file, Buffer.from(await res.arrayBuffer())))
+    .catch((err) => console.error(`profile ${file}: ${err.message}`));
 }
 
 // ---- clients ----
@@ -255,6 +291,7 @@ function check(clients, from, to) {
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const r1 = (x) => Math.round(x * 10) / 10;
+const r2 = (x) => Math.round(x * 100) / 100;
 
 // resumeOnce makes one client miss MISSED events on a new channel and resume
 // on gateway B. warm: another client already follows the channel on B, so B
@@ -339,6 +376,7 @@ async function herd() {
       await publish(d.api, channel, 10, 9 + HERD_MISSED);
       for (const c of clients) c.ticks = [];
       await sleep(1000); // let the machine settle after publishing
+      const resumeProfile = profile(path.join(out, `herd${run}.resume.pprof`));
       const cpu0 = { gw: cpu(d.b.proc.pid), nats: cpu(d.nats.pid), machine: machineBusy(), self: process.cpuUsage() };
       const t0 = performance.now();
       // Every client at once, each subscribing as soon as it is connected.
@@ -351,6 +389,26 @@ async function herd() {
       const cpu1 = { gw: cpu(d.b.proc.pid), nats: cpu(d.nats.pid) };
       const othersMs = others(cpu0.machine, cpu1.gw - cpu0.gw + cpu1.nats - cpu0.nats, cpu0.self);
       check(clients, 10, 9 + HERD_MISSED);
+      await resumeProfile;
+
+      // Live: the same clients on the same gateway, LIVE events at LIVE_RATE.
+      const first = 10 + HERD_MISSED;
+      const last = first + LIVE - 1;
+      await sleep(1000);
+      const liveProfile = profile(path.join(out, `herd${run}.live.pprof`));
+      const live0 = { gw: cpu(d.b.proc.pid), nats: cpu(d.nats.pid), machine: machineBusy(), self: process.cpuUsage() };
+      const tl0 = performance.now();
+      await publishPaced(d.api, channel, first, last, LIVE_RATE);
+      await until(() => clients.every((c) => c.ticks.length >= HERD_MISSED + LIVE), 'every live event', 120_000);
+      const tl1 = performance.now();
+      await sleep(200);
+      const live1 = { gw: cpu(d.b.proc.pid), nats: cpu(d.nats.pid) };
+      const liveOthersMs = others(live0.machine, live1.gw - live0.gw + live1.nats - live0.nats, live0.self);
+      check(clients, 10, last);
+      await liveProfile;
+
+      const gwReplayUs = ((cpu1.gw - cpu0.gw) * 1000) / (CLIENTS * HERD_MISSED);
+      const gwLiveUs = ((live1.gw - live0.gw) * 1000) / (CLIENTS * LIVE);
       const r = {
         allConnectedMs: r1(tConnected - t0),
         allResumedMs: r1(Math.max(...clients.map((c) => c.resumedAt)) - t0),
@@ -360,15 +418,32 @@ async function herd() {
         natsCpuMs: r1(cpu1.nats - cpu0.nats),
         clientCpuMs: r1((self.user + self.system) / 1000),
         othersCpuMs: othersMs,
+        liveMs: r1(tl1 - tl0),
+        liveGatewayCpuMs: r1(live1.gw - live0.gw),
+        liveNatsCpuMs: r1(live1.nats - live0.nats),
+        liveOthersCpuMs: liveOthersMs,
+        gatewayUsPerReplayedFrame: r2(gwReplayUs),
+        gatewayUsPerLiveFrame: r2(gwLiveUs),
+        // null when the live phase was too short to show in 10 ms ticks
+        replayToLive: gwLiveUs > 0 ? r2(gwReplayUs / gwLiveUs) : null,
       };
       runs.push(r);
       console.error(`herd run ${run}: ${CLIENTS} clients × ${HERD_MISSED} events, ${JSON.stringify(r)}`);
+      console.error(
+        `herd run ${run}: gateway CPU per replayed frame ${r.gatewayUsPerReplayedFrame} µs, per live frame ${r.gatewayUsPerLiveFrame} µs: ${r.replayToLive ?? 'n/a'}× live`,
+      );
       for (const c of clients) c.drop();
     } finally {
       await d.stop();
     }
   }
-  return summarize('herd', { clients: CLIENTS, missed: HERD_MISSED }, runs);
+  const ratios = runs.map((r) => r.replayToLive).filter((x) => x !== null);
+  if (ratios.length) {
+    console.error(
+      `herd: gateway CPU per replayed frame / per live frame, median ${median(ratios)}× (${Math.min(...ratios)}–${Math.max(...ratios)} over ${ratios.length} runs)`,
+    );
+  }
+  return summarize('herd', { clients: CLIENTS, missed: HERD_MISSED, live: LIVE, liveRate: LIVE_RATE }, runs);
 }
 
 function summarize(name, params, runs) {
