@@ -26,6 +26,17 @@ type comparedRow struct {
 	unit  func(v float64) string
 }
 
+// fromServer is a figure of the -server-pid processes: none in a report
+// made without -server-pid.
+func fromServer(f func(*serverReport) float64) func(*report) (float64, bool) {
+	return func(r *report) (float64, bool) {
+		if r.Server == nil {
+			return 0, false
+		}
+		return f(r.Server), true
+	}
+}
+
 func perMsg(r *report) (float64, bool) {
 	if r.Server == nil || r.Messages == nil || r.Messages.Delivered == 0 {
 		return 0, false
@@ -37,7 +48,10 @@ var (
 	loadRows = []comparedRow{
 		{"server CPU per delivered message", perMsg, func(v float64) string { return fmt.Sprintf("%.2f µs", v) }},
 		{"latency p99 (publish → client)", func(r *report) (float64, bool) {
-			return float64(r.Latency.P99) / float64(time.Millisecond), r.Latency != nil && r.Latency.Count > 0
+			if r.Latency == nil || r.Latency.Count == 0 {
+				return 0, false
+			}
+			return float64(r.Latency.P99) / float64(time.Millisecond), true
 		}, func(v float64) string { return fmt.Sprintf("%.0f ms", v) }},
 		{"delivered messages a second", func(r *report) (float64, bool) { return r.DeliveredPerSec, r.DeliveredPerSec > 0 },
 			func(v float64) string { return fmt.Sprintf("%.0f/s", v) }},
@@ -49,16 +63,16 @@ var (
 		}, func(v float64) string { return fmt.Sprintf("%.0f", v) }},
 	}
 	idleRows = []comparedRow{
-		{"RSS per connection", func(r *report) (float64, bool) { return r.Server.RSSPerConn / 1024, r.Server != nil },
+		{"RSS per connection", fromServer(func(s *serverReport) float64 { return s.RSSPerConn / 1024 }),
 			func(v float64) string { return fmt.Sprintf("%.1f KiB", v) }},
-		{"server CPU per connect + subscribe", func(r *report) (float64, bool) {
-			return float64(r.Server.CPUPerConn) / float64(time.Microsecond), r.Server != nil
-		}, func(v float64) string { return fmt.Sprintf("%.0f µs", v) }},
+		{"server CPU per connect + subscribe", fromServer(func(s *serverReport) float64 {
+			return float64(s.CPUPerConn) / float64(time.Microsecond)
+		}), func(v float64) string { return fmt.Sprintf("%.0f µs", v) }},
 		{"connections a second", func(r *report) (float64, bool) {
 			s := r.Connections.Ramp.Seconds()
 			return float64(r.Connections.Opened) / s, s > 0
 		}, func(v float64) string { return fmt.Sprintf("%.0f/s", v) }},
-		{"server CPU from 2 s after the last subscribe", func(r *report) (float64, bool) { return r.Server.CPUPhasePct, r.Server != nil },
+		{"server CPU from 2 s after the last subscribe", fromServer(func(s *serverReport) float64 { return s.CPUPhasePct }),
 			func(v float64) string { return fmt.Sprintf("%.1f%% of a core", v) }},
 		{"connections opened / failed", func(r *report) (float64, bool) {
 			return float64(r.Connections.Opened), true
@@ -73,20 +87,9 @@ func runCompare(args []string, stdout io.Writer) error {
 	var b strings.Builder
 	b.WriteString("| scenario | figure | Herald | Centrifugo | ratio |\n| --- | --- | --- | --- | --- |\n")
 	for _, a := range args {
-		name, files, ok := strings.Cut(a, "=")
-		if !ok {
-			return fmt.Errorf("-compare: %q is not NAME=FILE[,FILE]", a)
-		}
-		hf, cf, _ := strings.Cut(files, ",")
-		h, err := readReport(hf)
+		name, h, c, err := readCompared[report](a)
 		if err != nil {
 			return err
-		}
-		var c *report
-		if cf != "" {
-			if c, err = readReport(cf); err != nil {
-				return err
-			}
 		}
 		rows := loadRows
 		if h.Mode == "idle" {
@@ -123,12 +126,32 @@ func failed(r *report) string {
 	return fmt.Sprint(r.Connections.Failed)
 }
 
-func readReport(path string) (*report, error) {
+// readCompared reads the reports of one -compare argument,
+// NAME=HERALD.json[,CENTRIFUGO.json]; c is nil without a second file.
+func readCompared[R any](arg string) (name string, h, c *R, err error) {
+	name, files, ok := strings.Cut(arg, "=")
+	if !ok {
+		return "", nil, nil, fmt.Errorf("-compare: %q is not NAME=FILE[,FILE]", arg)
+	}
+	hf, cf, _ := strings.Cut(files, ",")
+	if h, err = readReport[R](hf); err != nil {
+		return "", nil, nil, err
+	}
+	if cf != "" {
+		if c, err = readReport[R](cf); err != nil {
+			return "", nil, nil, err
+		}
+	}
+	return name, h, c, nil
+}
+
+// readReport reads a report written by -json.
+func readReport[R any](path string) (*R, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("-compare: %w", err)
 	}
-	var r report
+	var r R
 	if err := json.Unmarshal(b, &r); err != nil {
 		return nil, fmt.Errorf("-compare: reading %s: %w", path, err)
 	}

@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -145,10 +144,10 @@ func runPublish(ctx context.Context, cfg config, log *slog.Logger, stdout, stder
 }
 
 func (r *publishReport) write(asJSON bool, stdout, stderr io.Writer) error {
-	text := stdout
-	if asJSON {
-		text = stderr
-	}
+	return writeReport(r.text(), r, asJSON, stdout, stderr)
+}
+
+func (r *publishReport) text() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "publish: %s at %s, %d publisher(s) closed loop over %d channel(s), %d B data, %s\n",
 		r.Target, r.API, r.Publishers, r.Channels, r.Size, ms(r.Elapsed))
@@ -159,18 +158,7 @@ func (r *publishReport) write(asJSON bool, stdout, stderr io.Writer) error {
 	fmt.Fprintf(&b, "cpu          server %s (%.1f µs per request), loadgen %s, others %s of %.0f CPU-seconds\n",
 		ms(r.ServerCPU), float64(r.ServerCPUPerRequest)/float64(time.Microsecond), ms(r.LoadgenCPU),
 		ms(r.Machine.OthersPhase), r.Machine.PhaseSeconds*float64(r.Machine.CPUs))
-	if _, err := io.WriteString(text, b.String()); err != nil {
-		return fmt.Errorf("writing the report: %w", err)
-	}
-	if !asJSON {
-		return nil
-	}
-	j, err := json.Marshal(r)
-	if err != nil {
-		return fmt.Errorf("encoding the report: %w", err)
-	}
-	_, err = stdout.Write(append(j, '\n'))
-	return err
+	return b.String()
 }
 
 // heraldPublisher signs each request as the Pusher server SDKs do.
@@ -282,20 +270,8 @@ func isPublishCompare(args []string) bool {
 	}
 	_, files, _ := strings.Cut(args[0], "=")
 	first, _, _ := strings.Cut(files, ",")
-	r, err := readPublishReport(first)
+	r, err := readReport[publishReport](first)
 	return err == nil && r.Mode == "publish"
-}
-
-func readPublishReport(path string) (*publishReport, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", path, err)
-	}
-	var r publishReport
-	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return &r, nil
 }
 
 // runPublishCompare prints the table of closed-loop HTTP publish runs,
@@ -308,28 +284,16 @@ func runPublishCompare(args []string, stdout io.Writer) error {
 	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	us := func(d time.Duration) string { return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond)) }
 	for _, a := range args {
-		name, files, ok := strings.Cut(a, "=")
-		if !ok {
-			return fmt.Errorf("-compare: %q is not NAME=FILE[,FILE]", a)
-		}
-		hf, cf, _ := strings.Cut(files, ",")
-		h, err := readPublishReport(hf)
+		name, h, c, err := readCompared[publishReport](a)
 		if err != nil {
 			return err
 		}
-		c := &publishReport{}
-		cs, ratio := "–", "–"
-		if cf != "" {
-			if c, err = readPublishReport(cf); err != nil {
-				return err
-			}
+		cs, ratio, cLat, cCPU, cFailed := "–", "–", "–", "–", "–"
+		if c != nil {
 			cs = fmt.Sprintf("%.0f", c.PerSec)
 			if c.PerSec > 0 {
 				ratio = fmt.Sprintf("%.2f×", h.PerSec/c.PerSec)
 			}
-		}
-		cLat, cCPU, cFailed := "–", "–", "–"
-		if cf != "" {
 			cLat = ms(c.Latency.P50) + " / " + ms(c.Latency.P99)
 			cCPU, cFailed = us(c.ServerCPUPerRequest), strconv.FormatUint(c.Failed, 10)
 		}

@@ -115,14 +115,18 @@ type machineReport struct {
 	OthersPhase  time.Duration `json:"others_phase_ns"`
 }
 
-// write prints the text report, on stdout, or on stderr with the JSON
-// object on stdout.
 func (r *report) write(asJSON bool, stdout, stderr io.Writer) error {
-	text := stdout
+	return writeReport(r.text(), r, asJSON, stdout, stderr)
+}
+
+// writeReport prints a report's text, on stdout, or on stderr with the
+// report as a JSON object on stdout.
+func writeReport(text string, r any, asJSON bool, stdout, stderr io.Writer) error {
+	w := stdout
 	if asJSON {
-		text = stderr
+		w = stderr
 	}
-	if _, err := io.WriteString(text, r.text()); err != nil {
+	if _, err := io.WriteString(w, text); err != nil {
 		return fmt.Errorf("writing the report: %w", err)
 	}
 	if !asJSON {

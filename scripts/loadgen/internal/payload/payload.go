@@ -51,13 +51,7 @@ func FromFrame(frame []byte) (e Event, ok bool) {
 	if !bytes.Contains(frame, eventMarker) {
 		return Event{}, false
 	}
-	seq, ok1 := field(frame, "seq")
-	ch, ok2 := field(frame, "ch")
-	t, ok3 := field(frame, "t")
-	if !ok1 || !ok2 || !ok3 || t > 1<<63-1 {
-		return Event{}, false
-	}
-	return Event{Seq: seq, Channel: ch, SentAt: int64(t)}, true
+	return FromObject(frame)
 }
 
 // field reads the unsigned number after the member name key, written as
@@ -83,7 +77,8 @@ func field(frame []byte, key string) (uint64, bool) {
 }
 
 // FromObject finds the event in a line whose data is a JSON object (as
-// Centrifugo sends a publication), without the Pusher event name.
+// Centrifugo sends a publication), without the Pusher event name; like
+// FromFrame, it also reads data sent as a JSON string.
 func FromObject(line []byte) (e Event, ok bool) {
 	seq, ok1 := field(line, "seq")
 	ch, ok2 := field(line, "ch")

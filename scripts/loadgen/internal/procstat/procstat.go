@@ -23,23 +23,29 @@ type Sample struct {
 
 // Read samples process pid.
 func Read(pid int) (Sample, error) {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	ticks, err := readProc(pid, "stat", "cpu time", parseStat)
 	if err != nil {
-		return Sample{}, fmt.Errorf("reading cpu time of pid %d: %w", pid, err)
+		return Sample{}, err
 	}
-	ticks, err := parseStat(stat)
+	rss, err := readProc(pid, "status", "memory", parseStatus)
 	if err != nil {
-		return Sample{}, fmt.Errorf("pid %d: %w", pid, err)
-	}
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return Sample{}, fmt.Errorf("reading memory of pid %d: %w", pid, err)
-	}
-	rss, err := parseStatus(status)
-	if err != nil {
-		return Sample{}, fmt.Errorf("pid %d: %w", pid, err)
+		return Sample{}, err
 	}
 	return Sample{CPU: time.Duration(ticks) * time.Second / time.Duration(clockTick()), RSS: rss}, nil
+}
+
+// readProc parses /proc/<pid>/<file>; what names the figure it holds in
+// errors.
+func readProc(pid int, file, what string, parse func([]byte) (uint64, error)) (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, file))
+	if err != nil {
+		return 0, fmt.Errorf("reading %s of pid %d: %w", what, pid, err)
+	}
+	v, err := parse(b)
+	if err != nil {
+		return 0, fmt.Errorf("pid %d: %w", pid, err)
+	}
+	return v, nil
 }
 
 // ReadAll samples several processes; the sum is in Total.
