@@ -19,17 +19,25 @@ export function authorizer(sdk) {
   };
 }
 
-// pusherClient returns a pusher-js client of endpoint ws[i] (not yet
-// necessarily connected). It is disconnected when the topology stops.
-export function pusherClient(topo, i = 0, { key = topo.app.key, sdk, options = {} } = {}) {
-  const ep = topo.ws[i];
-  const client = new Pusher(key, {
+// endpointOptions are the pusher-js options that reach endpoint ep of a
+// topology over plain WebSocket only, as every client of the tests does.
+export function endpointOptions(ep) {
+  return {
     cluster: '',
     wsHost: ep.host,
     wsPort: ep.port,
     forceTLS: false,
     enabledTransports: ['ws'],
     enableStats: false,
+  };
+}
+
+// pusherClient returns a pusher-js client of endpoint ws[i] (not yet
+// necessarily connected). It is disconnected when the topology stops.
+export function pusherClient(topo, i = 0, { key = topo.app.key, sdk, options = {} } = {}) {
+  const ep = topo.ws[i];
+  const client = new Pusher(key, {
+    ...endpointOptions(ep),
     channelAuthorization: { customHandler: authorizer(sdk ?? topo.sdk()) },
     ...options,
   });
@@ -70,6 +78,24 @@ export function subscribe(client, name, timeout = DEFAULT_TIMEOUT) {
     });
   });
   return withTimeout(p, timeout, `subscription_succeeded on ${name}`);
+}
+
+// subscribeTicks subscribes every client to channel, where a test streams
+// tick events numbered n = 0, 1, …, and records on each client what it
+// receives there: the n of every tick in got, the data of herald:resumed in
+// resumed and of herald:resume_failed in failed.
+export function subscribeTicks(clients, channel, timeout = DEFAULT_TIMEOUT) {
+  return Promise.all(
+    clients.map(async (c) => {
+      c.got = [];
+      c.resumed = [];
+      c.failed = [];
+      const ch = await subscribe(c, channel, timeout);
+      ch.bind('tick', (d) => c.got.push(d.n));
+      ch.bind('herald:resumed', (d) => c.resumed.push(d));
+      ch.bind('herald:resume_failed', (d) => c.failed.push(d));
+    }),
+  );
 }
 
 // record binds event on channel and records its data in order.

@@ -9,11 +9,11 @@
 // descriptors came back near their level after the warm-up.
 
 import fs from 'node:fs';
-import http from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { RawClient } from './clients.js';
 import { waitFor } from './wait.js';
+import { WebhookEndpoint } from './webhooks.js';
 
 // parseDuration reads "45s", "10m", "1h" or milliseconds.
 export function parseDuration(s, fallback) {
@@ -25,42 +25,30 @@ export function parseDuration(s, fallback) {
 
 // WebhookCounter is an endpoint that accepts every batch and counts its
 // events per channel.
-export class WebhookCounter {
+export class WebhookCounter extends WebhookEndpoint {
   constructor() {
+    super();
     this.counts = new Map(); // channel -> {channel_occupied, channel_vacated, member_added, member_removed}
     this.batches = 0;
-    this.server = http.createServer((req, res) => {
-      const chunks = [];
-      req.on('data', (c) => chunks.push(c));
-      req.on('end', () => {
-        try {
-          const ids = (this.ids ??= new Set());
-          const id = req.headers['x-herald-webhook-id'];
-          if (!ids.has(id)) {
-            ids.add(id);
-            this.batches++;
-            for (const e of JSON.parse(Buffer.concat(chunks)).events) {
-              const c = this.counts.get(e.channel) ?? {};
-              c[e.name] = (c[e.name] ?? 0) + 1;
-              this.counts.set(e.channel, c);
-            }
-          }
-        } catch {
-          // counted as nothing; the checks at the end see it
+  }
+
+  handle(req, res, body) {
+    try {
+      const ids = (this.ids ??= new Set());
+      const id = req.headers['x-herald-webhook-id'];
+      if (!ids.has(id)) {
+        ids.add(id);
+        this.batches++;
+        for (const e of JSON.parse(body).events) {
+          const c = this.counts.get(e.channel) ?? {};
+          c[e.name] = (c[e.name] ?? 0) + 1;
+          this.counts.set(e.channel, c);
         }
-        res.writeHead(200).end();
-      });
-    });
-  }
-
-  async start() {
-    await new Promise((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${this.server.address().port}/webhook`;
-  }
-
-  stop() {
-    this.server.closeAllConnections();
-    return new Promise((resolve) => this.server.close(resolve));
+      }
+    } catch {
+      // counted as nothing; the checks at the end see it
+    }
+    res.writeHead(200).end();
   }
 
   // unbalanced lists the channels whose occupied/vacated or

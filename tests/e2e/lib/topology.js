@@ -333,95 +333,39 @@ function logLevel() {
   return process.env.HERALD_E2E_LOG_LEVEL || 'info';
 }
 
-async function startHerald(topo, appExtra, extraEnv = {}) {
-  const bin = binary('herald');
-  const appsFile = topo.writeAppsFile(appExtra);
+// The address settings of each binary.
+const LISTEN = {
+  herald: ['REVERB_SERVER_HOST', 'REVERB_SERVER_PORT'],
+  gateway: ['REVERB_SERVER_HOST', 'REVERB_SERVER_PORT'],
+  trigger: ['HERALD_TRIGGER_HOST', 'HERALD_TRIGGER_PORT'],
+  presence: ['HERALD_PRESENCE_HOST', 'HERALD_PRESENCE_PORT'],
+};
+
+// startService starts binary bin as process name on a fresh loopback port,
+// with env added to what every service gets, and returns its endpoint once
+// it answers /ready.
+async function startService(topo, name, bin, env) {
+  const [hostVar, portVar] = LISTEN[bin];
   let port;
   await startReady(async () => {
     port = await freePort();
-    const env = childEnv({
-      ...extraEnv,
-      REVERB_SERVER_HOST: LOOPBACK,
-      REVERB_SERVER_PORT: String(port),
-      HERALD_APPS_FILE: appsFile,
-      HERALD_DATA_DIR: path.join(topo.dataDir, 'herald'),
+    const childenv = childEnv({
+      ...env,
+      [hostVar]: LOOPBACK,
+      [portVar]: String(port),
       HERALD_LOG_LEVEL: logLevel(),
     });
     return {
-      proc: new Proc('herald', bin, [], env, topo.logFile('herald')),
+      proc: new Proc(name, binary(bin), [], childenv, topo.logFile(name)),
       url: `http://${LOOPBACK}:${port}/ready`,
     };
   }, register(topo));
-  const ep = { host: LOOPBACK, port, name: 'herald' };
-  topo.ws = [ep, ep];
-  topo.http = ep;
+  return { host: LOOPBACK, port, name };
 }
 
-async function startSplit(topo, appExtra, extraEnv = {}) {
-  const natsBin = binary('nats-server');
-  const gatewayBin = binary('gateway');
-  const triggerBin = binary('trigger');
-  const appsFile = topo.writeAppsFile(appExtra);
-
-  let natsPort;
-  await startReady(async () => {
-    natsPort = await freePort();
-    const monitor = await freePort();
-    const storeDir = path.join(topo.dataDir, 'nats');
-    const args = ['-js', '-a', LOOPBACK, '-p', String(natsPort), '-m', String(monitor), '-sd', storeDir];
-    return {
-      proc: new Proc('nats', natsBin, args, childEnv({}), topo.logFile('nats')),
-      url: `http://${LOOPBACK}:${monitor}/healthz`,
-    };
-  }, register(topo));
-  const natsURL = `nats://${LOOPBACK}:${natsPort}`;
-
-  const service = (name, bin, hostVar, portVar) => {
-    let port;
-    return startReady(async () => {
-      port = await freePort();
-      const env = childEnv({
-        ...extraEnv,
-        [hostVar]: LOOPBACK,
-        [portVar]: String(port),
-        NATS_URL: natsURL,
-        HERALD_APPS_FILE: appsFile,
-        HERALD_LOG_LEVEL: logLevel(),
-      });
-      return {
-        proc: new Proc(name, bin, [], env, topo.logFile(name)),
-        url: `http://${LOOPBACK}:${port}/ready`,
-      };
-    }, register(topo)).then(() => ({ host: LOOPBACK, port, name }));
-  };
-
-  const started = [
-    service('gateway-a', gatewayBin, 'REVERB_SERVER_HOST', 'REVERB_SERVER_PORT'),
-    service('gateway-b', gatewayBin, 'REVERB_SERVER_HOST', 'REVERB_SERVER_PORT'),
-    service('trigger', triggerBin, 'HERALD_TRIGGER_HOST', 'HERALD_TRIGGER_PORT'),
-  ];
-  if (hasPresenceService()) {
-    started.push(service('presence', binary('presence'), 'HERALD_PRESENCE_HOST', 'HERALD_PRESENCE_PORT'));
-  }
-  const [gwA, gwB, trigger, presence] = await Promise.all(started);
-  topo.ws = [gwA, gwB];
-  topo.http = trigger;
-  topo.presence = presence; // undefined without bin/presence
-  // restart starts a killed or stopped gateway again, on a fresh port.
-  topo.restart = async (name) => {
-    const i = ['gateway-a', 'gateway-b'].indexOf(name);
-    if (i < 0) throw new Error(`split topology: cannot restart ${name}`);
-    topo.ws[i] = await service(name, gatewayBin, 'REVERB_SERVER_HOST', 'REVERB_SERVER_PORT');
-    return topo.ws[i];
-  };
-}
-
-// startPresenceTopology starts nats-server, the presence service, three
-// gateways (a, b, c: topo.ws[0..2]) and the trigger API as separate
-// processes. topo.restart(name) starts a stopped or killed service again on
-// fresh ports (its WebSocket endpoint changes, for a gateway).
-async function startPresenceTopology(topo, appExtra, env) {
-  const appsFile = topo.writeAppsFile(appExtra);
+// startNats starts nats-server with JetStream on fresh ports and returns its
+// URL.
+async function startNats(topo) {
   const natsBin = binary('nats-server');
   let natsPort;
   await startReady(async () => {
@@ -433,33 +377,54 @@ async function startPresenceTopology(topo, appExtra, env) {
       url: `http://${LOOPBACK}:${monitor}/healthz`,
     };
   }, register(topo));
+  return `nats://${LOOPBACK}:${natsPort}`;
+}
 
-  const roles = {
-    presence: ['presence', 'HERALD_PRESENCE_HOST', 'HERALD_PRESENCE_PORT'],
-    trigger: ['trigger', 'HERALD_TRIGGER_HOST', 'HERALD_TRIGGER_PORT'],
-    'gateway-a': ['gateway', 'REVERB_SERVER_HOST', 'REVERB_SERVER_PORT'],
-    'gateway-b': ['gateway', 'REVERB_SERVER_HOST', 'REVERB_SERVER_PORT'],
-    'gateway-c': ['gateway', 'REVERB_SERVER_HOST', 'REVERB_SERVER_PORT'],
+async function startHerald(topo, appExtra, extraEnv = {}) {
+  const ep = await startService(topo, 'herald', 'herald', {
+    ...extraEnv,
+    HERALD_APPS_FILE: topo.writeAppsFile(appExtra),
+    HERALD_DATA_DIR: path.join(topo.dataDir, 'herald'),
+  });
+  topo.ws = [ep, ep];
+  topo.http = ep;
+}
+
+async function startSplit(topo, appExtra, extraEnv = {}) {
+  const appsFile = topo.writeAppsFile(appExtra);
+  const natsURL = await startNats(topo);
+  const env = { ...extraEnv, NATS_URL: natsURL, HERALD_APPS_FILE: appsFile };
+
+  const started = [
+    startService(topo, 'gateway-a', 'gateway', env),
+    startService(topo, 'gateway-b', 'gateway', env),
+    startService(topo, 'trigger', 'trigger', env),
+  ];
+  if (hasPresenceService()) started.push(startService(topo, 'presence', 'presence', env));
+  const [gwA, gwB, trigger, presence] = await Promise.all(started);
+  topo.ws = [gwA, gwB];
+  topo.http = trigger;
+  topo.presence = presence; // undefined without bin/presence
+  // restart starts a killed or stopped gateway again, on a fresh port.
+  topo.restart = async (name) => {
+    const i = ['gateway-a', 'gateway-b'].indexOf(name);
+    if (i < 0) throw new Error(`split topology: cannot restart ${name}`);
+    topo.ws[i] = await startService(topo, name, 'gateway', env);
+    return topo.ws[i];
   };
+}
+
+// startPresenceTopology starts nats-server, the presence service, three
+// gateways (a, b, c: topo.ws[0..2]) and the trigger API as separate
+// processes. topo.restart(name) starts a stopped or killed service again on
+// fresh ports (its WebSocket endpoint changes, for a gateway).
+async function startPresenceTopology(topo, appExtra, extraEnv) {
+  const appsFile = topo.writeAppsFile(appExtra);
+  const natsURL = await startNats(topo);
+  const env = { ...extraEnv, NATS_URL: natsURL, HERALD_APPS_FILE: appsFile };
+
   const start = async (name) => {
-    const [bin, hostVar, portVar] = roles[name];
-    let port;
-    await startReady(async () => {
-      port = await freePort();
-      const childenv = childEnv({
-        ...env,
-        [hostVar]: LOOPBACK,
-        [portVar]: String(port),
-        NATS_URL: `nats://${LOOPBACK}:${natsPort}`,
-        HERALD_APPS_FILE: appsFile,
-        HERALD_LOG_LEVEL: logLevel(),
-      });
-      return {
-        proc: new Proc(name, binary(bin), [], childenv, topo.logFile(name)),
-        url: `http://${LOOPBACK}:${port}/ready`,
-      };
-    }, register(topo));
-    const ep = { host: LOOPBACK, port, name };
+    const ep = await startService(topo, name, name.startsWith('gateway-') ? 'gateway' : name, env);
     const i = ['gateway-a', 'gateway-b', 'gateway-c'].indexOf(name);
     if (i >= 0) topo.ws[i] = ep;
     if (name === 'trigger') topo.http = ep;

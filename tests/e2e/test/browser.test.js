@@ -9,7 +9,8 @@ import { after, before, describe, it } from 'node:test';
 
 import { launchChromium, pageServer as servePage, skipWithoutChromium } from '../lib/browser.js';
 import { connectPusher, record, subscribe } from '../lib/clients.js';
-import { E2E_DIR, TOPOLOGIES, startTopology } from '../lib/topology.js';
+import { useTopology } from '../lib/suite.js';
+import { E2E_DIR, TOPOLOGIES } from '../lib/topology.js';
 import { randomId } from '../lib/wait.js';
 
 const PAGE = path.join(E2E_DIR, 'browser', 'index.html');
@@ -42,17 +43,11 @@ describe('browser', { skip }, () => {
 
   for (const kind of TOPOLOGIES) {
     describe(`pusher-js in Chromium [${kind}]`, () => {
-      let topo;
-      let sdk;
-      before(async () => {
-        // Only the page's origin may connect, as a production app sets it.
-        topo = await startTopology(kind, { label: 'browser', appExtra: { allowed_origins: [origin] } });
-        sdk = topo.sdk();
-      });
-      after(() => topo?.stop());
+      // Only the page's origin may connect, as a production app sets it.
+      const ctx = useTopology(kind, () => ({ label: 'browser', appExtra: { allowed_origins: [origin] } }));
 
       it('subscribes from a page and receives events, public and private', async () => {
-        pages.setSDK(sdk);
+        pages.setSDK(ctx.sdk);
         const pub = `browser-${randomId()}`;
         const priv = `private-browser.${randomId()}`;
         const context = await browser.newContext();
@@ -61,8 +56,8 @@ describe('browser', { skip }, () => {
         page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
         page.on('console', (m) => m.type() === 'error' && problems.push(`console: ${m.text()}`));
         try {
-          const ep = topo.ws[1];
-          const q = new URLSearchParams({ key: topo.app.key, host: ep.host, port: String(ep.port), channels: `${pub},${priv}` });
+          const ep = ctx.topo.ws[1];
+          const q = new URLSearchParams({ key: ctx.topo.app.key, host: ep.host, port: String(ep.port), channels: `${pub},${priv}` });
           await page.goto(`${origin}/?${q}`);
           await page
             .waitForFunction(() => window.herald && window.herald.subscribed.length === 2, null, { timeout: 15_000 })
@@ -71,8 +66,8 @@ describe('browser', { skip }, () => {
               throw new Error(`the page did not subscribe: ${err.message}\npage state: ${state}\n${problems.join('\n')}`);
             });
 
-          await sdk.trigger(pub, 'greeting', { text: 'hello browser' });
-          await sdk.trigger(priv, 'secret', { text: 'hello private' });
+          await ctx.sdk.trigger(pub, 'greeting', { text: 'hello browser' });
+          await ctx.sdk.trigger(priv, 'secret', { text: 'hello private' });
           await page.waitForFunction(() => window.herald.received.length >= 2, null, { timeout: 10_000 });
           // Order holds within a channel only, as on Pusher.
           const received = await page.evaluate(() => window.herald.received);
@@ -82,7 +77,7 @@ describe('browser', { skip }, () => {
 
           // A client event from the page reaches a Node client on the other
           // gateway.
-          const node = await connectPusher(topo, 0, { sdk });
+          const node = await connectPusher(ctx.topo, 0, { sdk: ctx.sdk });
           const heard = record(await subscribe(node, priv), 'client-wave');
           const sent = await page.evaluate((name) => window.herald.whisper(name, 'client-wave', { from: 'page' }), priv);
           assert.equal(sent, true);
@@ -105,16 +100,16 @@ describe('browser', { skip }, () => {
       it(
         'resumes after the page is left and opened again, on the other gateway, with the JS companion',
         async () => {
-          pages.setSDK(sdk);
+          pages.setSDK(ctx.sdk);
           const name = `private-progress.${randomId()}`;
           const context = await browser.newContext();
           const page = await context.newPage();
           const problems = [];
           page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
           const open = async (i) => {
-            const ep = topo.ws[i];
+            const ep = ctx.topo.ws[i];
             const q = new URLSearchParams({
-              key: topo.app.key,
+              key: ctx.topo.app.key,
               host: ep.host,
               port: String(ep.port),
               channels: name,
@@ -127,18 +122,18 @@ describe('browser', { skip }, () => {
           try {
             await open(0);
             assert.ok(await page.evaluate(() => Boolean(window.herald.replay)), `companion not attached: ${problems}`);
-            await sdk.trigger(name, 'progress', { pct: 10 });
+            await ctx.sdk.trigger(name, 'progress', { pct: 10 });
             await page.waitForFunction(() => window.herald.received.length === 1, null, { timeout: 10_000 });
 
             // The tab leaves the page; events go on; the tab comes back.
             await page.goto('about:blank');
-            await sdk.trigger(name, 'progress', { pct: 20 });
-            await sdk.trigger(name, 'progress', { pct: 30 });
+            await ctx.sdk.trigger(name, 'progress', { pct: 20 });
+            await ctx.sdk.trigger(name, 'progress', { pct: 30 });
             await open(1);
             await page.waitForFunction(() => window.herald.received.some((r) => r.event === 'herald:resumed'), null, {
               timeout: 10_000,
             });
-            await sdk.trigger(name, 'progress', { pct: 40 });
+            await ctx.sdk.trigger(name, 'progress', { pct: 40 });
             await page.waitForFunction(() => window.herald.received.length >= 4, null, { timeout: 10_000 });
             const got = await received();
             assert.deepEqual(
@@ -153,12 +148,12 @@ describe('browser', { skip }, () => {
       );
 
       it('refuses a page from an origin the app does not allow, and pusher-js gives up', async () => {
-        strangers.setSDK(sdk);
+        strangers.setSDK(ctx.sdk);
         const context = await browser.newContext();
         const page = await context.newPage();
         try {
-          const ep = topo.ws[0];
-          const q = new URLSearchParams({ key: topo.app.key, host: ep.host, port: String(ep.port), channels: `x-${randomId()}` });
+          const ep = ctx.topo.ws[0];
+          const q = new URLSearchParams({ key: ctx.topo.app.key, host: ep.host, port: String(ep.port), channels: `x-${randomId()}` });
           await page.goto(`${strangerOrigin}/?${q}`);
           const codes = () =>
             page.evaluate(() => window.herald.errors.map((e) => (e.error && e.error.data && e.error.data.code) || (e.data && e.data.code)));

@@ -5,11 +5,12 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
 
 import { connectPusher, record, subscribe } from '../lib/clients.js';
-import { BIN_DIR, TOPOLOGIES, startTopology } from '../lib/topology.js';
+import { useTopology } from '../lib/suite.js';
+import { BIN_DIR, TOPOLOGIES } from '../lib/topology.js';
 import { randomId } from '../lib/wait.js';
 
 const run = promisify(execFile);
@@ -28,21 +29,17 @@ async function command(bin, args, env) {
 
 for (const kind of TOPOLOGIES) {
   describe(`commands [${kind}]`, () => {
-    let topo;
-    before(async () => {
-      topo = await startTopology(kind, { label: 'commands' });
-    });
-    after(() => topo?.stop());
+    const ctx = useTopology(kind, { label: 'commands' });
 
     it('herald send reaches a pusher-js subscriber', async () => {
-      const client = await connectPusher(topo, 0);
+      const client = await connectPusher(ctx.topo, 0);
       const name = `orders-${randomId()}`;
       const got = record(await subscribe(client, name), 'order.shipped');
       const res = await command('herald', ['send', name, 'order.shipped', '{"id":42}'], {
-        HERALD_URL: topo.httpURL(''),
-        REVERB_APP_ID: topo.app.id,
-        REVERB_APP_KEY: topo.app.key,
-        REVERB_APP_SECRET: topo.app.secret,
+        HERALD_URL: ctx.topo.httpURL(''),
+        REVERB_APP_ID: ctx.topo.app.id,
+        REVERB_APP_KEY: ctx.topo.app.key,
+        REVERB_APP_SECRET: ctx.topo.app.secret,
       });
       assert.equal(res.code, 0, `send: ${res.stdout} ${res.stderr}`);
       assert.match(res.stdout, /^200 /);
@@ -52,9 +49,9 @@ for (const kind of TOPOLOGIES) {
 
     it('herald send exits 1 with the API error for a wrong secret', async () => {
       const res = await command('herald', ['send', 'orders', 'x', '{}'], {
-        HERALD_URL: topo.httpURL(''),
-        REVERB_APP_ID: topo.app.id,
-        REVERB_APP_KEY: topo.app.key,
+        HERALD_URL: ctx.topo.httpURL(''),
+        REVERB_APP_ID: ctx.topo.app.id,
+        REVERB_APP_KEY: ctx.topo.app.key,
         REVERB_APP_SECRET: 'not-the-secret-0123456789',
       });
       assert.equal(res.code, 1);
@@ -63,7 +60,7 @@ for (const kind of TOPOLOGIES) {
 
     it('health exits 0 against a ready process, 1 where nothing listens', async () => {
       const [bin, portVar] = kind === 'herald' ? ['herald', 'REVERB_SERVER_PORT'] : ['trigger', 'HERALD_TRIGGER_PORT'];
-      const env = { NATS_URL: 'nats://127.0.0.1:1', [portVar]: String(topo.http.port), HERALD_DATA_DIR: topo.dataDir };
+      const env = { NATS_URL: 'nats://127.0.0.1:1', [portVar]: String(ctx.topo.http.port), HERALD_DATA_DIR: ctx.topo.dataDir };
       const ok = await command(bin, ['health'], env);
       assert.equal(ok.code, 0, `health: ${ok.stdout} ${ok.stderr}`);
       const down = await command(bin, ['health'], { ...env, [portVar]: '1' });

@@ -26,7 +26,7 @@ import Echo from 'laravel-echo';
 import PusherServer from 'pusher';
 
 import { attach } from '../../../services/gateway/web/herald-replay/src/index.js';
-import { pusherClient, subscribe } from '../lib/clients.js';
+import { pusherClient, subscribeTicks } from '../lib/clients.js';
 import { pending } from '../lib/pending.js';
 import { BIN_DIR, E2E_DIR, Proc, REPO_ROOT, freePort } from '../lib/topology.js';
 import { randomId, waitFor } from '../lib/wait.js';
@@ -285,19 +285,7 @@ http {
     const echoClient = pusherClient(topo, 0, { sdk });
     const echo = new Echo({ broadcaster: 'reverb', key: app.key, wsHost: ep.host, wsPort: ep.port, forceTLS: false, enabledTransports: ['ws'], client: echoClient });
     attach(echo.connector.pusher);
-    for (const c of clients) {
-      c.got = [];
-      c.resumed = [];
-      c.failed = [];
-    }
-    await Promise.all(
-      clients.map(async (c) => {
-        const ch = await subscribe(c, channel, 30_000);
-        ch.bind('tick', (d) => c.got.push(d.n));
-        ch.bind('herald:resumed', (d) => c.resumed.push(d));
-        ch.bind('herald:resume_failed', (d) => c.failed.push(d));
-      }),
-    );
+    await subscribeTicks(clients, channel, 30_000);
     const echoGot = [];
     echo.channel(channel).listen('.tick', (d) => echoGot.push(d.n));
     await waitFor(() => echoClient.channel(channel)?.subscribed, { timeout: 30_000, what: 'Echo to subscribe' });

@@ -3,32 +3,27 @@
 // different gateways.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import Echo from 'laravel-echo';
 
 import { connected, pusherClient } from '../lib/clients.js';
-import { TOPOLOGIES, startTopology } from '../lib/topology.js';
+import { useTopology } from '../lib/suite.js';
+import { TOPOLOGIES } from '../lib/topology.js';
 import { Recorder, randomId, waitFor } from '../lib/wait.js';
 
 for (const kind of TOPOLOGIES) {
   describe(`laravel-echo [${kind}]`, () => {
-    let topo;
-    let sdk;
-    before(async () => {
-      topo = await startTopology(kind, { label: 'echo' });
-      sdk = topo.sdk();
-    });
-    after(() => topo?.stop());
+    const ctx = useTopology(kind, { label: 'echo' });
 
     for (const broadcaster of ['reverb', 'pusher']) {
       describe(`broadcaster ${broadcaster}`, () => {
         async function echoOn(i) {
-          const client = pusherClient(topo, i, { sdk });
+          const client = pusherClient(ctx.topo, i, { sdk: ctx.sdk });
           const echo = new Echo({
             broadcaster,
-            key: topo.app.key,
-            wsHost: topo.ws[i].host,
-            wsPort: topo.ws[i].port,
+            key: ctx.topo.app.key,
+            wsHost: ctx.topo.ws[i].host,
+            wsPort: ctx.topo.ws[i].port,
             forceTLS: false,
             enabledTransports: ['ws'],
             client,
@@ -54,7 +49,7 @@ for (const kind of TOPOLOGIES) {
           const ch = echo.channel(name).listen('OrderShipped', got.push);
           await subscribed(ch);
           // Laravel broadcasts the class name as the event name.
-          await sdk.trigger(name, 'App\\Events\\OrderShipped', { order: { id: 7 } });
+          await ctx.sdk.trigger(name, 'App\\Events\\OrderShipped', { order: { id: 7 } });
           assert.deepEqual(await got.waitCount(1), [{ order: { id: 7 } }]);
         });
 
@@ -64,7 +59,7 @@ for (const kind of TOPOLOGIES) {
           const got = new Recorder(`.status.updated on ${name}`);
           const ch = echo.channel(name).listen('.status.updated', got.push);
           await subscribed(ch);
-          await sdk.trigger(name, 'status.updated', { ok: true });
+          await ctx.sdk.trigger(name, 'status.updated', { ok: true });
           assert.deepEqual(await got.waitCount(1), [{ ok: true }]);
         });
 
@@ -74,7 +69,7 @@ for (const kind of TOPOLOGIES) {
           const got = new Recorder(`private ${name}`);
           const ch = echo.private(name).listen('.paid', got.push);
           await subscribed(ch);
-          await sdk.trigger(`private-${name}`, 'paid', { amount: 12 });
+          await ctx.sdk.trigger(`private-${name}`, 'paid', { amount: 12 });
           assert.deepEqual(await got.waitCount(1), [{ amount: 12 }]);
         });
 
@@ -100,7 +95,7 @@ for (const kind of TOPOLOGIES) {
           // A server event after both whispers: bob heard nothing of his own.
           const synced = new Recorder('sync');
           b.listen('.sync', synced.push);
-          await sdk.trigger(`private-${name}`, 'sync', { n: 3 });
+          await ctx.sdk.trigger(`private-${name}`, 'sync', { n: 3 });
           await synced.waitCount(1);
           assert.deepEqual(bobHeard.items, [{ user: 'alice', n: 1 }], 'bob must not hear his own whisper');
         });
@@ -115,8 +110,8 @@ for (const kind of TOPOLOGIES) {
           const t = other.channel(name).listen('.posted', theirs.push);
           await Promise.all([subscribed(m), subscribed(t)]);
           // What Laravel does with the X-Socket-Id header of a toOthers() broadcast.
-          await sdk.trigger(name, 'posted', { n: 1 }, { socket_id: me.socketId() });
-          await sdk.trigger(name, 'posted', { n: 2 });
+          await ctx.sdk.trigger(name, 'posted', { n: 1 }, { socket_id: me.socketId() });
+          await ctx.sdk.trigger(name, 'posted', { n: 2 });
           await theirs.waitCount(2);
           await waitFor(() => mine.count >= 1, { what: 'the second post on the sender' });
           assert.deepEqual(mine.items, [{ n: 2 }]);

@@ -2,11 +2,12 @@
 // API, refused connections, malformed frames.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 
 import { connectPusher, connectRaw, pusherClient, rawClient, record, subscribe } from '../lib/clients.js';
 import { RouteProxy } from '../lib/proxy.js';
-import { TOPOLOGIES, startTopology } from '../lib/topology.js';
+import { useTopology } from '../lib/suite.js';
+import { TOPOLOGIES } from '../lib/topology.js';
 import { randomId, waitFor, withTimeout } from '../lib/wait.js';
 
 // jsonError checks a refused SDK request: the status and a JSON body
@@ -40,17 +41,11 @@ function pusherError(frame) {
 
 for (const kind of TOPOLOGIES) {
   describe(`errors [${kind}]`, () => {
-    let topo;
-    let sdk;
-    before(async () => {
-      topo = await startTopology(kind, { label: 'errors' });
-      sdk = topo.sdk();
-    });
-    after(() => topo?.stop());
+    const ctx = useTopology(kind, { label: 'errors' });
 
     describe('HTTP API', () => {
       it('answers a bad signature with 401 and a JSON error', async () => {
-        const bad = topo.sdk({ secret: 'a-different-secret-0123456789abcd' });
+        const bad = ctx.topo.sdk({ secret: 'a-different-secret-0123456789abcd' });
         const err = await refused(bad.trigger('orders', 'e', { a: 1 }));
         assertJSONError(err, 401);
         // The same refusal for a GET, with a JSON content type.
@@ -65,22 +60,22 @@ for (const kind of TOPOLOGIES) {
         // Sign one body and send another.
         const signed = JSON.stringify({ name: 'e', channels: ['orders'], data: '{"a":1}' });
         const { createHash, createHmac } = await import('node:crypto');
-        const path = `/apps/${topo.app.id}/events`;
+        const path = `/apps/${ctx.topo.app.id}/events`;
         const q = new URLSearchParams({
-          auth_key: topo.app.key,
+          auth_key: ctx.topo.app.key,
           auth_timestamp: String(Math.floor(Date.now() / 1000)),
           auth_version: '1.0',
           body_md5: createHash('md5').update(signed).digest('hex'),
         });
         const toSign = ['POST', path, [...q.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => `${k}=${v}`).join('&')].join('\n');
-        q.set('auth_signature', createHmac('sha256', topo.app.secret).update(toSign).digest('hex'));
-        const good = await fetch(topo.httpURL(`${path}?${q}`), {
+        q.set('auth_signature', createHmac('sha256', ctx.topo.app.secret).update(toSign).digest('hex'));
+        const good = await fetch(ctx.topo.httpURL(`${path}?${q}`), {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
           body: signed,
         });
         assert.equal(good.status, 200, `the correctly signed request: ${await good.text()}`);
-        const tampered = await fetch(topo.httpURL(`${path}?${q}`), {
+        const tampered = await fetch(ctx.topo.httpURL(`${path}?${q}`), {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
           body: signed.replace('{\\"a\\":1}', '{\\"a\\":2}'),
@@ -91,16 +86,16 @@ for (const kind of TOPOLOGIES) {
       });
 
       it('answers data over the limit with 413 and a JSON error', async () => {
-        const err = await refused(sdk.trigger('big', 'e', 'x'.repeat(11 * 1024)));
+        const err = await refused(ctx.sdk.trigger('big', 'e', 'x'.repeat(11 * 1024)));
         assertJSONError(err, 413);
         // Just under the default 10 KB is fine.
-        const res = await sdk.trigger('big', 'e', 'x'.repeat(10 * 1024 - 64));
+        const res = await ctx.sdk.trigger('big', 'e', 'x'.repeat(10 * 1024 - 64));
         assert.equal(res.status, 200);
       });
 
       it('answers an oversized event in a batch with 413', async () => {
         const err = await refused(
-          sdk.triggerBatch([
+          ctx.sdk.triggerBatch([
             { channel: 'a', name: 'e', data: 'small' },
             { channel: 'b', name: 'e', data: 'y'.repeat(11 * 1024) },
           ]),
@@ -109,33 +104,33 @@ for (const kind of TOPOLOGIES) {
       });
 
       it('answers an unknown app id with 404 and a JSON error', async () => {
-        const other = topo.sdk({ appId: `nope-${randomId()}` });
+        const other = ctx.topo.sdk({ appId: `nope-${randomId()}` });
         const err = await refused(other.trigger('orders', 'e', {}));
         assertJSONError(err, 404);
       });
 
       it('answers a disabled app with 403 and a JSON error', async () => {
-        const off = topo.sdk({ appId: topo.disabledApp.id, key: topo.disabledApp.key, secret: topo.disabledApp.secret });
+        const off = ctx.topo.sdk({ appId: ctx.topo.disabledApp.id, key: ctx.topo.disabledApp.key, secret: ctx.topo.disabledApp.secret });
         const err = await refused(off.trigger('orders', 'e', {}));
         assertJSONError(err, 403);
       });
 
       it('answers a bad body with 400 and a JSON error', async () => {
-        const err = await refused(sdk.post({ path: '/events', body: { name: 'e', data: '{}' } }));
+        const err = await refused(ctx.sdk.post({ path: '/events', body: { name: 'e', data: '{}' } }));
         assertJSONError(err, 400);
       });
 
       it('answers /up with 200', async () => {
-        const res = await fetch(topo.httpURL('/up'));
+        const res = await fetch(ctx.topo.httpURL('/up'));
         assert.equal(res.status, 200);
       });
     });
 
     describe('WebSocket', () => {
       it('refuses an unknown app key with 4001, and pusher-js does not reconnect', async () => {
-        const proxy = await new RouteProxy(topo.ws[0]).listen();
-        topo.onStop(() => proxy.close());
-        const client = pusherClient(topo, 0, {
+        const proxy = await new RouteProxy(ctx.topo.ws[0]).listen();
+        ctx.topo.onStop(() => proxy.close());
+        const client = pusherClient(ctx.topo, 0, {
           key: `unknown${randomId(12)}`,
           options: { wsHost: proxy.host, wsPort: proxy.port },
         });
@@ -153,7 +148,7 @@ for (const kind of TOPOLOGIES) {
       });
 
       it('sends pusher:error 4001 then closes with 4001 for an unknown key (raw)', async () => {
-        const raw = rawClient(topo, 1, { key: `unknown${randomId(12)}` });
+        const raw = rawClient(ctx.topo, 1, { key: `unknown${randomId(12)}` });
         const f = await raw.frames.waitMatch(pusherError);
         assert.equal(typeof f.data, 'object', `pusher:error data is an object: ${raw.texts[0]}`);
         assert.equal(f.data.code, 4001);
@@ -163,7 +158,7 @@ for (const kind of TOPOLOGIES) {
       });
 
       it('refuses a disabled app with 4003', async () => {
-        const raw = rawClient(topo, 0, { key: topo.disabledApp.key });
+        const raw = rawClient(ctx.topo, 0, { key: ctx.topo.disabledApp.key });
         const f = await raw.frames.waitMatch(pusherError);
         assert.equal(f.data.code, 4003, JSON.stringify(f));
         assert.equal((await withTimeout(raw.closed, 5000, 'the close after 4003')).code, 4003);
@@ -174,7 +169,7 @@ for (const kind of TOPOLOGIES) {
         ['protocol 6', 'protocol=6&client=js&version=8.6.0', 4007],
       ]) {
         it(`refuses a connection with ${name} (${want})`, async () => {
-          const raw = rawClient(topo, 1, { query });
+          const raw = rawClient(ctx.topo, 1, { query });
           const f = await raw.frames.waitMatch(pusherError);
           assert.equal(f.data.code, want, JSON.stringify(f));
           assert.equal((await withTimeout(raw.closed, 5000, `the close after ${want}`)).code, want);
@@ -182,7 +177,7 @@ for (const kind of TOPOLOGIES) {
       }
 
       it('sends connection_established first, with a socket_id and activity_timeout', async () => {
-        const raw = await connectRaw(topo, 0);
+        const raw = await connectRaw(ctx.topo, 0);
         assert.equal(raw.frames.items[0].event, 'pusher:connection_established');
         assert.equal(typeof raw.frames.items[0].data, 'string', 'data is a JSON string');
         assert.match(raw.socketId, /^\d+\.\d+$/);
@@ -193,14 +188,14 @@ for (const kind of TOPOLOGIES) {
 
       it('gives distinct socket_ids on every gateway', async () => {
         const ids = new Set();
-        for (const i of [0, 1, 0, 1]) ids.add((await connectRaw(topo, i)).socketId);
+        for (const i of [0, 1, 0, 1]) ids.add((await connectRaw(ctx.topo, i)).socketId);
         assert.equal(ids.size, 4, [...ids].join(' '));
       });
 
       it('answers malformed frames with pusher:error and keeps serving (raw and pusher-js)', async () => {
-        const raw = await connectRaw(topo, 0);
-        const listener = await connectPusher(topo, 0);
-        const other = await connectPusher(topo, 1);
+        const raw = await connectRaw(ctx.topo, 0);
+        const listener = await connectPusher(ctx.topo, 0);
+        const other = await connectPusher(ctx.topo, 1);
         const name = `steady-${randomId()}`;
         const got = record(await subscribe(listener, name), 'tick');
         const gotOther = record(await subscribe(other, name), 'tick');
@@ -230,7 +225,7 @@ for (const kind of TOPOLOGIES) {
         assert.equal(pong.event, 'pusher:pong');
         assert.equal(raw.closeInfo, null, 'the raw socket was closed');
 
-        await sdk.trigger(name, 'tick', { n: 1 });
+        await ctx.sdk.trigger(name, 'tick', { n: 1 });
         assert.deepEqual(await got.waitCount(1), [{ n: 1 }]);
         assert.deepEqual(await gotOther.waitCount(1), [{ n: 1 }]);
         await raw.frames.waitMatch((x) => x.event === 'tick' && x.channel === name);
@@ -238,7 +233,7 @@ for (const kind of TOPOLOGIES) {
       });
 
       it('refuses an invalid channel name with subscription_error, socket stays open', async () => {
-        const raw = await connectRaw(topo, 1);
+        const raw = await connectRaw(ctx.topo, 1);
         const bad = 'bad channel!';
         const f = await raw.request(
           { event: 'pusher:subscribe', data: { channel: bad } },
@@ -254,14 +249,14 @@ for (const kind of TOPOLOGIES) {
       });
 
       it('refuses client events on public channels and does not deliver them', async () => {
-        const a = await connectRaw(topo, 0);
-        const b = await connectRaw(topo, 1);
+        const a = await connectRaw(ctx.topo, 0);
+        const b = await connectRaw(ctx.topo, 1);
         const name = `public-chat-${randomId()}`;
         await a.subscribe(name);
         await b.subscribe(name);
         const err = await a.request({ event: 'client-hi', channel: name, data: { x: 1 } }, pusherError);
         assert.equal(typeof err.data.message, 'string');
-        await sdk.trigger(name, 'after', {});
+        await ctx.sdk.trigger(name, 'after', {});
         await b.frames.waitMatch((x) => x.event === 'after');
         assert.equal(b.frames.items.filter((x) => x.event === 'client-hi').length, 0);
       });

@@ -14,9 +14,10 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { attach } from '../../../services/gateway/web/herald-replay/src/index.js';
-import { pusherClient, subscribe } from '../lib/clients.js';
+import { pusherClient, subscribeTicks } from '../lib/clients.js';
 import { RouteProxy } from '../lib/proxy.js';
-import { TOPOLOGIES, startTopology } from '../lib/topology.js';
+import { useTopology } from '../lib/suite.js';
+import { TOPOLOGIES } from '../lib/topology.js';
 import { randomId, waitFor } from '../lib/wait.js';
 
 const CLIENTS = 100;
@@ -28,17 +29,13 @@ const BATCH = 10; // events per batch_events request (the API's maximum)
 const skip = TOPOLOGIES.includes('split') ? false : 'needs the split topology (HERALD_E2E_TOPOLOGIES)';
 
 describe('gateway killed mid-stream [split]', { skip }, () => {
-  let topo;
-  let sdk;
+  // Room for the whole stream in the history, so that only the kill is tested.
+  const ctx = useTopology('split', { label: 'fault', appExtra: { replay_max_events: 10_000 } });
   const proxies = [];
   before(async () => {
-    // Room for the whole stream in the history, so that only the kill is tested.
-    topo = await startTopology('split', { label: 'fault', appExtra: { replay_max_events: 10_000 } });
-    sdk = topo.sdk();
-    for (const ep of topo.ws) proxies.push(await new RouteProxy(ep).listen());
+    for (const ep of ctx.topo.ws) proxies.push(await new RouteProxy(ep).listen());
   });
   after(async () => {
-    await topo?.stop();
     for (const p of proxies) await p.close();
   });
 
@@ -47,25 +44,15 @@ describe('gateway killed mid-stream [split]', { skip }, () => {
     const clients = [];
     for (let i = 0; i < CLIENTS; i++) {
       const proxy = proxies[i % 2];
-      const client = pusherClient(topo, i % 2, {
-        sdk,
+      const client = pusherClient(ctx.topo, i % 2, {
+        sdk: ctx.sdk,
         options: { wsHost: proxy.host, wsPort: proxy.port },
       });
       attach(client);
       client.gateway = i % 2 === 0 ? 'a' : 'b';
-      client.got = [];
-      client.resumed = [];
-      client.failed = [];
       clients.push(client);
     }
-    await Promise.all(
-      clients.map(async (c) => {
-        const ch = await subscribe(c, name, 30_000);
-        ch.bind('tick', (d) => c.got.push(d.n));
-        ch.bind('herald:resumed', (d) => c.resumed.push(d));
-        ch.bind('herald:resume_failed', (d) => c.failed.push(d));
-      }),
-    );
+    await subscribeTicks(clients, name, 30_000);
 
     // The stream: batches sent one after the other, paced to RATE.
     const progress = () => {
@@ -86,14 +73,14 @@ describe('gateway killed mid-stream [split]', { skip }, () => {
       for (let k = 0; k < BATCH && sent + batch.length < TOTAL; k++) {
         batch.push({ channel: name, name: 'tick', data: JSON.stringify({ n: sent + batch.length }) });
       }
-      await sdk.triggerBatch(batch);
+      await ctx.sdk.triggerBatch(batch);
       sent += batch.length;
       if (!killed && sent >= KILL_AT) {
         killed = true;
-        topo.proc('gateway-a').signal('SIGKILL');
+        ctx.topo.proc('gateway-a').signal('SIGKILL');
         // While A is down its clients land on B; once A is back, on A.
-        proxies[0].route(topo.ws[1]);
-        restarted = topo.restart('gateway-a').then((ep) => proxies[0].route(ep));
+        proxies[0].route(ctx.topo.ws[1]);
+        restarted = ctx.topo.restart('gateway-a').then((ep) => proxies[0].route(ep));
       }
     }
     const streamMs = Date.now() - start;

@@ -6,11 +6,11 @@
 // `pusher` SDK's get()) are checked against what is really connected.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import Echo from 'laravel-echo';
 
 import { connectRaw, connected, pusherClient } from '../lib/clients.js';
-import { startTopology } from '../lib/topology.js';
+import { useTopology } from '../lib/suite.js';
 import { Recorder, randomId, waitFor } from '../lib/wait.js';
 
 // Short, so that a killed gateway is noticed within a test's patience.
@@ -19,26 +19,20 @@ const GATEWAY_TTL_MS = 3000;
 const SUCCEEDED = 'pusher_internal:subscription_succeeded';
 
 describe('global presence [presence]', () => {
-  let topo;
-  let sdk;
-  before(async () => {
-    topo = await startTopology('presence', {
-      label: 'global-presence',
-      env: {
-        HERALD_GATEWAY_TTL: `${GATEWAY_TTL_MS / 1000}s`,
-        // A restarted presence service takes over from the killed one's
-        // lock within this.
-        HERALD_PRESENCE_LOCK_TTL: '2s',
-        HERALD_PRESENCE_TIMEOUT: '10s',
-      },
-    });
-    sdk = topo.sdk();
+  const ctx = useTopology('presence', {
+    label: 'global-presence',
+    env: {
+      HERALD_GATEWAY_TTL: `${GATEWAY_TTL_MS / 1000}s`,
+      // A restarted presence service takes over from the killed one's
+      // lock within this.
+      HERALD_PRESENCE_LOCK_TTL: '2s',
+      HERALD_PRESENCE_TIMEOUT: '10s',
+    },
   });
-  after(() => topo?.stop());
 
   // get calls the HTTP API through the SDK and returns the JSON answer.
   async function get(path, params = {}) {
-    const res = await sdk.get({ path, params });
+    const res = await ctx.sdk.get({ path, params });
     assert.equal(res.status, 200, `GET ${path}`);
     return res.json();
   }
@@ -69,8 +63,8 @@ describe('global presence [presence]', () => {
   // rawMember connects a raw client to gateway i and joins a presence
   // channel as userId; it sees every member frame, duplicates included.
   async function rawMember(i, channel, userId, timeout = 5000) {
-    const c = await connectRaw(topo, i);
-    const { auth, channel_data } = sdk.authorizeChannel(c.socketId, channel, { user_id: userId, user_info: { name: userId } });
+    const c = await connectRaw(ctx.topo, i);
+    const { auth, channel_data } = ctx.sdk.authorizeChannel(c.socketId, channel, { user_id: userId, user_info: { name: userId } });
     const f = await c.request(
       { event: 'pusher:subscribe', data: { channel, auth, channel_data } },
       (x) => x.channel === channel && (x.event === SUCCEEDED || x.event === 'pusher:subscription_error'),
@@ -99,13 +93,13 @@ describe('global presence [presence]', () => {
 
   // echoUser is Laravel Echo on gateway i, authorized as userId.
   async function echoUser(i, userId) {
-    const client = pusherClient(topo, i, {
-      sdk,
+    const client = pusherClient(ctx.topo, i, {
+      sdk: ctx.sdk,
       options: {
         channelAuthorization: {
           customHandler: (params, callback) => {
             try {
-              callback(null, sdk.authorizeChannel(params.socketId, params.channelName, { user_id: userId, user_info: { id: userId } }));
+              callback(null, ctx.sdk.authorizeChannel(params.socketId, params.channelName, { user_id: userId, user_info: { id: userId } }));
             } catch (err) {
               callback(err, null);
             }
@@ -113,7 +107,7 @@ describe('global presence [presence]', () => {
         },
       },
     });
-    const echo = new Echo({ broadcaster: 'reverb', key: topo.app.key, client });
+    const echo = new Echo({ broadcaster: 'reverb', key: ctx.topo.app.key, client });
     await connected(client);
     return { echo, client };
   }
@@ -182,7 +176,7 @@ describe('global presence [presence]', () => {
     const watcher = await rawMember(0, channel, 'watcher');
     await rawMember(2, channel, 'erin');
     for (const i of [0, 2]) {
-      const c = await connectRaw(topo, i);
+      const c = await connectRaw(ctx.topo, i);
       await c.subscribe(ticker);
     }
     await expectState(channel, { subscriptions: 2, users: ['erin', 'watcher'] });
@@ -190,13 +184,13 @@ describe('global presence [presence]', () => {
 
     // No leave, no drain: the gateway's heartbeat just stops. The wait
     // below allows the TTL and a margin, no more.
-    topo.proc('gateway-c').signal('SIGKILL');
+    ctx.topo.proc('gateway-c').signal('SIGKILL');
     await expectMemberFrames(watcher, channel, ['added erin', 'removed erin']);
     await expectState(channel, { subscriptions: 1, users: ['watcher'] });
     await expectState(ticker, { subscriptions: 1 });
 
     // A new boot of the gateway starts clean.
-    await topo.restart('gateway-c');
+    await ctx.topo.restart('gateway-c');
     await rawMember(2, channel, 'erin');
     await expectMemberFrames(watcher, channel, ['added erin', 'removed erin', 'added erin']);
     await expectState(channel, { subscriptions: 2, users: ['erin', 'watcher'] });
@@ -209,12 +203,12 @@ describe('global presence [presence]', () => {
     const gina = await rawMember(2, channel, 'gina');
     await expectMemberFrames(watcher, channel, ['added frank', 'added gina']);
 
-    topo.proc('presence').signal('SIGKILL');
+    ctx.topo.proc('presence').signal('SIGKILL');
     // While no presence service runs: gina leaves, and harry's subscribe
     // waits for the next instance.
     gina.send({ event: 'pusher:unsubscribe', data: { channel } });
     const harry = rawMember(1, channel, 'harry', 15_000);
-    await topo.restart('presence');
+    await ctx.topo.restart('presence');
     assert.deepEqual((await harry).members, ['frank', 'harry', 'watcher']);
 
     // A last member after the restart: everything before it is in.

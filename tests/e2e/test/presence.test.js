@@ -3,11 +3,12 @@
 // events.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import Echo from 'laravel-echo';
 
 import { connectPusher, connectRaw, connected, pusherClient, record, subscribe } from '../lib/clients.js';
-import { TOPOLOGIES, startTopology } from '../lib/topology.js';
+import { useTopology } from '../lib/suite.js';
+import { TOPOLOGIES } from '../lib/topology.js';
 import { Recorder, randomId } from '../lib/wait.js';
 
 // userAuthorizer signs presence subscriptions for one user, as Laravel's
@@ -37,24 +38,18 @@ function memberIds(channel) {
 
 for (const kind of TOPOLOGIES) {
   describe(`presence channels [${kind}]`, () => {
-    let topo;
-    let sdk;
-    before(async () => {
-      topo = await startTopology(kind, { label: 'presence' });
-      sdk = topo.sdk();
-    });
-    after(() => topo?.stop());
+    const ctx = useTopology(kind, { label: 'presence' });
 
     it('lists members on subscribe and announces joins and leaves across gateways', async () => {
       const name = `presence-room.${randomId()}`;
-      const alice = await asUser(topo, 0, sdk, 'alice', { name: 'Alice' });
+      const alice = await asUser(ctx.topo, 0, ctx.sdk, 'alice', { name: 'Alice' });
       const ca = await subscribe(alice, name);
       assert.deepEqual(memberIds(ca), ['alice']);
       assert.equal(ca.members.me.id, 'alice');
       const added = record(ca, 'pusher:member_added');
       const removed = record(ca, 'pusher:member_removed');
 
-      const bob = await asUser(topo, 1, sdk, 'bob', { name: 'Bob' });
+      const bob = await asUser(ctx.topo, 1, ctx.sdk, 'bob', { name: 'Bob' });
       const cb = await subscribe(bob, name);
       assert.deepEqual(memberIds(cb), ['alice', 'bob']);
       assert.deepEqual(cb.members.get('alice').info, { name: 'Alice' });
@@ -72,9 +67,9 @@ for (const kind of TOPOLOGIES) {
     it('announces a user once however many connections it has', async () => {
       const name = `presence-tabs.${randomId()}`;
       // A raw watcher sees every member frame, duplicates included.
-      const watcher = await connectRaw(topo, 0);
+      const watcher = await connectRaw(ctx.topo, 0);
       const channelData = JSON.stringify({ user_id: 'watcher', user_info: {} });
-      const { auth } = sdk.authorizeChannel(watcher.socketId, name, { user_id: 'watcher', user_info: {} });
+      const { auth } = ctx.sdk.authorizeChannel(watcher.socketId, name, { user_id: 'watcher', user_info: {} });
       await watcher.subscribe(name, { auth, channel_data: channelData });
       const memberFrames = () =>
         watcher.frames.items
@@ -82,16 +77,16 @@ for (const kind of TOPOLOGIES) {
           .map((f) => `${f.event.slice('pusher_internal:member_'.length)} ${JSON.parse(f.data).user_id}`);
 
       // Two tabs of the same user, one on each gateway.
-      const tab1 = await asUser(topo, 0, sdk, 'carol', { tab: 1 });
+      const tab1 = await asUser(ctx.topo, 0, ctx.sdk, 'carol', { tab: 1 });
       await subscribe(tab1, name);
-      const tab2 = await asUser(topo, 1, sdk, 'carol', { tab: 2 });
+      const tab2 = await asUser(ctx.topo, 1, ctx.sdk, 'carol', { tab: 2 });
       const c2 = await subscribe(tab2, name);
       assert.deepEqual(memberIds(c2), ['carol', 'watcher']);
       tab1.disconnect();
       tab2.disconnect();
       await watcher.frames.waitMatch((f) => f.event === 'pusher_internal:member_removed');
       // Another user comes and goes: anything about carol is in by then.
-      const henry = await asUser(topo, 1, sdk, 'henry', {});
+      const henry = await asUser(ctx.topo, 1, ctx.sdk, 'henry', {});
       await subscribe(henry, name);
       henry.disconnect();
       await watcher.frames.waitMatch(
@@ -102,8 +97,8 @@ for (const kind of TOPOLOGIES) {
 
     it('adds user_id to client events on presence channels', async () => {
       const name = `presence-chat.${randomId()}`;
-      const dave = await asUser(topo, 0, sdk, 'dave', {});
-      const erin = await asUser(topo, 1, sdk, 'erin', {});
+      const dave = await asUser(ctx.topo, 0, ctx.sdk, 'dave', {});
+      const erin = await asUser(ctx.topo, 1, ctx.sdk, 'erin', {});
       const cd = await subscribe(dave, name);
       const ce = await subscribe(erin, name);
       const heard = new Recorder('client-typing heard by erin');
@@ -117,11 +112,11 @@ for (const kind of TOPOLOGIES) {
     it("Echo's join() calls here, joining and leaving", async () => {
       const room = `lobby.${randomId()}`;
       const echoFor = async (i, userId) => {
-        const client = pusherClient(topo, i, {
-          sdk,
-          options: { channelAuthorization: { customHandler: userAuthorizer(sdk, userId, { id: userId }) } },
+        const client = pusherClient(ctx.topo, i, {
+          sdk: ctx.sdk,
+          options: { channelAuthorization: { customHandler: userAuthorizer(ctx.sdk, userId, { id: userId }) } },
         });
-        const echo = new Echo({ broadcaster: 'reverb', key: topo.app.key, client });
+        const echo = new Echo({ broadcaster: 'reverb', key: ctx.topo.app.key, client });
         await connected(client);
         return { echo, client };
       };

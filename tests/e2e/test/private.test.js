@@ -3,10 +3,11 @@
 // and socket_id exclusion.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 
 import { connectPusher, connectRaw, record, subscribe } from '../lib/clients.js';
-import { TOPOLOGIES, startTopology } from '../lib/topology.js';
+import { useTopology } from '../lib/suite.js';
+import { TOPOLOGIES } from '../lib/topology.js';
 import { randomId } from '../lib/wait.js';
 
 // A 32-byte master key, base64: the SDK derives each channel's key from it.
@@ -14,26 +15,20 @@ const MASTER_KEY = Buffer.from('herald-e2e-master-key-32-bytes!!').toString('bas
 
 for (const kind of TOPOLOGIES) {
   describe(`private channels [${kind}]`, () => {
-    let topo;
-    let sdk;
-    before(async () => {
-      topo = await startTopology(kind, { label: 'private' });
-      sdk = topo.sdk({ encryptionMasterKeyBase64: MASTER_KEY });
-    });
-    after(() => topo?.stop());
+    const ctx = useTopology(kind, { label: 'private', sdk: { encryptionMasterKeyBase64: MASTER_KEY } });
 
     it('subscribes with a signed auth and receives events', async () => {
-      const client = await connectPusher(topo, 0, { sdk });
+      const client = await connectPusher(ctx.topo, 0, { sdk: ctx.sdk });
       const name = `private-orders.${randomId()}`;
       const ch = await subscribe(client, name);
       const got = record(ch, 'status');
-      await sdk.trigger(name, 'status', { state: 'paid' });
+      await ctx.sdk.trigger(name, 'status', { state: 'paid' });
       assert.deepEqual(await got.waitCount(1), [{ state: 'paid' }]);
     });
 
     it('refuses a subscription signed with the wrong secret: pusher:subscription_error', async () => {
-      const wrong = topo.sdk({ secret: 'not-the-secret-of-this-app-000000' });
-      const client = await connectPusher(topo, 1, { sdk: wrong });
+      const wrong = ctx.topo.sdk({ secret: 'not-the-secret-of-this-app-000000' });
+      const client = await connectPusher(ctx.topo, 1, { sdk: wrong });
       const name = `private-denied-${randomId()}`;
       const err = await subscribe(client, name).then(
         () => assert.fail('subscription succeeded with a bad signature'),
@@ -47,18 +42,18 @@ for (const kind of TOPOLOGIES) {
       assert.equal(client.connection.state, 'connected');
       const pub = `after-denied-${randomId()}`;
       const got = record(await subscribe(client, pub), 'ok');
-      await sdk.trigger(pub, 'ok', { fine: true });
+      await ctx.sdk.trigger(pub, 'ok', { fine: true });
       await got.waitCount(1);
       // And the refused channel gets nothing.
       const leaked = record(client.channel(name), 'status');
-      await sdk.trigger(name, 'status', { leaked: true });
-      await sdk.trigger(pub, 'ok', { fine: 2 });
+      await ctx.sdk.trigger(name, 'status', { leaked: true });
+      await ctx.sdk.trigger(pub, 'ok', { fine: 2 });
       await got.waitCount(2);
       assert.deepEqual(leaked.items, []);
     });
 
     it('refuses a private subscription without auth, on a raw socket', async () => {
-      const raw = await connectRaw(topo, 0);
+      const raw = await connectRaw(ctx.topo, 0);
       const name = `private-noauth-${randomId()}`;
       const f = await raw.request(
         { event: 'pusher:subscribe', data: { channel: name } },
@@ -71,12 +66,12 @@ for (const kind of TOPOLOGIES) {
     });
 
     it('relays private-encrypted events that pusher-js decrypts', async () => {
-      const client = await connectPusher(topo, 0, { sdk });
+      const client = await connectPusher(ctx.topo, 0, { sdk: ctx.sdk });
       const name = `private-encrypted-chat.${randomId()}`;
       const ch = await subscribe(client, name);
       const got = record(ch, 'message');
-      await sdk.trigger(name, 'message', { text: 'secret hello', n: 1 });
-      await sdk.triggerBatch([{ channel: name, name: 'message', data: { text: 'batched', n: 2 } }]);
+      await ctx.sdk.trigger(name, 'message', { text: 'secret hello', n: 1 });
+      await ctx.sdk.triggerBatch([{ channel: name, name: 'message', data: { text: 'batched', n: 2 } }]);
       assert.deepEqual(await got.waitCount(2), [
         { text: 'secret hello', n: 1 },
         { text: 'batched', n: 2 },
@@ -84,11 +79,11 @@ for (const kind of TOPOLOGIES) {
     });
 
     it('relays private-encrypted data opaquely: the wire holds only nonce and ciphertext', async () => {
-      const raw = await connectRaw(topo, 1);
+      const raw = await connectRaw(ctx.topo, 1);
       const name = `private-encrypted-raw.${randomId()}`;
-      const { auth } = sdk.authorizeChannel(raw.socketId, name);
+      const { auth } = ctx.sdk.authorizeChannel(raw.socketId, name);
       await raw.subscribe(name, { auth });
-      await sdk.trigger(name, 'message', { text: 'never in clear' });
+      await ctx.sdk.trigger(name, 'message', { text: 'never in clear' });
       const f = await raw.frames.waitMatch((x) => x.channel === name && x.event === 'message');
       assert.equal(typeof f.data, 'string', 'data is a JSON string');
       const payload = JSON.parse(f.data);
@@ -97,11 +92,11 @@ for (const kind of TOPOLOGIES) {
     });
 
     it('refuses client events on private-encrypted channels', async () => {
-      const a = await connectRaw(topo, 0);
-      const b = await connectRaw(topo, 1);
+      const a = await connectRaw(ctx.topo, 0);
+      const b = await connectRaw(ctx.topo, 1);
       const name = `private-encrypted-whisper.${randomId()}`;
-      await a.subscribe(name, { auth: sdk.authorizeChannel(a.socketId, name).auth });
-      await b.subscribe(name, { auth: sdk.authorizeChannel(b.socketId, name).auth });
+      await a.subscribe(name, { auth: ctx.sdk.authorizeChannel(a.socketId, name).auth });
+      await b.subscribe(name, { auth: ctx.sdk.authorizeChannel(b.socketId, name).auth });
       const err = await a.request(
         { event: 'client-typing', channel: name, data: { who: 'a' } },
         (x) => x.event === 'pusher:error',
@@ -109,35 +104,35 @@ for (const kind of TOPOLOGIES) {
       assert.equal(typeof err.data, 'object', `pusher:error data is an object: ${JSON.stringify(err)}`);
       assert.equal(typeof err.data.message, 'string');
       // b got nothing: a server event sent after it arrives alone.
-      await sdk.trigger(name, 'message', { n: 1 });
+      await ctx.sdk.trigger(name, 'message', { n: 1 });
       await b.frames.waitMatch((x) => x.channel === name && x.event === 'message');
       assert.equal(b.frames.items.filter((x) => x.event === 'client-typing').length, 0);
     });
 
     it('leaves out the socket named in socket_id (toOthers), across gateways', async () => {
       // In split mode the sender is on gateway A and the receiver on B.
-      const sender = await connectPusher(topo, 0, { sdk });
-      const receiver = await connectPusher(topo, 1, { sdk });
+      const sender = await connectPusher(ctx.topo, 0, { sdk: ctx.sdk });
+      const receiver = await connectPusher(ctx.topo, 1, { sdk: ctx.sdk });
       const name = `private-room.${randomId()}`;
       const mine = record(await subscribe(sender, name), 'said');
       const theirs = record(await subscribe(receiver, name), 'said');
-      await sdk.trigger(name, 'said', { n: 1 }, { socket_id: sender.connection.socket_id });
-      await sdk.trigger(name, 'said', { n: 2 });
+      await ctx.sdk.trigger(name, 'said', { n: 1 }, { socket_id: sender.connection.socket_id });
+      await ctx.sdk.trigger(name, 'said', { n: 2 });
       assert.deepEqual(await theirs.waitCount(2), [{ n: 1 }, { n: 2 }]);
       // n=2 came after n=1 on the same channel: the sender saw it alone.
       assert.deepEqual(await mine.waitCount(1), [{ n: 2 }]);
-      await sdk.trigger(name, 'said', { n: 3 });
+      await ctx.sdk.trigger(name, 'said', { n: 3 });
       await mine.waitCount(2);
       assert.deepEqual(mine.items, [{ n: 2 }, { n: 3 }]);
     });
 
     it('leaves out the socket_id in a triggerBatch too', async () => {
-      const sender = await connectPusher(topo, 1, { sdk });
-      const receiver = await connectPusher(topo, 0, { sdk });
+      const sender = await connectPusher(ctx.topo, 1, { sdk: ctx.sdk });
+      const receiver = await connectPusher(ctx.topo, 0, { sdk: ctx.sdk });
       const name = `batch-excl-${randomId()}`;
       const mine = record(await subscribe(sender, name), 'e');
       const theirs = record(await subscribe(receiver, name), 'e');
-      await sdk.triggerBatch([
+      await ctx.sdk.triggerBatch([
         { channel: name, name: 'e', data: { n: 1 }, socket_id: sender.connection.socket_id },
         { channel: name, name: 'e', data: { n: 2 } },
       ]);

@@ -2,28 +2,23 @@
 // pusher-js subscribers, as from a Laravel app to a browser.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 
 import { connectPusher, connectRaw, record, subscribe } from '../lib/clients.js';
-import { TOPOLOGIES, startTopology } from '../lib/topology.js';
+import { useTopology } from '../lib/suite.js';
+import { TOPOLOGIES } from '../lib/topology.js';
 import { randomId } from '../lib/wait.js';
 
 for (const kind of TOPOLOGIES) {
   describe(`public channels [${kind}]`, () => {
-    let topo;
-    let sdk;
-    before(async () => {
-      topo = await startTopology(kind, { label: 'pubsub' });
-      sdk = topo.sdk();
-    });
-    after(() => topo?.stop());
+    const ctx = useTopology(kind, { label: 'pubsub' });
 
     it('delivers an event triggered on one channel', async () => {
-      const client = await connectPusher(topo, 0);
+      const client = await connectPusher(ctx.topo, 0);
       const name = `orders-${randomId()}`;
       const ch = await subscribe(client, name);
       const got = record(ch, 'order.shipped');
-      const res = await sdk.trigger(name, 'order.shipped', { id: 42, total: '9.99', tags: ['a', 'b'] });
+      const res = await ctx.sdk.trigger(name, 'order.shipped', { id: 42, total: '9.99', tags: ['a', 'b'] });
       assert.equal(res.status, 200);
       assert.deepEqual(await res.json(), {});
       const [data] = await got.waitCount(1);
@@ -31,24 +26,24 @@ for (const kind of TOPOLOGIES) {
     });
 
     it('delivers string data as the string it is', async () => {
-      const client = await connectPusher(topo, 1);
+      const client = await connectPusher(ctx.topo, 1);
       const name = `text-${randomId()}`;
       const ch = await subscribe(client, name);
       const got = record(ch, 'note');
       const text = 'plain text with "quotes", <tags> & ünïcödé';
-      await sdk.trigger(name, 'note', text);
+      await ctx.sdk.trigger(name, 'note', text);
       const [data] = await got.waitCount(1);
       assert.equal(data, text);
     });
 
     it('delivers one trigger to several channels, once on each', async () => {
-      const client = await connectPusher(topo, 0);
+      const client = await connectPusher(ctx.topo, 0);
       const names = [1, 2, 3].map((i) => `multi-${i}-${randomId()}`);
       const recs = [];
       for (const n of names) recs.push(record(await subscribe(client, n), 'fanout'));
       // A channel nobody listens to must not disturb the others.
-      await sdk.trigger([...names, `nobody-${randomId()}`], 'fanout', { n: 1 });
-      await sdk.trigger(names, 'fanout', { n: 2 });
+      await ctx.sdk.trigger([...names, `nobody-${randomId()}`], 'fanout', { n: 1 });
+      await ctx.sdk.trigger(names, 'fanout', { n: 2 });
       for (const r of recs) {
         const items = await r.waitCount(2);
         assert.deepEqual(items, [{ n: 1 }, { n: 2 }], `events on ${r.label}`);
@@ -59,12 +54,12 @@ for (const kind of TOPOLOGIES) {
     });
 
     it('delivers a triggerBatch, in order per channel', async () => {
-      const client = await connectPusher(topo, 1);
+      const client = await connectPusher(ctx.topo, 1);
       const a = `batch-a-${randomId()}`;
       const b = `batch-b-${randomId()}`;
       const ra = record(await subscribe(client, a), 'step');
       const rb = record(await subscribe(client, b), 'step');
-      const res = await sdk.triggerBatch([
+      const res = await ctx.sdk.triggerBatch([
         { channel: a, name: 'step', data: { i: 1 } },
         { channel: b, name: 'step', data: { i: 1 } },
         { channel: a, name: 'step', data: { i: 2 } },
@@ -76,11 +71,11 @@ for (const kind of TOPOLOGIES) {
     });
 
     it('keeps the order of events triggered one after another', async () => {
-      const client = await connectPusher(topo, 0);
+      const client = await connectPusher(ctx.topo, 0);
       const name = `progress-${randomId()}`;
       const got = record(await subscribe(client, name), 'progress');
       const steps = [0, 10, 20, 30, 40, 50, 50, 60, 70, 80, 90, 100];
-      for (const pct of steps) await sdk.trigger(name, 'progress', { pct });
+      for (const pct of steps) await ctx.sdk.trigger(name, 'progress', { pct });
       const items = await got.waitCount(steps.length);
       // Two identical events in a row (50 twice) are both delivered.
       assert.deepEqual(
@@ -92,18 +87,18 @@ for (const kind of TOPOLOGIES) {
     it('stops delivering after unsubscribe', async () => {
       // A raw client: pusher-js drops frames of channels it left, which
       // would hide a server that keeps sending them.
-      const raw = await connectRaw(topo, 1);
+      const raw = await connectRaw(ctx.topo, 1);
       const name = `leave-${randomId()}`;
       const sentinel = `sentinel-${randomId()}`;
       await raw.subscribe(name);
-      await sdk.trigger(name, 'tick', { n: 1 });
+      await ctx.sdk.trigger(name, 'tick', { n: 1 });
       await raw.frames.waitMatch((f) => f.channel === name && f.event === 'tick');
       raw.send({ event: 'pusher:unsubscribe', data: { channel: name } });
       // The unsubscribe travels on the same socket before the sentinel's
       // subscribe, so once the sentinel is live the first is gone.
       await raw.subscribe(sentinel);
-      await sdk.trigger(name, 'tick', { n: 2 });
-      await sdk.trigger(sentinel, 'tick', { n: 3 });
+      await ctx.sdk.trigger(name, 'tick', { n: 2 });
+      await ctx.sdk.trigger(sentinel, 'tick', { n: 3 });
       await raw.frames.waitMatch((f) => f.channel === sentinel && f.event === 'tick');
       const ticks = raw.frames.items.filter((f) => f.channel === name && f.event === 'tick');
       assert.deepEqual(

@@ -12,7 +12,8 @@ import { after, before, describe, it } from 'node:test';
 
 import { launchChromium, pageServer as servePage, skipWithoutChromium } from '../lib/browser.js';
 import { RouteProxy } from '../lib/proxy.js';
-import { E2E_DIR, TOPOLOGIES, startTopology } from '../lib/topology.js';
+import { useTopology } from '../lib/suite.js';
+import { E2E_DIR, TOPOLOGIES } from '../lib/topology.js';
 import { randomId, waitFor } from '../lib/wait.js';
 
 const PAGE = path.join(E2E_DIR, 'browser', 'replay.html');
@@ -108,29 +109,23 @@ describe('replay in Chromium with laravel-echo and the companion [split]', { ski
   }
 
   describe('on a split topology', () => {
-    let topo;
-    let sdk;
-    before(async () => {
-      topo = await startTopology('split', { label: 'replay-browser' });
-      sdk = topo.sdk();
-      pages.setSDK(sdk);
-    });
-    after(() => topo?.stop());
+    const ctx = useTopology('split', { label: 'replay-browser' });
+    before(() => pages.setSDK(ctx.sdk));
 
     it('resumes on the other gateway after the connection drops mid-stream: nothing lost, nothing twice', async (t) => {
-      const b = await tab(topo, t);
+      const b = await tab(ctx.topo, t);
       const name = `stream-${randomId()}`;
       await b.open([name]);
-      await emit(sdk, name, 1, 5);
+      await emit(ctx.sdk, name, 1, 5);
       await b.ticks(name, 5);
       const firstSocket = await b.page.evaluate(() => window.herald.socketIds[0]);
 
       // The network drops; the page's next connection reaches gateway B.
-      b.proxy.route(topo.ws[1]);
+      b.proxy.route(ctx.topo.ws[1]);
       b.proxy.cut();
-      await emit(sdk, name, 6, 15);
+      await emit(ctx.sdk, name, 6, 15);
       await b.event(name, 'herald:resumed');
-      await emit(sdk, name, 16, 20);
+      await emit(ctx.sdk, name, 16, 20);
       await b.ticks(name, 20);
 
       const seq = await b.seq(name);
@@ -144,24 +139,24 @@ describe('replay in Chromium with laravel-echo and the companion [split]', { ski
     });
 
     it('resumes after a page reload from the positions in sessionStorage', async (t) => {
-      const b = await tab(topo, t);
+      const b = await tab(ctx.topo, t);
       const name = `reload-${randomId()}`;
       await b.open([name]);
-      await emit(sdk, name, 1, 3);
+      await emit(ctx.sdk, name, 1, 3);
       await b.ticks(name, 3);
       assert.deepEqual(await b.seq(name), [1, 2, 3]);
 
       // The reloaded page waits before it connects, so that events surely
       // happen while no page is listening.
       await b.page.evaluate(() => sessionStorage.setItem('herald-e2e:hold', '1'));
-      b.proxy.route(topo.ws[1]);
+      b.proxy.route(ctx.topo.ws[1]);
       await b.page.reload();
       assert.equal(await b.page.evaluate(() => window.herald.holding), true);
-      await emit(sdk, name, 4, 8);
+      await emit(ctx.sdk, name, 4, 8);
       await b.page.evaluate(() => window.herald.start());
       await b.subscribed(1);
       await b.event(name, 'herald:resumed');
-      await emit(sdk, name, 9, 10);
+      await emit(ctx.sdk, name, 9, 10);
       await b.ticks(name, 7);
       assert.deepEqual(await b.seq(name), [4, 5, 6, 7, 8, 'herald:resumed', 9, 10]);
       const [resumed] = await b.received(name, 'herald:resumed');
@@ -170,12 +165,12 @@ describe('replay in Chromium with laravel-echo and the companion [split]', { ski
     });
 
     it('rewinds the last N events on the first subscribe, then goes live', async (t) => {
-      const b = await tab(topo, t);
+      const b = await tab(ctx.topo, t);
       const name = `rewind-${randomId()}`;
-      await emit(sdk, name, 1, 6);
+      await emit(ctx.sdk, name, 1, 6);
       await b.open([name], { rewind: `${name}:3` });
       await b.event(name, 'herald:resumed');
-      await emit(sdk, name, 7, 7);
+      await emit(ctx.sdk, name, 7, 7);
       await b.ticks(name, 4);
       assert.deepEqual(await b.seq(name), [4, 5, 6, 'herald:resumed', 7]);
       const [resumed] = await b.received(name, 'herald:resumed');
@@ -183,20 +178,20 @@ describe('replay in Chromium with laravel-echo and the companion [split]', { ski
     });
 
     it('delivers 20 live events racing a replay of 30, all once and in order', async (t) => {
-      const b = await tab(topo, t);
+      const b = await tab(ctx.topo, t);
       const name = `race-${randomId()}`;
       await b.open([name]);
-      await emit(sdk, name, 1, 5);
+      await emit(ctx.sdk, name, 1, 5);
       await b.ticks(name, 5);
 
       // The page loses its connection and its reconnection is held at the
       // proxy while 30 events pass; it is let through as 20 more are sent.
       b.proxy.hold();
-      b.proxy.route(topo.ws[1]);
+      b.proxy.route(ctx.topo.ws[1]);
       b.proxy.cut();
-      await emit(sdk, name, 6, 35);
+      await emit(ctx.sdk, name, 6, 35);
       await waitFor(() => b.proxy.held > 0, { timeout: WAIT, what: 'the page to reconnect' });
-      const live = emit(sdk, name, 36, 55);
+      const live = emit(ctx.sdk, name, 36, 55);
       b.proxy.release();
       await live;
       await b.ticks(name, 55);
@@ -211,73 +206,67 @@ describe('replay in Chromium with laravel-echo and the companion [split]', { ski
     });
 
     it('resumes a private channel with valid auth, and refuses it with invalid auth', async (t) => {
-      const b = await tab(topo, t);
+      const b = await tab(ctx.topo, t);
       const name = `private-orders.${randomId()}`;
       const marker = `marker-${randomId()}`;
       await b.open([name, marker]);
-      await emit(sdk, name, 1, 2);
+      await emit(ctx.sdk, name, 1, 2);
       await b.ticks(name, 2);
 
-      b.proxy.route(topo.ws[1]);
+      b.proxy.route(ctx.topo.ws[1]);
       b.proxy.cut();
-      await emit(sdk, name, 3, 5);
+      await emit(ctx.sdk, name, 3, 5);
       await b.event(name, 'herald:resumed');
-      await emit(sdk, name, 6, 6);
+      await emit(ctx.sdk, name, 6, 6);
       await b.ticks(name, 6);
       assert.deepEqual(await b.seq(name), [1, 2, 3, 4, 5, 'herald:resumed', 6]);
 
       // The app's auth endpoint now signs with a wrong secret: the resume is
       // refused, and nothing of the channel reaches the page.
-      pages.setSDK(topo.sdk({ secret: 'not-the-secret-of-this-app-00000' }));
-      t.after(() => pages.setSDK(sdk));
-      b.proxy.route(topo.ws[0]);
+      pages.setSDK(ctx.topo.sdk({ secret: 'not-the-secret-of-this-app-00000' }));
+      t.after(() => pages.setSDK(ctx.sdk));
+      b.proxy.route(ctx.topo.ws[0]);
       b.proxy.cut();
-      await emit(sdk, name, 7, 9);
+      await emit(ctx.sdk, name, 7, 9);
       await b.until((c) => window.herald.failed.some((f) => f.name === c), name, 'subscription_error on the private channel');
       const [failure] = await b.page.evaluate(() => window.herald.failed);
       assert.equal(failure.error.status, 401, JSON.stringify(failure));
       // The marker channel resumes on the same connection; once its event
       // arrived, one sent before it on the private channel would have too.
-      await emit(sdk, name, 10, 10);
-      await sdk.trigger(marker, 'tick', { n: 1 });
+      await emit(ctx.sdk, name, 10, 10);
+      await ctx.sdk.trigger(marker, 'tick', { n: 1 });
       await b.ticks(marker, 1);
       assert.deepEqual(await b.seq(name), [1, 2, 3, 4, 5, 'herald:resumed', 6]);
     });
   });
 
   describe('on a split topology whose app keeps 3 events per channel', () => {
-    let topo;
-    let sdk;
-    before(async () => {
-      topo = await startTopology('split', { label: 'replay-browser-small', appExtra: { replay_max_events: 3 } });
-      sdk = topo.sdk();
-    });
-    after(() => topo?.stop());
+    const ctx = useTopology('split', { label: 'replay-browser-small', appExtra: { replay_max_events: 3 } });
 
     it('sends herald:resume_failed when the gap exceeds the window, then live', async (t) => {
-      pages.setSDK(sdk);
-      const b = await tab(topo, t);
+      pages.setSDK(ctx.sdk);
+      const b = await tab(ctx.topo, t);
       const name = `window-${randomId()}`;
       await b.open([name]);
-      await emit(sdk, name, 1, 2);
+      await emit(ctx.sdk, name, 1, 2);
       await b.ticks(name, 2);
 
       b.proxy.hold();
-      b.proxy.route(topo.ws[1]);
+      b.proxy.route(ctx.topo.ws[1]);
       b.proxy.cut();
-      await emit(sdk, name, 3, 12);
+      await emit(ctx.sdk, name, 3, 12);
       b.proxy.release();
       await b.event(name, 'herald:resume_failed');
-      await emit(sdk, name, 13, 13);
+      await emit(ctx.sdk, name, 13, 13);
       await b.ticks(name, 3);
       assert.deepEqual(await b.seq(name), [1, 2, 'herald:resume_failed', 13]);
       assert.deepEqual(await b.received(name, 'herald:resume_failed'), [{ reason: 'window_exceeded' }]);
 
       // Live started at the channel's current position: the next drop resumes from there.
       b.proxy.hold();
-      b.proxy.route(topo.ws[0]);
+      b.proxy.route(ctx.topo.ws[0]);
       b.proxy.cut();
-      await emit(sdk, name, 14, 15);
+      await emit(ctx.sdk, name, 14, 15);
       b.proxy.release();
       await b.event(name, 'herald:resumed');
       assert.deepEqual(await b.seq(name), [1, 2, 'herald:resume_failed', 13, 14, 15, 'herald:resumed']);

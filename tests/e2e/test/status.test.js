@@ -10,7 +10,8 @@ import { after, before, describe, it } from 'node:test';
 
 import { launchChromium, skipWithoutChromium } from '../lib/browser.js';
 import { connectPusher, connectRaw, subscribe } from '../lib/clients.js';
-import { E2E_DIR, TOPOLOGIES, startTopology } from '../lib/topology.js';
+import { useTopology } from '../lib/suite.js';
+import { E2E_DIR, TOPOLOGIES } from '../lib/topology.js';
 import { randomId } from '../lib/wait.js';
 
 const PAGE = '/apps/_herald/status';
@@ -29,19 +30,15 @@ describe('status page', { skip }, () => {
 
   for (const kind of TOPOLOGIES) {
     describe(`[${kind}]`, () => {
-      let topo;
-      before(async () => {
-        topo = await startTopology(kind, { label: 'status', env: { HERALD_ADMIN_TOKEN: TOKEN } });
-      });
-      after(() => topo?.stop());
+      const ctx = useTopology(kind, { label: 'status', env: { HERALD_ADMIN_TOKEN: TOKEN } });
 
       it('answers 401 without the token', async () => {
         for (const p of [PAGE, `${PAGE}/data.json`, `${PAGE}?token=not-the-token-at-all`]) {
-          const res = await fetch(topo.httpURL(p), { redirect: 'manual' });
+          const res = await fetch(ctx.topo.httpURL(p), { redirect: 'manual' });
           assert.equal(res.status, 401, `GET ${p}`);
           assert.ok((await res.json()).error);
         }
-        const res = await fetch(topo.httpURL(`${PAGE}/data.json`), { headers: { authorization: `Bearer ${TOKEN}` } });
+        const res = await fetch(ctx.topo.httpURL(`${PAGE}/data.json`), { headers: { authorization: `Bearer ${TOKEN}` } });
         assert.equal(res.status, 200);
       });
 
@@ -52,10 +49,10 @@ describe('status page', { skip }, () => {
         page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
         let navigations = 0;
         page.on('framenavigated', (f) => f === page.mainFrame() && navigations++);
-        const sdk = topo.sdk();
+        const sdk = ctx.topo.sdk();
         let triggering = true;
         try {
-          await page.goto(topo.httpURL(`${PAGE}?token=${TOKEN}`));
+          await page.goto(ctx.topo.httpURL(`${PAGE}?token=${TOKEN}`));
           assert.ok(!page.url().includes('token='), `the token stayed in the address: ${page.url()}`);
           await page.waitForFunction(() => Number(document.getElementById('updates').textContent) >= 1, null, { timeout: 15_000 });
           const navigated = navigations;
@@ -64,7 +61,7 @@ describe('status page', { skip }, () => {
           const channel = `status-${randomId()}`;
           const clients = [];
           for (const i of [0, 1, 1]) {
-            const c = await connectPusher(topo, i, { sdk });
+            const c = await connectPusher(ctx.topo, i, { sdk });
             await subscribe(c, channel);
             clients.push(c);
           }
@@ -75,7 +72,7 @@ describe('status page', { skip }, () => {
             }
           })();
           // A replay: a raw client rewinds the channel's last events.
-          const raw = await connectRaw(topo, 0);
+          const raw = await connectRaw(ctx.topo, 0);
           await raw.request(
             { event: 'pusher:subscribe', data: { channel, rewind: 2 } },
             (f) => f.event === 'herald:resumed' && f.channel === channel,
@@ -102,10 +99,10 @@ describe('status page', { skip }, () => {
           const gateways = await page.$$eval('#gateways tbody tr', (rows) => rows.length);
           assert.equal(gateways, kind === 'split' ? 2 : 1);
           const apps = await page.$$eval('#apps tbody tr td[data-k="id"]', (tds) => tds.map((td) => td.textContent));
-          assert.ok(apps.includes(topo.app.id), `apps shown: ${apps}`);
+          assert.ok(apps.includes(ctx.topo.app.id), `apps shown: ${apps}`);
           assert.ok((await figure(page, 'total-connections')) >= 4);
           // The live tail of the channel shows the events as they go.
-          await page.selectOption('#tail-app', topo.app.id);
+          await page.selectOption('#tail-app', ctx.topo.app.id);
           await page.fill('#tail-channel', channel);
           await page.click('#tail-button');
           await page.waitForFunction(

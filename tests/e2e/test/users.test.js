@@ -2,11 +2,12 @@
 // to a user with the SDK's sendToUser, and terminateUserConnections.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { isDeepStrictEqual } from 'node:util';
 
 import { connectPusher, subscribe } from '../lib/clients.js';
-import { TOPOLOGIES, startTopology } from '../lib/topology.js';
+import { useTopology } from '../lib/suite.js';
+import { TOPOLOGIES } from '../lib/topology.js';
 import { Recorder, randomId, waitFor } from '../lib/wait.js';
 
 // eventually polls a query until check accepts its answer: channel state
@@ -75,36 +76,30 @@ async function signedIn(topo, i, sdk, userId, watchlist) {
 
 for (const kind of TOPOLOGIES) {
   describe(`channel queries and users [${kind}]`, { concurrency: true }, () => {
-    let topo;
-    let sdk;
-    before(async () => {
-      topo = await startTopology(kind, { label: 'users' });
-      sdk = topo.sdk();
-    });
-    after(() => topo?.stop());
+    const ctx = useTopology(kind, { label: 'users' });
 
     it('lists occupied channels, filtered by prefix', async () => {
       const prefix = `q${randomId(6)}-`;
-      const a = await connectPusher(topo, 0);
-      const b = await connectPusher(topo, 1);
+      const a = await connectPusher(ctx.topo, 0);
+      const b = await connectPusher(ctx.topo, 1);
       await subscribe(a, `${prefix}one`);
       await subscribe(b, `${prefix}two`);
       const want = [`${prefix}one`, `${prefix}two`];
-      await eventually(sdk, '/channels', { filter_by_prefix: prefix }, (body) =>
+      await eventually(ctx.sdk, '/channels', { filter_by_prefix: prefix }, (body) =>
         isDeepStrictEqual(Object.keys(body.channels ?? {}).sort(), want),
       );
     });
 
     it('counts the subscribers of a channel on both gateways', async () => {
       const name = `counted-${randomId()}`;
-      for (const i of [0, 1, 1]) await subscribe(await connectPusher(topo, i), name);
+      for (const i of [0, 1, 1]) await subscribe(await connectPusher(ctx.topo, i), name);
       await eventually(
-        sdk,
+        ctx.sdk,
         `/channels/${name}`,
         { info: 'subscription_count' },
         (body) => body.occupied === true && body.subscription_count === 3,
       );
-      const empty = await getJSON(sdk, `/channels/nobody-${randomId()}`, {});
+      const empty = await getJSON(ctx.sdk, `/channels/nobody-${randomId()}`, {});
       assert.equal(empty.occupied, false, JSON.stringify(empty));
     });
 
@@ -114,37 +109,37 @@ for (const kind of TOPOLOGIES) {
         [0, 'u1'],
         [1, 'u2'],
       ]) {
-        const c = await connectPusher(topo, i, {
-          sdk,
-          options: { channelAuthorization: { customHandler: presenceAuthorizer(sdk, user) } },
+        const c = await connectPusher(ctx.topo, i, {
+          sdk: ctx.sdk,
+          options: { channelAuthorization: { customHandler: presenceAuthorizer(ctx.sdk, user) } },
         });
         await subscribe(c, name);
       }
-      await eventually(sdk, `/channels/${name}/users`, {}, (body) =>
+      await eventually(ctx.sdk, `/channels/${name}/users`, {}, (body) =>
         isDeepStrictEqual((body.users ?? []).map((u) => u.id).sort(), ['u1', 'u2']),
       );
     });
 
     it('signs a user in and delivers sendToUser to every connection of that user', async () => {
       const userId = `user-${randomId(6)}`;
-      const tabs = [await signedIn(topo, 0, sdk, userId), await signedIn(topo, 1, sdk, userId)];
+      const tabs = [await signedIn(ctx.topo, 0, ctx.sdk, userId), await signedIn(ctx.topo, 1, ctx.sdk, userId)];
       const got = tabs.map((t) => {
         const r = new Recorder(`notice for ${userId}`);
         t.user.bind('notice', r.push);
         return r;
       });
-      const other = await signedIn(topo, 1, sdk, `other-${randomId(6)}`);
+      const other = await signedIn(ctx.topo, 1, ctx.sdk, `other-${randomId(6)}`);
       const otherGot = new Recorder('notice for another user');
       other.user.bind('notice', otherGot.push);
-      await sdk.sendToUser(userId, 'notice', { text: 'hi' });
+      await ctx.sdk.sendToUser(userId, 'notice', { text: 'hi' });
       for (const r of got) assert.deepEqual(await r.waitCount(1), [{ text: 'hi' }]);
       // The other user's own notice arrives alone.
-      await sdk.sendToUser(other.user.user_data.id, 'notice', { text: 'yours' });
+      await ctx.sdk.sendToUser(other.user.user_data.id, 'notice', { text: 'yours' });
       assert.deepEqual(await otherGot.waitCount(1), [{ text: 'yours' }]);
     });
 
     it("refuses another user's #server-to-user channel", async () => {
-      const client = await signedIn(topo, 0, sdk, `me-${randomId(6)}`);
+      const client = await signedIn(ctx.topo, 0, ctx.sdk, `me-${randomId(6)}`);
       const foreign = `#server-to-user-someone-else-${randomId(6)}`;
       // pusher-js keeps #server-to-user- names for its own user's channel
       // (subscribe throws), so the signed-in connection sends the frame raw.
@@ -160,15 +155,15 @@ for (const kind of TOPOLOGIES) {
 
     it('tells a watchlist when watched users come online and go offline, across gateways', async () => {
       const [early, late] = [`early-${randomId(6)}`, `late-${randomId(6)}`];
-      const earlyTab = await signedIn(topo, 1, sdk, early);
+      const earlyTab = await signedIn(ctx.topo, 1, ctx.sdk, early);
       const events = new Recorder('watchlist events');
       // Bound before the sign-in, as the initial online set may come at once.
-      const watcher = await connectPusher(topo, 0, {
-        sdk,
+      const watcher = await connectPusher(ctx.topo, 0, {
+        sdk: ctx.sdk,
         options: {
           userAuthentication: {
             customHandler: (params, callback) =>
-              callback(null, sdk.authenticateUser(params.socketId, { id: `watcher-${randomId(6)}`, watchlist: [early, late] })),
+              callback(null, ctx.sdk.authenticateUser(params.socketId, { id: `watcher-${randomId(6)}`, watchlist: [early, late] })),
           },
         },
       });
@@ -177,7 +172,7 @@ for (const kind of TOPOLOGIES) {
       }
       watcher.signin();
       assert.deepEqual(await events.waitCount(1), [`online ${early}`]);
-      const lateTab = await signedIn(topo, 1, sdk, late);
+      const lateTab = await signedIn(ctx.topo, 1, ctx.sdk, late);
       assert.deepEqual((await events.waitCount(2))[1], `online ${late}`);
       lateTab.disconnect();
       earlyTab.disconnect();
@@ -187,10 +182,10 @@ for (const kind of TOPOLOGIES) {
 
     it('terminateUserConnections closes every connection of that user only', async () => {
       const userId = `leaving-${randomId(6)}`;
-      const tabs = [await signedIn(topo, 0, sdk, userId), await signedIn(topo, 1, sdk, userId)];
-      const bystander = await signedIn(topo, 0, sdk, `stays-${randomId(6)}`);
+      const tabs = [await signedIn(ctx.topo, 0, ctx.sdk, userId), await signedIn(ctx.topo, 1, ctx.sdk, userId)];
+      const bystander = await signedIn(ctx.topo, 0, ctx.sdk, `stays-${randomId(6)}`);
       const before = bystander.states.count;
-      const res = await sdk.terminateUserConnections(userId);
+      const res = await ctx.sdk.terminateUserConnections(userId);
       assert.equal(res.status, 200);
       for (const t of tabs) {
         await waitFor(() => t.states.items.some((s) => s !== 'connected'), {

@@ -7,13 +7,13 @@
 
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import Pusher from 'pusher-js';
 
-import { connectPusher, subscribe } from '../lib/clients.js';
+import { connectPusher, endpointOptions, subscribe } from '../lib/clients.js';
 import { startTopology } from '../lib/topology.js';
 import { randomId, waitFor } from '../lib/wait.js';
+import { WebhookEndpoint } from '../lib/webhooks.js';
 
 // Batches of an app go out one at a time, each refused twice (1 s, then 2 s
 // of backoff): six of them take about 18 s.
@@ -22,29 +22,15 @@ const PATIENCE = 30_000;
 // Receiver is a webhook endpoint on loopback. It checks the key and the
 // signature of every POST, and answers per mode: "flaky" refuses the first
 // two attempts of each batch id with 500, "down" refuses all, "up" accepts.
-class Receiver {
+class Receiver extends WebhookEndpoint {
   constructor(app) {
+    super();
     this.app = app;
     this.mode = 'flaky';
     this.attempts = new Map(); // batch id -> attempts
     this.accepted = new Map(); // batch id -> events, from the first accepted attempt
     this.acceptedBodies = new Map(); // batch id -> raw bodies accepted
     this.bad = [];
-    this.server = http.createServer((req, res) => {
-      const chunks = [];
-      req.on('data', (c) => chunks.push(c));
-      req.on('end', () => this.handle(req, res, Buffer.concat(chunks)));
-    });
-  }
-
-  async start() {
-    await new Promise((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${this.server.address().port}/webhook`;
-  }
-
-  stop() {
-    this.server.closeAllConnections();
-    return new Promise((resolve) => this.server.close(resolve));
   }
 
   handle(req, res, body) {
@@ -208,12 +194,7 @@ describe('webhooks [presence]', () => {
     const wrong = topo.sdk({ secret: randomId(32) });
     const ep = topo.ws[1];
     const client = new Pusher(topo.app.key, {
-      cluster: '',
-      wsHost: ep.host,
-      wsPort: ep.port,
-      forceTLS: false,
-      enabledTransports: ['ws'],
-      enableStats: false,
+      ...endpointOptions(ep),
       userAuthentication: {
         customHandler: (params, callback) => {
           try {
