@@ -1,7 +1,9 @@
-// The hooks that give the tests of a describe one running topology.
+// The hooks that give the tests of a describe what they share: a running
+// topology, a browser, a page server.
 
 import { after, before } from 'node:test';
 
+import { launchChromium, pageServer } from './browser.js';
 import { startTopology } from './topology.js';
 
 // useTopology starts a topology of kind before the tests of the describe it
@@ -18,5 +20,30 @@ export function useTopology(kind, options = {}) {
     ctx.sdk = ctx.topo.sdk(sdk);
   });
   after(() => ctx.topo?.stop());
+  return ctx;
+}
+
+// useChromium launches headless Chromium before the tests of the describe it
+// is called in and closes it after them; ctx.browser is the browser.
+export function useChromium() {
+  const ctx = { browser: undefined };
+  before(async () => {
+    ctx.browser = await launchChromium();
+  });
+  after(() => ctx.browser?.close());
+  return ctx;
+}
+
+// usePageServer serves page and scripts (lib/browser.js pageServer) on a
+// loopback origin of its own for the tests of the describe it is called in:
+// ctx.origin is that origin, ctx.setSDK sets the SDK that signs the page's
+// /broadcasting/auth.
+export function usePageServer(page, scripts) {
+  const server = pageServer(page, scripts);
+  const ctx = { origin: undefined, setSDK: server.setSDK };
+  before(async () => {
+    ctx.origin = await server.listen();
+  });
+  after(() => server.close());
   return ctx;
 }

@@ -5,11 +5,11 @@
 
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 
-import { launchChromium, pageServer as servePage, skipWithoutChromium } from '../lib/browser.js';
+import { skipWithoutChromium } from '../lib/browser.js';
 import { connectPusher, record, subscribe } from '../lib/clients.js';
-import { useTopology } from '../lib/suite.js';
+import { useChromium, usePageServer, useTopology } from '../lib/suite.js';
 import { E2E_DIR, TOPOLOGIES } from '../lib/topology.js';
 import { randomId } from '../lib/wait.js';
 
@@ -18,39 +18,26 @@ const PUSHER_JS = path.join(E2E_DIR, 'node_modules', 'pusher-js', 'dist', 'web',
 
 const skip = skipWithoutChromium('the browser test');
 
-// pageServer serves the page, pusher-js and the app's auth endpoint, as a
-// Laravel app serves its front end and /broadcasting/auth.
-const pageServer = () => servePage(PAGE, { '/pusher.min.js': PUSHER_JS });
+// The page, pusher-js and the app's auth endpoint, as a Laravel app serves
+// its front end and /broadcasting/auth.
+const SCRIPTS = { '/pusher.min.js': PUSHER_JS };
 
 describe('browser', { skip }, () => {
-  let browser;
-  let pages;
-  let origin;
-  let strangers; // the same page on another origin, which the app does not allow
-  let strangerOrigin;
-  before(async () => {
-    pages = pageServer();
-    origin = await pages.listen();
-    strangers = pageServer();
-    strangerOrigin = await strangers.listen();
-    browser = await launchChromium();
-  });
-  after(async () => {
-    await browser?.close();
-    await pages?.close();
-    await strangers?.close();
-  });
+  const chromium = useChromium();
+  const pages = usePageServer(PAGE, SCRIPTS);
+  // The same page on another origin, which the app does not allow.
+  const strangers = usePageServer(PAGE, SCRIPTS);
 
   for (const kind of TOPOLOGIES) {
     describe(`pusher-js in Chromium [${kind}]`, () => {
       // Only the page's origin may connect, as a production app sets it.
-      const ctx = useTopology(kind, () => ({ label: 'browser', appExtra: { allowed_origins: [origin] } }));
+      const ctx = useTopology(kind, () => ({ label: 'browser', appExtra: { allowed_origins: [pages.origin] } }));
 
       it('subscribes from a page and receives events, public and private', async () => {
         pages.setSDK(ctx.sdk);
         const pub = `browser-${randomId()}`;
         const priv = `private-browser.${randomId()}`;
-        const context = await browser.newContext();
+        const context = await chromium.browser.newContext();
         const page = await context.newPage();
         const problems = [];
         page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
@@ -58,7 +45,7 @@ describe('browser', { skip }, () => {
         try {
           const ep = ctx.topo.ws[1];
           const q = new URLSearchParams({ key: ctx.topo.app.key, host: ep.host, port: String(ep.port), channels: `${pub},${priv}` });
-          await page.goto(`${origin}/?${q}`);
+          await page.goto(`${pages.origin}/?${q}`);
           await page
             .waitForFunction(() => window.herald && window.herald.subscribed.length === 2, null, { timeout: 15_000 })
             .catch(async (err) => {
@@ -102,7 +89,7 @@ describe('browser', { skip }, () => {
         async () => {
           pages.setSDK(ctx.sdk);
           const name = `private-progress.${randomId()}`;
-          const context = await browser.newContext();
+          const context = await chromium.browser.newContext();
           const page = await context.newPage();
           const problems = [];
           page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
@@ -115,7 +102,7 @@ describe('browser', { skip }, () => {
               channels: name,
               replay: `http://${ep.host}:${ep.port}/app/_herald/replay.js`,
             });
-            await page.goto(`${origin}/?${q}`);
+            await page.goto(`${pages.origin}/?${q}`);
             await page.waitForFunction(() => window.herald && window.herald.subscribed.length === 1, null, { timeout: 10_000 });
           };
           const received = () => page.evaluate(() => window.herald.received.map((r) => [r.event, r.data]));
@@ -149,12 +136,12 @@ describe('browser', { skip }, () => {
 
       it('refuses a page from an origin the app does not allow, and pusher-js gives up', async () => {
         strangers.setSDK(ctx.sdk);
-        const context = await browser.newContext();
+        const context = await chromium.browser.newContext();
         const page = await context.newPage();
         try {
           const ep = ctx.topo.ws[0];
           const q = new URLSearchParams({ key: ctx.topo.app.key, host: ep.host, port: String(ep.port), channels: `x-${randomId()}` });
-          await page.goto(`${strangerOrigin}/?${q}`);
+          await page.goto(`${strangers.origin}/?${q}`);
           const codes = () =>
             page.evaluate(() => window.herald.errors.map((e) => (e.error && e.error.data && e.error.data.code) || (e.data && e.data.code)));
           await page.waitForFunction(() => window.herald.pusher.connection.state === 'disconnected', null, { timeout: 10_000 }).catch(async (err) => {

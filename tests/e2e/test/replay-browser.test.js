@@ -8,11 +8,11 @@
 
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 
-import { launchChromium, pageServer as servePage, skipWithoutChromium } from '../lib/browser.js';
+import { skipWithoutChromium } from '../lib/browser.js';
 import { RouteProxy } from '../lib/proxy.js';
-import { useTopology } from '../lib/suite.js';
+import { useChromium, usePageServer, useTopology } from '../lib/suite.js';
 import { E2E_DIR, TOPOLOGIES } from '../lib/topology.js';
 import { randomId, waitFor } from '../lib/wait.js';
 
@@ -27,9 +27,6 @@ const skip = !TOPOLOGIES.includes('split')
   ? 'needs the split topology (HERALD_E2E_TOPOLOGIES)'
   : skipWithoutChromium('the browser test');
 
-// pageServer serves the page, the scripts and the app's /broadcasting/auth,
-// signed by whichever SDK the test sets (a wrong secret refuses).
-const pageServer = () => servePage(PAGE, SCRIPTS);
 
 // emit triggers tick events n = from..to on channel, one after the other.
 async function emit(sdk, channel, from, to) {
@@ -39,22 +36,14 @@ async function emit(sdk, channel, from, to) {
 const range = (from, to) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 describe('replay in Chromium with laravel-echo and the companion [split]', { skip }, () => {
-  let browser;
-  let pages;
-  let origin;
-  before(async () => {
-    pages = pageServer();
-    origin = await pages.listen();
-    browser = await launchChromium();
-  });
-  after(async () => {
-    await browser?.close();
-    await pages?.close();
-  });
+  const chromium = useChromium();
+  // The page, the scripts and the app's /broadcasting/auth, signed by
+  // whichever SDK the test sets (a wrong secret refuses).
+  const pages = usePageServer(PAGE, SCRIPTS);
 
   // tab opens a browser context with one page and the helpers of a case.
   async function tab(topo, t) {
-    const context = await browser.newContext();
+    const context = await chromium.browser.newContext();
     const page = await context.newPage();
     const problems = [];
     page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
@@ -86,7 +75,7 @@ describe('replay in Chromium with laravel-echo and the companion [split]', { ski
           channels: channels.join(','),
         });
         if (rewind) q.set('rewind', rewind);
-        await page.goto(`${origin}/?${q}`);
+        await page.goto(`${pages.origin}/?${q}`);
         await this.subscribed(channels.length);
       },
       subscribed: (n) =>

@@ -6,11 +6,11 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 
-import { launchChromium, skipWithoutChromium } from '../lib/browser.js';
+import { skipWithoutChromium } from '../lib/browser.js';
 import { connectPusher, connectRaw, subscribe } from '../lib/clients.js';
-import { useTopology } from '../lib/suite.js';
+import { useChromium, useTopology } from '../lib/suite.js';
 import { E2E_DIR, TOPOLOGIES } from '../lib/topology.js';
 import { randomId } from '../lib/wait.js';
 
@@ -22,11 +22,7 @@ const skip = skipWithoutChromium('the status page test');
 const figure = (page, id) => page.$eval(`#${id}`, (el) => Number(el.textContent.replace(/,/g, '')) || 0);
 
 describe('status page', { skip }, () => {
-  let browser;
-  before(async () => {
-    browser = await launchChromium();
-  });
-  after(() => browser?.close());
+  const chromium = useChromium();
 
   for (const kind of TOPOLOGIES) {
     describe(`[${kind}]`, () => {
@@ -43,7 +39,7 @@ describe('status page', { skip }, () => {
       });
 
       it('shows connections, the event rate and a replay, updating without a reload', async () => {
-        const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+        const context = await chromium.browser.newContext({ viewport: { width: 1100, height: 900 } });
         const page = await context.newPage();
         const problems = [];
         page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
