@@ -43,6 +43,19 @@ const authorizeLater = (params, callback) => {
 
 for (const [name, HeraldReplay] of builds) {
   describe(`herald-replay (${name})`, () => {
+    // ordersClient starts a server and a pusher-js client with HeraldReplay attached (memory
+    // storage), subscribed to orders: orders.seen collects its e events, resumed and failed the
+    // markers.
+    async function ordersClient(t, serverOptions) {
+      const { server, open } = await setup(t, serverOptions);
+      const pusher = open.pusher();
+      const handle = HeraldReplay.attach(pusher, { storage: HeraldReplay.memoryStorage() });
+      const orders = listen(pusher, 'orders', 'e');
+      const { resumed, failed } = markers(orders.channel);
+      await orders.subscribed();
+      return { server, open, pusher, handle, orders, resumed, failed };
+    }
+
     it('records the position of each event from the raw frames before the app sees the event', async (t) => {
       const { server, open } = await setup(t);
       const pusher = open.pusher();
@@ -144,12 +157,7 @@ for (const [name, HeraldReplay] of builds) {
     });
 
     it('names every socket the tab held since it first saw the channel, up to a bound', async (t) => {
-      const { server, open } = await setup(t);
-      const pusher = open.pusher();
-      HeraldReplay.attach(pusher, { storage: HeraldReplay.memoryStorage() });
-      const orders = listen(pusher, 'orders', 'e');
-      const { resumed } = markers(orders.channel);
-      await orders.subscribed();
+      const { server, pusher, orders, resumed } = await ordersClient(t);
       server.trigger('orders', 'e', { n: 1 });
       await until(() => orders.seen.length === 1, 'event');
       const ids = [await connected(pusher)];
@@ -265,12 +273,7 @@ for (const [name, HeraldReplay] of builds) {
       ['before subscription_succeeded', true],
     ]) {
       it(`on herald:resume_failed ${order}, drops the position for the live one and lets the app see it`, async (t) => {
-        const { server, open } = await setup(t);
-        const pusher = open.pusher();
-        const handle = HeraldReplay.attach(pusher, { storage: HeraldReplay.memoryStorage() });
-        const orders = listen(pusher, 'orders', 'e');
-        const { resumed, failed } = markers(orders.channel);
-        await orders.subscribed();
+        const { server, pusher, handle, orders, resumed, failed } = await ordersClient(t);
         server.trigger('orders', 'e', { n: 1 });
         await until(() => orders.seen.length === 1, 'event');
         const firstId = await connected(pusher);
@@ -367,11 +370,7 @@ for (const [name, HeraldReplay] of builds) {
     });
 
     it('changes nothing visible with a server that ignores the extension', async (t) => {
-      const { server, open } = await setup(t, { extension: false });
-      const pusher = open.pusher();
-      const handle = HeraldReplay.attach(pusher, { storage: HeraldReplay.memoryStorage() });
-      const orders = listen(pusher, 'orders', 'e');
-      await orders.subscribed();
+      const { server, pusher, handle, orders } = await ordersClient(t, { extension: false });
       server.trigger('orders', 'e', { n: 1 });
       await until(() => orders.seen.length === 1, 'event');
       assert.equal(handle.position('orders'), undefined);
@@ -387,11 +386,7 @@ for (const [name, HeraldReplay] of builds) {
     });
 
     it('forgets a channel when the app unsubscribes, so a new subscription starts live', async (t) => {
-      const { server, open } = await setup(t);
-      const pusher = open.pusher();
-      const handle = HeraldReplay.attach(pusher, { storage: HeraldReplay.memoryStorage() });
-      const orders = listen(pusher, 'orders', 'e');
-      await orders.subscribed();
+      const { server, pusher, handle, orders } = await ordersClient(t);
       server.trigger('orders', 'e', { n: 1 });
       await until(() => orders.seen.length === 1, 'event');
 
@@ -403,11 +398,7 @@ for (const [name, HeraldReplay] of builds) {
     });
 
     it('gives pusher-js back its own functions on detach', async (t) => {
-      const { server, open } = await setup(t);
-      const pusher = open.pusher();
-      const handle = HeraldReplay.attach(pusher, { storage: HeraldReplay.memoryStorage() });
-      const orders = listen(pusher, 'orders', 'e');
-      await orders.subscribed();
+      const { server, pusher, handle, orders } = await ordersClient(t);
       const socket = pusher.connection.connection.transport.socket;
       const reader = socket.onmessage;
 
