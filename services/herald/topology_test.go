@@ -17,48 +17,21 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/herald-ws/herald/shared/bintest"
 	"github.com/herald-ws/herald/shared/natstest"
 	"github.com/herald-ws/herald/shared/signing"
 )
 
-// The split binaries, built once for the tests of this package.
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-)
-
+// binaries builds the split binaries once for the tests of this package.
 func binaries(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds the split binaries")
 	}
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "herald-bin")
-		if buildErr != nil {
-			return
-		}
-		cmd := exec.Command("go", "build", "-o", binDir+string(os.PathSeparator),
-			"github.com/herald-ws/herald/services/gateway",
-			"github.com/herald-ws/herald/services/trigger",
-			"github.com/herald-ws/herald/services/presence")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binDir
+	return bintest.Build(t, "gateway", "trigger", "presence")
 }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { bintest.Main(m) }
 
 const (
 	splitAppID     = "split"

@@ -4,8 +4,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
+
+	"github.com/herald-ws/herald/shared/bintest"
 )
 
 // needTool returns the path of a program the test runs. Missing, the test is
@@ -29,40 +30,11 @@ func needTool(t *testing.T, name, debianPackage string) string {
 	return ""
 }
 
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-	buildOut  []byte
-)
-
 // binaries builds herald, gateway, trigger and presence once per test run
 // and returns the folder holding them.
 func binaries(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "herald-deploy-bin-")
-		if buildErr != nil {
-			return
-		}
-		args := []string{"build", "-o", binDir + "/"}
-		for _, b := range []string{"herald", "gateway", "trigger", "presence"} {
-			args = append(args, "./services/"+b)
-		}
-		cmd := exec.Command("go", args...)
-		cmd.Dir = repoRoot()
-		buildOut, buildErr = cmd.CombinedOutput()
-	})
-	if buildErr != nil {
-		t.Fatalf("building the binaries: %v\n%s", buildErr, buildOut)
-	}
-	return binDir
+	return bintest.Build(t, "herald", "gateway", "trigger", "presence")
 }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { bintest.Main(m) }
