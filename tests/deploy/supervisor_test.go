@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"io"
 	"math/big"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -30,6 +29,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/herald-ws/herald/shared/natstest"
 	"github.com/herald-ws/herald/shared/signing"
 )
 
@@ -45,16 +45,6 @@ func render(t *testing.T, name string, src []byte, pairs ...string) []byte {
 		s = strings.ReplaceAll(s, pairs[i], pairs[i+1])
 	}
 	return []byte(s)
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // waitFor polls cond until it holds or the deadline passes.
@@ -90,7 +80,7 @@ func TestSupervisorRunsHerald(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	port := freePort(t)
+	port := natstest.FreePort(t)
 	src, err := os.ReadFile(filepath.Join(root, "deploy", "supervisor", "herald.conf"))
 	if err != nil {
 		t.Fatal(err)
@@ -135,24 +125,12 @@ files=%[2]s/herald.conf
 	if err != nil {
 		t.Fatal(err)
 	}
-	sup := exec.Command(supervisord, "-n", "-c", conf)
-	var supOut bytes.Buffer
-	sup.Stdout, sup.Stderr = &supOut, &supOut
-	if err := sup.Start(); err != nil {
-		t.Fatal(err)
-	}
-	supDone := make(chan error, 1)
-	go func() { supDone <- sup.Wait() }()
+	sup := startProc(t, exec.Command(supervisord, "-n", "-c", conf))
 	defer func() {
-		_ = sup.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-supDone:
-		case <-time.After(40 * time.Second):
-			_ = sup.Process.Kill()
-		}
+		sup.stop(syscall.SIGTERM, 40*time.Second)
 		if t.Failed() {
 			log, _ := os.ReadFile(filepath.Join(dir, "log", "herald.log"))
-			t.Logf("supervisord:\n%s\nherald.log:\n%s", supOut.String(), log)
+			t.Logf("supervisord:\n%s\nherald.log:\n%s", sup.out.String(), log)
 		}
 	}()
 	ctl := func(args ...string) string {
@@ -163,8 +141,8 @@ files=%[2]s/herald.conf
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	waitFor(t, "herald under supervisord to answer /up", 60*time.Second, func() error {
 		select {
-		case err := <-supDone:
-			return fmt.Errorf("supervisord exited: %v", err)
+		case <-sup.done:
+			return fmt.Errorf("supervisord exited: %v", sup.err)
 		default:
 		}
 		res, err := http.Get(base + "/up")
@@ -248,7 +226,7 @@ func nginxPath() string {
 func throughNginxTLS(t *testing.T, nginx string, heraldPort int, appID, key, secret string) {
 	dir := t.TempDir()
 	certFile, keyFile, pool := selfSignedCert(t, dir, "ws.example.com")
-	httpPort, httpsPort := freePort(t), freePort(t)
+	httpPort, httpsPort := natstest.FreePort(t), natstest.FreePort(t)
 	src, err := os.ReadFile(filepath.Join(repoRoot(), "deploy", "nginx", "herald.conf"))
 	if err != nil {
 		t.Fatal(err)
@@ -352,26 +330,44 @@ http {
 	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(main), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(nginx, "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", filepath.Join(dir, "nginx.conf"))
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	p := startProc(t, exec.Command(nginx, "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", filepath.Join(dir, "nginx.conf")))
+	return func() {
+		p.stop(syscall.SIGQUIT, 10*time.Second)
+		if t.Failed() {
+			errLog, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+			t.Logf("nginx:\n%s\n%s", p.out.String(), errLog)
+		}
+	}
+}
+
+// proc is a program the test runs in the foreground, its output in out.
+type proc struct {
+	cmd  *exec.Cmd
+	out  bytes.Buffer
+	done chan struct{} // closed once it has exited
+	err  error         // how it exited, once done is closed
+}
+
+func startProc(t *testing.T, cmd *exec.Cmd) *proc {
+	t.Helper()
+	p := &proc{cmd: cmd, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = &p.out, &p.out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	return func() {
-		_ = cmd.Process.Signal(syscall.SIGQUIT)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			errLog, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-			t.Logf("nginx:\n%s\n%s", out.String(), errLog)
-		}
+	go func() { p.err = cmd.Wait(); close(p.done) }()
+	return p
+}
+
+// stop sends sig and kills the process if it is still running after grace;
+// it returns once the process has exited.
+func (p *proc) stop(sig os.Signal, grace time.Duration) {
+	_ = p.cmd.Process.Signal(sig)
+	select {
+	case <-p.done:
+	case <-time.After(grace):
+		_ = p.cmd.Process.Kill()
+		<-p.done
 	}
 }
 
