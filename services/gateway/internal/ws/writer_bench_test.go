@@ -4,6 +4,7 @@ import (
 	"net"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -11,6 +12,15 @@ import (
 // tcpPair returns both ends of a loopback TCP connection; the client end is
 // drained and counted in the background.
 func tcpPair(b *testing.B) (net.Conn, *atomic.Int64) {
+	b.Helper()
+	var read atomic.Int64
+	return tcpPairFunc(b, func(n int) { read.Add(int64(n)) }), &read
+}
+
+// tcpPairFunc returns the server end of a loopback TCP connection whose
+// client end is drained in the background, calling read with the size of
+// each read.
+func tcpPairFunc(b *testing.B, read func(n int)) net.Conn {
 	b.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -34,19 +44,20 @@ func tcpPair(b *testing.B) (net.Conn, *atomic.Int64) {
 	if !ok {
 		b.Fatal("accept failed")
 	}
-	var read atomic.Int64
 	go func() {
 		buf := make([]byte, 64<<10)
 		for {
 			n, err := client.Read(buf)
-			read.Add(int64(n))
+			if n > 0 {
+				read(n)
+			}
 			if err != nil {
 				return
 			}
 		}
 	}()
 	b.Cleanup(func() { server.Close(); client.Close() })
-	return server, &read
+	return server
 }
 
 // BenchmarkBurst writes bursts of frames to a real socket: through the
@@ -93,4 +104,47 @@ func BenchmarkBurst(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkFanOut queues one frame on each of 200 connections, as the hub
+// does for an event of a channel with 200 local subscribers, and waits until
+// every client has read it. cpu-ns/frame is the process's CPU time (writers
+// and the clients' readers) per delivered frame.
+func BenchmarkFanOut(b *testing.B) {
+	const conns = 200
+	frame := []byte(`{"event":"App\\Events\\Progress","channel":"shared","data":"{\"pct\":50}"}`)
+	wire := int64(len(frame) + 2)
+	var total, want atomic.Int64
+	delivered := make(chan struct{}, 1)
+	writers := make([]*Writer, conns)
+	for i := range writers {
+		nc := tcpPairFunc(b, func(n int) {
+			if total.Add(int64(n)) == want.Load() {
+				delivered <- struct{}{}
+			}
+		})
+		writers[i] = NewWriter(nc, Options{})
+		b.Cleanup(writers[i].Abort)
+	}
+	b.ReportAllocs()
+	cpu0 := cpuTime(b)
+	b.ResetTimer()
+	for i := range b.N {
+		want.Store(int64(i+1) * conns * wire)
+		for _, w := range writers {
+			w.Send(frame)
+		}
+		<-delivered
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N*conns), "cpu-ns/frame")
+}
+
+// cpuTime is the process's user and system CPU time so far, in nanoseconds.
+func cpuTime(b *testing.B) int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
 }
