@@ -1,7 +1,7 @@
 // Package ws holds one WebSocket connection of the gateway: a reader that
-// enforces frame-size limits, and a writer goroutine that owns every write,
-// fed by a queue bounded in bytes, which also keeps the client alive with
-// pings and closes it when it stays silent.
+// enforces frame-size limits, and a writer that owns every write, fed by a
+// queue bounded in bytes, which also keeps the client alive with pings and
+// closes it when it stays silent.
 //
 // Gorilla's Conn performs the upgrade and reads frames; the writer encodes
 // server frames itself (they are unmasked and need no state) so that all the
@@ -11,6 +11,12 @@
 // interleave. BenchmarkBurst measured the gain on loopback TCP: a burst of
 // 100 queued frames leaves in about 30 µs, against 0.9 ms with one write per
 // frame as gorilla's WriteMessage does; a lone frame costs the same.
+//
+// The writer has a goroutine only while frames wait: the first frame queued
+// starts one, which writes batches until the queue is empty and then ends.
+// An idle connection holds no writer stack (4 KiB or more each, the largest
+// part of an idle connection's memory), and its liveness checks run on a
+// timer.
 package ws
 
 import (
@@ -74,10 +80,12 @@ type item struct {
 const (
 	stateOpen    = iota
 	stateClosing // the final frames are queued; nothing more is accepted
-	stateClosed  // the writer has stopped
+	stateClosed  // the writer has stopped, or is stopping without writing more
 )
 
-// Writer owns every write to one connection.
+// Writer owns every write to one connection. Writes happen on the flusher, a
+// goroutine that exists only while frames wait (flush); at most one runs at a
+// time.
 type Writer struct {
 	nc  net.Conn
 	opt Options
@@ -86,38 +94,43 @@ type Writer struct {
 	queue  []item
 	queued int // bytes of the frames in queue
 	state  int
+	// flushing: a flusher runs and owns the socket's writes.
+	flushing bool
 	// slowCounted: the connection was counted in SlowConsumer.
 	slowCounted bool
+	// readerDone: nothing more will be read. closeSent: the close frame
+	// was written; the writer waits for the client's reply (readerDone),
+	// CloseGrace or Abort. aborted: Abort was called. finished: the
+	// connection is closed and done is closed.
+	readerDone, closeSent, aborted, finished bool
 	// drained, when not nil, is closed when the writer next takes the
 	// queue (see WaitRoom).
 	drained chan struct{}
+	// liveness pings a silent client and closes one that does not answer
+	// (nil without pings); pingSent is when the outstanding ping was sent,
+	// 0 if none. grace ends the wait for the client's close reply.
+	liveness *time.Timer
+	pingSent int64
+	grace    *time.Timer
 
-	wake       chan struct{}
-	readerDone chan struct{}
-	readerOnce sync.Once
-	abort      chan struct{}
-	abortOnce  sync.Once
-	done       chan struct{}
+	done chan struct{}
 
 	activity atomic.Int64 // unix nanoseconds of the last frame read
 }
 
-// NewWriter starts the writer goroutine of nc. The caller reads from nc (or
-// calls ReaderDone when it never will).
+// NewWriter returns the writer of nc. The caller reads from nc (or calls
+// ReaderDone when it never will).
 func NewWriter(nc net.Conn, opt Options) *Writer {
 	option.Default(&opt.QueueBytes, DefaultQueueBytes)
 	option.Default(&opt.WriteTimeout, DefaultWriteTimeout)
 	option.Default(&opt.CloseGrace, DefaultCloseGrace)
-	w := &Writer{
-		nc:         nc,
-		opt:        opt,
-		wake:       make(chan struct{}, 1),
-		readerDone: make(chan struct{}),
-		abort:      make(chan struct{}),
-		done:       make(chan struct{}),
-	}
+	w := &Writer{nc: nc, opt: opt, done: make(chan struct{})}
 	w.Touch()
-	go w.run()
+	if opt.PingInterval > 0 {
+		w.mu.Lock() // the timer may fire before liveness is set
+		w.liveness = time.AfterFunc(opt.PingInterval, w.checkLiveness)
+		w.mu.Unlock()
+	}
 	return w
 }
 
@@ -152,16 +165,16 @@ func (w *Writer) enqueue(op byte, b []byte) bool {
 	return true
 }
 
-// push appends to the queue and wakes the writer when the queue was empty:
-// otherwise a wake-up is already pending. w.mu is held.
+// push appends to the queue and starts the flusher unless one runs: a
+// running flusher takes the queue again before it ends. w.mu is held.
 func (w *Writer) push(it item) {
-	wasEmpty := len(w.queue) == 0
+	if w.queue == nil {
+		w.queue = make([]item, 0, 4) // a lone frame, or a few: no regrowth
+	}
 	w.queue = append(w.queue, it)
-	if wasEmpty {
-		select {
-		case w.wake <- struct{}{}:
-		default:
-		}
+	if !w.flushing {
+		w.flushing = true
+		go w.flush()
 	}
 }
 
@@ -248,13 +261,30 @@ func (w *Writer) Closing() bool {
 // ReaderDone tells the writer that nothing more will be read: it finishes
 // the closing handshake (or starts one) and drops the connection.
 func (w *Writer) ReaderDone() {
-	w.readerOnce.Do(func() { close(w.readerDone) })
+	w.mu.Lock()
+	w.readerDone = true
+	end := w.closeSent
+	w.mu.Unlock()
+	if end {
+		w.finish()
+		return
+	}
 	w.closeReply(websocketCloseNormal)
 }
 
 // Abort drops the connection at once, without waiting for queued frames.
 func (w *Writer) Abort() {
-	w.abortOnce.Do(func() { close(w.abort) })
+	w.mu.Lock()
+	w.aborted = true
+	w.state = stateClosed
+	flushing := w.flushing
+	w.mu.Unlock()
+	if flushing {
+		// Interrupts the flusher's write; the flusher then finishes.
+		_ = w.nc.Close()
+		return
+	}
+	w.finish()
 }
 
 // Done is closed when the writer has stopped and the connection is closed.
@@ -262,93 +292,147 @@ func (w *Writer) Done() <-chan struct{} { return w.done }
 
 const websocketCloseNormal = 1000
 
-func (w *Writer) run() {
-	defer close(w.done)
-	defer w.nc.Close()
-	defer func() {
-		w.mu.Lock()
-		w.state = stateClosed
-		clear(w.queue)
-		w.queue = nil
+// finish closes the connection and done, once, and drops what is queued.
+func (w *Writer) finish() {
+	w.mu.Lock()
+	if w.finished {
 		w.mu.Unlock()
-	}()
-
-	var timerC <-chan time.Time
-	var timer *time.Timer
-	if w.opt.PingInterval > 0 {
-		timer = time.NewTimer(w.opt.PingInterval)
-		defer timer.Stop()
-		timerC = timer.C
+		return
 	}
-	var pingSent int64 // when the outstanding ping was sent, 0 if none
-	var batch []item
-	bw := batchWriter{}
+	w.finished = true
+	w.state = stateClosed
+	clear(w.queue)
+	w.queue = nil
+	w.queued = 0
+	w.signalDrainedLocked()
+	for _, t := range []*time.Timer{w.liveness, w.grace} {
+		if t != nil {
+			t.Stop()
+		}
+	}
+	w.mu.Unlock()
+	_ = w.nc.Close()
+	close(w.done)
+}
+
+// batches keeps the buffers of a flusher for the next one: an idle
+// connection holds none.
+var batches = sync.Pool{New: func() any { return new(batchWriter) }}
+
+// flush is the flusher: it writes what is queued, batch after batch, and
+// ends when the queue is empty, after the close frame, or on an error.
+func (w *Writer) flush() {
+	bw := batches.Get().(*batchWriter)
+	defer batches.Put(bw)
 	for {
-		select {
-		case <-w.wake:
-		case <-timerC:
-			pingSent = w.checkLiveness(timer, pingSent)
-		case <-w.abort:
+		w.mu.Lock()
+		if w.aborted || len(w.queue) == 0 {
+			aborted := w.aborted
+			w.endFlushLocked(bw)
+			w.mu.Unlock()
+			if aborted {
+				w.finish()
+			}
 			return
 		}
-		w.mu.Lock()
-		batch, w.queue = w.queue, batch[:0]
+		batch := w.queue
+		w.queue = bw.spare[:0]
 		w.queued = 0
 		w.signalDrainedLocked()
 		final := w.state == stateClosing
 		w.mu.Unlock()
 
-		if len(batch) > 0 {
-			if err := w.write(&bw, batch); err != nil {
-				if errors.Is(err, os.ErrDeadlineExceeded) {
-					w.mu.Lock()
-					w.countSlowLocked()
-					w.mu.Unlock()
-				}
-				return
+		if tookBatch != nil {
+			tookBatch(len(batch))
+		}
+		err := w.write(bw, batch)
+		clear(batch) // drop references to frames for the garbage collector
+		bw.spare = batch[:0]
+		if err != nil {
+			w.mu.Lock()
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				w.countSlowLocked()
 			}
-			clear(batch)
+			w.endFlushLocked(bw)
+			w.mu.Unlock()
+			w.finish()
+			return
 		}
 		if final {
-			// The close frame was in this batch: wait for the client's reply
-			// (the reader stops on it), then hang up.
-			grace := time.NewTimer(w.opt.CloseGrace)
-			select {
-			case <-w.readerDone:
-			case <-grace.C:
-			case <-w.abort:
-			}
-			grace.Stop()
+			w.sentClose(bw)
 			return
 		}
 	}
 }
 
+// tookBatch, set by tests only, sees the size of each batch the flusher
+// takes.
+var tookBatch func(frames int)
+
+// endFlushLocked ends the flusher: what is still queued is dropped (the
+// connection is ending then), and the queue's slice goes back to bw unless
+// bw has a larger one. w.mu is held.
+func (w *Writer) endFlushLocked(bw *batchWriter) {
+	clear(w.queue)
+	if cap(w.queue) > cap(bw.spare) {
+		bw.spare = w.queue[:0]
+	}
+	w.queue = nil
+	w.queued = 0
+	w.flushing = false
+}
+
+// sentClose runs when the close frame was written: the writer waits for the
+// client's reply (the reader stops on it), CloseGrace or Abort, then hangs
+// up.
+func (w *Writer) sentClose(bw *batchWriter) {
+	w.mu.Lock()
+	w.endFlushLocked(bw)
+	w.closeSent = true
+	end := w.readerDone || w.aborted
+	if !end {
+		w.grace = time.AfterFunc(w.opt.CloseGrace, w.finish)
+	}
+	w.mu.Unlock()
+	if end {
+		w.finish()
+	}
+}
+
 // checkLiveness runs when the liveness timer fires. It pings a client that
 // has been silent for PingInterval, and closes one that stayed silent for
-// PongTimeout after the ping. It returns when the outstanding ping was sent.
-func (w *Writer) checkLiveness(timer *time.Timer, pingSent int64) int64 {
+// PongTimeout after the ping.
+func (w *Writer) checkLiveness() {
 	now := time.Now().UnixNano()
 	last := w.activity.Load()
-	if pingSent != 0 && last <= pingSent {
-		w.Close(protocol.CodePongNotReceived, "Pong reply not received in time")
-		return pingSent
+	w.mu.Lock()
+	if w.state != stateOpen {
+		w.mu.Unlock()
+		return
 	}
-	idle := time.Duration(now - last)
-	if idle < w.opt.PingInterval {
-		timer.Reset(w.opt.PingInterval - idle)
-		return 0
+	if w.pingSent != 0 && last <= w.pingSent {
+		w.closeLocked(protocol.CodePongNotReceived, "Pong reply not received in time", false)
+		w.mu.Unlock()
+		return
 	}
+	if idle := time.Duration(now - last); idle < w.opt.PingInterval {
+		w.pingSent = 0
+		w.liveness.Reset(w.opt.PingInterval - idle)
+		w.mu.Unlock()
+		return
+	}
+	w.pingSent = now
+	w.liveness.Reset(w.opt.PongTimeout)
+	w.mu.Unlock()
 	w.Send(protocol.Ping)
-	timer.Reset(w.opt.PongTimeout)
-	return now
 }
 
 // batchWriter holds the buffers of one writev, reused across batches.
 type batchWriter struct {
-	hdr  []byte
-	bufs net.Buffers
-	out  net.Buffers // consumed by WriteTo; kept here so that it is not allocated per write
+	spare []item // the queue's other slice: the writer swaps the two
+	hdr   []byte
+	bufs  net.Buffers
+	out   net.Buffers // consumed by WriteTo; kept here so that it is not allocated per write
 }
 
 // write sends the frames of batch, up to maxBatch of them per writev.
@@ -379,7 +463,7 @@ func (w *Writer) write(bw *batchWriter, batch []item) error {
 		// WriteTo consumes its receiver: give it a copy of the slice header.
 		bw.out = bufs
 		written, err := bw.out.WriteTo(w.nc)
-		clear(bufs) // drop references to frames for the garbage collector
+		clear(bufs)
 		if w.opt.BytesSent != nil && written > 0 {
 			w.opt.BytesSent.Add(float64(written))
 		}

@@ -6,7 +6,10 @@ import (
 	"encoding/binary"
 	"io"
 	"net"
+	"runtime"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -255,5 +258,83 @@ func TestSlowConsumerCountedOnce(t *testing.T) {
 	w.CloseSlow()
 	if got := testutil.ToFloat64(slow); got != 1 {
 		t.Fatalf("after CloseSlow on a closed writer: counted %v times, want 1", got)
+	}
+}
+
+// Frames queued while a write is under way leave together, in the next
+// batch (one writev), and nothing is written in between.
+func TestFramesQueuedDuringAWriteLeaveInOneBatch(t *testing.T) {
+	var mu sync.Mutex
+	var batches []int
+	tookBatch = func(n int) {
+		mu.Lock()
+		batches = append(batches, n)
+		mu.Unlock()
+	}
+	t.Cleanup(func() { tookBatch = nil })
+	w, r, _ := pipe(t, Options{})
+	w.Send([]byte("first")) // net.Pipe: the write waits for the reader
+	waitFor(t, "the writer to take the first frame", func() bool { return w.Queued() == 0 })
+	for i := range 10 {
+		w.Send([]byte{'0' + byte(i)})
+	}
+	expectText(t, r, "first")
+	for i := range 10 {
+		expectText(t, r, string([]byte{'0' + byte(i)}))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(batches, []int{1, 10}) {
+		t.Fatalf("batches %v, want [1 10]", batches)
+	}
+}
+
+// A connection with nothing to write holds no goroutine of its writer: the
+// flusher ends when the queue is empty, and the next frame starts another.
+func TestIdleWriterHoldsNoGoroutine(t *testing.T) {
+	const conns = 50
+	readers := make([]*bufio.Reader, conns)
+	for i := range readers {
+		w, r, _ := pipe(t, Options{PingInterval: time.Hour})
+		w.Send([]byte("hello"))
+		readers[i] = r
+	}
+	for _, r := range readers {
+		expectText(t, r, "hello")
+	}
+	waitFor(t, "the writers' goroutines to end", func() bool { return writerGoroutines() == 0 })
+}
+
+// writerGoroutines counts the goroutines running a Writer's code.
+func writerGoroutines() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return strings.Count(string(buf[:n]), "ws.(*Writer)")
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+}
+
+// Abort ends a writer whose write is blocked on a client that never reads.
+func TestAbortEndsABlockedWrite(t *testing.T) {
+	w, _, _ := pipe(t, Options{})
+	w.Send([]byte("never read"))
+	waitFor(t, "the writer to take the frame", func() bool { return w.Queued() == 0 })
+	w.Abort()
+	<-w.Done()
+	if w.Send([]byte("x")) {
+		t.Error("an aborted writer accepted a frame")
+	}
+}
+
+// waitFor polls cond until it holds, for up to 5 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
 	}
 }
