@@ -43,9 +43,6 @@ type listeners struct {
 func listen(addr string, set *Settings, rt *Runtime, st *state) (*listeners, error) {
 	l := &listeners{}
 	var err error
-	if l.public, err = listenAddr(addr, "the service's host and port settings"); err != nil {
-		return nil, err
-	}
 	metrics := promhttp.HandlerFor(rt.Metrics, promhttp.HandlerOpts{})
 	mux := http.NewServeMux()
 	for _, prefix := range uniq("", set.Path) {
@@ -72,22 +69,18 @@ func listen(addr string, set *Settings, rt *Runtime, st *state) (*listeners, err
 		}
 		(*svc).Handler().ServeHTTP(w, r)
 	})
-	l.add(l.public, NewServer(mux, set.HTTP, rt.Log))
+	if l.public, err = l.open(addr, "the service's host and port settings", NewServer(mux, set.HTTP, rt.Log)); err != nil {
+		return nil, err
+	}
 
 	if set.MetricsAddr != "" {
-		if l.metrics, err = listenAddr(set.MetricsAddr, "HERALD_METRICS_ADDR"); err != nil {
-			l.closeAll()
-			return nil, err
-		}
 		m := http.NewServeMux()
 		m.Handle("GET /metrics", metrics)
-		l.add(l.metrics, NewServer(m, set.HTTP, rt.Log))
-	}
-	if set.PprofAddr != "" {
-		if l.pprof, err = listenAddr(set.PprofAddr, "HERALD_PPROF_ADDR"); err != nil {
-			l.closeAll()
+		if l.metrics, err = l.open(set.MetricsAddr, "HERALD_METRICS_ADDR", NewServer(m, set.HTTP, rt.Log)); err != nil {
 			return nil, err
 		}
+	}
+	if set.PprofAddr != "" {
 		m := http.NewServeMux()
 		m.HandleFunc("/debug/pprof/", pprof.Index)
 		m.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -96,14 +89,24 @@ func listen(addr string, set *Settings, rt *Runtime, st *state) (*listeners, err
 		m.HandleFunc("/debug/pprof/trace", pprof.Trace)
 		srv := NewServer(m, set.HTTP, rt.Log)
 		srv.WriteTimeout = 0 // a CPU profile or trace streams for as long as asked
-		l.add(l.pprof, srv)
+		if l.pprof, err = l.open(set.PprofAddr, "HERALD_PPROF_ADDR", srv); err != nil {
+			return nil, err
+		}
 	}
 	return l, nil
 }
 
-func (l *listeners) add(ln net.Listener, srv *http.Server) {
+// open listens on addr for srv, setting naming addr in the error; after an
+// error, what was opened before is closed.
+func (l *listeners) open(addr, setting string, srv *http.Server) (net.Listener, error) {
+	ln, err := listenAddr(addr, setting)
+	if err != nil {
+		l.closeAll()
+		return nil, err
+	}
 	l.lns = append(l.lns, ln)
 	l.servers = append(l.servers, srv)
+	return ln, nil
 }
 
 func (l *listeners) closeAll() {
