@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -15,23 +14,22 @@ import (
 	"github.com/herald-ws/herald/shared/process"
 )
 
+const (
+	keygenArgs    = "[-apps-file PATH [-if-missing]] [-host HOST] [-port PORT] [-scheme http|https]"
+	keygenSummary = "generate an app id, key and secret; print the .env lines for Herald and Laravel, or write an apps file (0600)"
+)
+
 // keygen generates an app: a random id, key and secret. It prints the .env
 // lines for Herald and Laravel, or writes an apps file (HERALD_APPS_FILE)
 // and prints Laravel's lines once.
 func keygen(args []string, stdout, stderr io.Writer) int {
-	fl := flag.NewFlagSet("herald keygen", flag.ContinueOnError)
-	fl.SetOutput(stderr)
+	fl := process.NewFlagSet("herald keygen", keygenArgs, keygenSummary, stderr)
 	appsFile := fl.String("apps-file", "", "write the app to this apps file (mode 0600) instead of printing Herald's lines; refused if it exists, unless -if-missing")
 	ifMissing := fl.Bool("if-missing", false, "with -apps-file: keep an existing file and exit 0 without printing its secret again; "+
 		"generate nothing either when REVERB_APP_* or another HERALD_APPS_FILE is set")
 	host := fl.String("host", "localhost", "REVERB_HOST: where browsers and Laravel reach Herald")
 	port := fl.Int("port", 8080, "REVERB_PORT")
 	scheme := fl.String("scheme", "http", "REVERB_SCHEME: http or https")
-	fl.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: herald keygen [-apps-file PATH [-if-missing]] [-host HOST] [-port PORT] [-scheme http|https]")
-		fmt.Fprintln(stderr, "Generates an app id, key and secret and prints the .env lines for Herald and Laravel.")
-		fl.PrintDefaults()
-	}
 	if code, ok := process.ParseFlags(fl, args); !ok {
 		return code
 	}

@@ -14,11 +14,7 @@ var program = process.Program[config]{
 	Addr:     func(c *config) string { return process.JoinHostPort(c.Host, c.Port) },
 	Start:    start,
 	Commands: []process.Command{
-		{Name: "keygen", Args: "[-apps-file PATH [-if-missing]] [-host H] [-port P] [-scheme S]",
-			Summary: "generate an app id, key and secret; print the .env lines for Herald and Laravel, or write an apps file (0600)",
-			Run:     keygen},
-		{Name: "send", Args: "[-app ID] [-url URL] CHANNEL EVENT DATA",
-			Summary: "publish one event through the HTTP API, signed with the configured app; print the answer; exit 1 on an error",
-			Run:     send},
+		{Name: "keygen", Args: keygenArgs, Summary: keygenSummary, Run: keygen},
+		{Name: "send", Args: sendArgs, Summary: sendSummary, Run: send},
 	},
 }

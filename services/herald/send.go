@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -19,19 +18,18 @@ import (
 	"github.com/herald-ws/herald/shared/signing"
 )
 
+const (
+	sendArgs    = "[-app ID] [-url URL] [-timeout D] CHANNEL EVENT DATA"
+	sendSummary = "publish one event through the HTTP API, signed with the configured app, as Laravel does; print the answer; exit 1 on an error"
+)
+
 // send publishes one event through the HTTP API, signed with the
 // configured app's secret, and prints the answer.
 func send(args []string, stdout, stderr io.Writer) int {
-	fl := flag.NewFlagSet("herald send", flag.ContinueOnError)
-	fl.SetOutput(stderr)
+	fl := process.NewFlagSet("herald send", sendArgs, sendSummary, stderr)
 	appID := fl.String("app", "", "the app id, when several are configured (default: the first)")
 	base := fl.String("url", os.Getenv("HERALD_URL"), "Herald's base URL, path prefix included (default: HERALD_URL, else this host's REVERB_SERVER_PORT and REVERB_SERVER_PATH)")
 	timeout := fl.Duration("timeout", 10*time.Second, "how long to wait for the answer")
-	fl.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: herald send [-app ID] [-url URL] CHANNEL EVENT DATA")
-		fmt.Fprintln(stderr, "Publishes one event through the HTTP API, as Laravel does, with the configured app, and prints the answer.")
-		fl.PrintDefaults()
-	}
 	if code, ok := process.ParseFlags(fl, args); !ok {
 		return code
 	}

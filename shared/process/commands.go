@@ -23,10 +23,13 @@ type Command struct {
 	Run func(args []string, stdout, stderr io.Writer) int
 }
 
+const healthArgs = "[-timeout D]"
+
+const healthSummary = "GET this process's /ready (address from the same settings); exit 0 when it answers 200, else 1. For container healthchecks."
+
 func (p Program[T]) commands() []Command {
 	return append([]Command{
-		{Name: "health", Summary: "GET this process's /ready (address from the same settings); exit 0 when it answers 200, else 1. For container healthchecks.",
-			Run: p.health},
+		{Name: "health", Args: healthArgs, Summary: healthSummary, Run: p.health},
 		{Name: "version", Summary: "print the version (module version and VCS revision)", Run: p.version},
 	}, p.Commands...)
 }
@@ -53,6 +56,20 @@ func (p Program[T]) usage(w io.Writer) {
 	fmt.Fprintf(w, "\n%s COMMAND -h describes a command's flags.\n", p.Name)
 }
 
+// NewFlagSet is the flag set of a command: parse errors and -h print on
+// stderr, -h as "Usage: <name> <args>", the summary, then the flags. name
+// is the binary's and the command's: "herald keygen".
+func NewFlagSet(name, args, summary string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage:", strings.TrimSpace(name+" "+args))
+		fmt.Fprintln(stderr, summary)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
 // ParseFlags parses a command's flags. When it returns false the command
 // ends with code: 0 after -h printed the usage, 2 for a flag error.
 func ParseFlags(fs *flag.FlagSet, args []string) (code int, ok bool) {
@@ -68,8 +85,7 @@ func ParseFlags(fs *flag.FlagSet, args []string) (code int, ok bool) {
 
 // health asks the local /ready.
 func (p Program[T]) health(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet(p.Name+" health", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := NewFlagSet(p.Name+" health", healthArgs, healthSummary, stderr)
 	timeout := fs.Duration("timeout", 3*time.Second, "how long to wait for the answer")
 	if code, ok := ParseFlags(fs, args); !ok {
 		return code
