@@ -26,6 +26,7 @@ func SameStream(have, want jetstream.StreamConfig) bool {
 		(want.Duplicates == 0 || have.Duplicates == want.Duplicates) &&
 		have.AllowDirect == want.AllowDirect &&
 		have.AllowMsgTTL == want.AllowMsgTTL &&
+		have.AllowBatchPublish == want.AllowBatchPublish &&
 		have.SubjectDeleteMarkerTTL == want.SubjectDeleteMarkerTTL &&
 		sameRepublish
 }

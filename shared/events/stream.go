@@ -29,7 +29,9 @@ const DuplicateWindow = 2 * time.Minute
 
 // StreamConfig is the events stream of one app: limits retention bounded per
 // channel by count and by age (the replay window), and a RePublish of every
-// stored message to the live subjects that gateways listen on.
+// stored message to the live subjects that gateways listen on. It takes
+// fast batches (nats-server 2.14+): the trigger API stores the events of
+// concurrent requests in one batch with one acknowledgement.
 func StreamConfig(app *appconf.App, opt StreamOptions) jetstream.StreamConfig {
 	replicas, maxBytes := opt.limits()
 	return jetstream.StreamConfig{
@@ -46,6 +48,7 @@ func StreamConfig(app *appconf.App, opt StreamOptions) jetstream.StreamConfig {
 		Replicas:          replicas,
 		Duplicates:        min(DuplicateWindow, app.ReplayWindow.D()),
 		AllowDirect:       true,
+		AllowBatchPublish: true,
 		RePublish: &jetstream.RePublish{
 			Source:      names.EventsSubjects(app.ID),
 			Destination: names.LiveRepublishDestination(app.ID),

@@ -67,3 +67,33 @@ func TestStoredEventsAreRepublishedLive(t *testing.T) {
 		}
 	}
 }
+
+// An events stream created before fast batches (without allow_batched) is
+// updated to take them, its events kept.
+func TestStreamWithoutBatchesIsUpdated(t *testing.T) {
+	srv := natstest.Start(t)
+	_, js := natstest.JetStream(t, srv)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	app := testApp(t)
+	old := StreamConfig(app, StreamOptions{})
+	old.AllowBatchPublish = false
+	if _, err := js.CreateStream(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	ev := Event{AppID: app.ID, Channel: "orders", Name: "created", Data: `{}`}
+	if _, err := js.PublishMsg(ctx, ev.Msg()); err != nil {
+		t.Fatal(err)
+	}
+	s, err := EnsureStream(ctx, js, app, StreamOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !info.Config.AllowBatchPublish || info.State.Msgs != 1 {
+		t.Fatalf("after ensuring: allow_batched %v, %d messages; want true, 1", info.Config.AllowBatchPublish, info.State.Msgs)
+	}
+}

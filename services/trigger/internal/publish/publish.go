@@ -24,6 +24,7 @@ import (
 	"github.com/herald-ws/herald/shared/backoff"
 	"github.com/herald-ws/herald/shared/events"
 	"github.com/herald-ws/herald/shared/names"
+	"github.com/herald-ws/herald/shared/protocol"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
@@ -82,6 +83,12 @@ type Publisher struct {
 
 	mu      sync.Mutex
 	ensured map[string]time.Time // app id → last re-ensure after "no stream"
+
+	// Fast batches (batch.go): one batcher per app whose events stream
+	// takes them.
+	acks     *acker
+	bmu      sync.Mutex
+	batchers map[string]*batcher
 }
 
 // New builds a Publisher on nc, which the caller keeps owning.
@@ -93,7 +100,10 @@ func New(nc *nats.Conn, opt events.StreamOptions, log *slog.Logger, po Options) 
 		return nil, fmt.Errorf("opening JetStream: %w", err)
 	}
 	p := &Publisher{nc: nc, js: js, opt: opt, log: log, retryFor: po.RetryFor, retried: po.Retried,
-		idPrefix: nuid.Next() + ".", ensured: map[string]time.Time{}}
+		idPrefix: nuid.Next() + ".", ensured: map[string]time.Time{}, batchers: map[string]*batcher{}}
+	if p.acks, err = newAcker(nc, nuid.Next()); err != nil {
+		return nil, fmt.Errorf("subscribing to batch acknowledgements: %w", err)
+	}
 	if p.retryFor == 0 {
 		p.retryFor = DefaultRetryFor
 	}
@@ -108,10 +118,19 @@ func (p *Publisher) JetStream() jetstream.JetStream { return p.js }
 
 // Ensure creates or updates app's events stream and cache stream.
 func (p *Publisher) Ensure(ctx context.Context, app *appconf.App) error {
-	if _, err := events.EnsureStream(ctx, p.js, app, p.opt); err != nil {
+	s, err := events.EnsureStream(ctx, p.js, app, p.opt)
+	if err != nil {
 		return err
 	}
-	_, err := events.EnsureCacheStream(ctx, p.js, app, p.opt)
+	p.bmu.Lock()
+	if !s.CachedInfo().Config.AllowBatchPublish {
+		// A NATS server before 2.14 keeps the stream without it.
+		delete(p.batchers, app.ID)
+	} else if p.batchers[app.ID] == nil {
+		p.batchers[app.ID] = &batcher{acks: p.acks, nc: p.nc}
+	}
+	p.bmu.Unlock()
+	_, err = events.EnsureCacheStream(ctx, p.js, app, p.opt)
 	return err
 }
 
@@ -199,8 +218,14 @@ func repeatsChannel(evs []events.Event) bool {
 }
 
 // publishWave stores evs, events of distinct channels, and their cache
-// copies, retrying until the deadline.
+// copies, retrying until the deadline. The events of other channels than
+// cache channels go in a fast batch first when the stream takes them; the
+// ones it does not cover, and the cache channels' events, whose copies
+// need their own stream sequence, take the per-event path.
 func (p *Publisher) publishWave(ctx context.Context, deadline time.Time, app *appconf.App, evs []events.Event) error {
+	if evs = p.storeBatched(app, evs); len(evs) == 0 {
+		return nil
+	}
 	acks := make([]*jetstream.PubAck, len(evs))
 	// retriedAck marks events acknowledged on a later try: a duplicate
 	// ack there is the first try's store, whose cache copy is not written.
@@ -216,6 +241,34 @@ func (p *Publisher) publishWave(ctx context.Context, deadline time.Time, app *ap
 		return err
 	}
 	return p.storeCache(ctx, deadline, app, evs, acks, retriedAck)
+}
+
+// storeBatched stores the events of evs that are not of cache channels in
+// a fast batch, when app's stream takes them, and returns the events left
+// to store.
+func (p *Publisher) storeBatched(app *appconf.App, evs []events.Event) []events.Event {
+	p.bmu.Lock()
+	b := p.batchers[app.ID]
+	p.bmu.Unlock()
+	if b == nil {
+		return evs
+	}
+	var msgs []*nats.Msg
+	var rest []events.Event
+	for _, ev := range evs {
+		if protocol.IsCache(ev.Channel) {
+			rest = append(rest, ev)
+		} else {
+			msgs = append(msgs, ev.Msg())
+		}
+	}
+	if len(msgs) == 0 || b.store(msgs) {
+		return rest
+	}
+	// Not known to be stored: again, one by one, under the same ids.
+	p.retried()
+	p.log.Debug("batch not acknowledged, storing its events one by one", "app_id", app.ID, "events", len(msgs))
+	return evs
 }
 
 // untilStored publishes msg(i) for i < n, and again for those that failed
