@@ -29,7 +29,8 @@
 //
 // Environment: BENCH_PORT (first loopback port, default 18180), BENCH_OUT
 // (directory for the process logs, default a new one under /tmp), MISSED,
-// CLIENTS, HERD_MISSED, LIVE, LIVE_RATE, RUNS, RUNS_HERD. BENCH_PPROF (a
+// CLIENTS, HERD_MISSED, LIVE, LIVE_RATE, RUNS, RUNS_HERD, BENCH_BIN (the
+// binaries' directory, default bin/: to compare two builds). BENCH_PPROF (a
 // loopback port): gateway B serves pprof there (HERALD_PPROF_ADDR), and
 // each herd run keeps a CPU profile of its resume phase and of its live
 // phase in BENCH_OUT (herdN.resume.pprof, herdN.live.pprof; PPROF_SECONDS
@@ -50,6 +51,7 @@ const WebSocket = createRequire(path.join(root, 'tests', 'e2e', 'package.json'))
 
 const env = process.env;
 const basePort = Number(env.BENCH_PORT || 18180);
+const binDir = path.resolve(env.BENCH_BIN || path.join(root, 'bin'));
 const out = env.BENCH_OUT || fs.mkdtempSync(path.join(os.tmpdir(), 'herald-bench-resume.'));
 const MISSED = Number(env.MISSED || 1000);
 const CLIENTS = Number(env.CLIENTS || 1000);
@@ -75,7 +77,7 @@ for (const sig of ['SIGINT', 'SIGTERM']) process.once(sig, () => process.exit(13
 
 function start(name, bin, args, extraEnv) {
   const log = fs.openSync(path.join(out, `${name}.log`), 'a');
-  const child = spawn(path.join(root, 'bin', bin), args, {
+  const child = spawn(path.join(binDir, bin), args, {
     stdio: ['ignore', log, log],
     env: {
       PATH: env.PATH,

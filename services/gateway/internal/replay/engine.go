@@ -19,7 +19,8 @@
 //
 // Reads use Direct Get (no consumer per client), and every position carries
 // the stream's epoch, so a position of a recreated stream is refused rather
-// than misread.
+// than misread. Resumes of one channel from one position that wait at the
+// same time share one read (shared.go).
 package replay
 
 import (
@@ -28,6 +29,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/herald-ws/herald/shared/names"
@@ -75,6 +77,13 @@ type Engine struct {
 
 	mu     sync.Mutex
 	epochs map[string]cachedEpoch // by stream name
+
+	lanesMu sync.Mutex
+	lanes   map[readKey]*lane // resumes sharing a read (shared.go)
+	reads   atomic.Int64      // history reads of resumes, a shared one once
+	// afterRead, when set (tests), runs after a shared read, before the
+	// resumes waiting on it get it.
+	afterRead func()
 }
 
 type cachedEpoch struct {
@@ -105,6 +114,7 @@ func New(nc *nats.Conn, opt Options) (*Engine, error) {
 		pageBytes:  max(opt.PageBytes, 0),
 		slots:      make(chan struct{}, opt.Concurrency),
 		epochs:     map[string]cachedEpoch{},
+		lanes:      map[readKey]*lane{},
 	}, nil
 }
 
@@ -211,15 +221,9 @@ func (e *Engine) Resume(ctx context.Context, appID, channel, from string) (Histo
 	if err != nil {
 		return History{}, fmt.Errorf("resume on %s: %w: %w", channel, InvalidPosition, err)
 	}
-	release, err := e.acquire(ctx)
-	if err != nil {
-		return History{}, fmt.Errorf("resume on %s: %w", channel, err)
-	}
-	defer release()
-	h, err := e.resume(ctx, names.EventsStream(appID), names.EventSubject(appID, channel), p)
-	if err == nil {
-		err = h.readAll(ctx)
-	}
+	// Concurrent resumes of the channel from p share one read (shared.go).
+	k := readKey{stream: names.EventsStream(appID), subject: names.EventSubject(appID, channel), epoch: p.Epoch, seq: p.Seq}
+	h, err := e.wait(ctx, e.join(k, p), p)
 	if err != nil {
 		return History{}, fmt.Errorf("resume on %s from %s: %w", channel, from, err)
 	}

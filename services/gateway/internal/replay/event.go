@@ -26,6 +26,10 @@ type Event struct {
 	Data []byte
 	// Exclude is the socket_id that must not receive the event.
 	Exclude string
+
+	// shared keeps the frame of an event that several resumes replay
+	// (SharedFrame); nil for any other.
+	shared *sharedFrame
 }
 
 // Position returns the event's position in the stream incarnation epoch.

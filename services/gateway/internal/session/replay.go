@@ -62,7 +62,8 @@ type stream struct {
 	cache      bool
 	resume     string
 	rewind     *int
-	exclude    []string // this socket and the socket_ids of the subscribe
+	exclude    []string                   // this socket and the socket_ids of the subscribe
+	encode     func(*replay.Event) []byte // encodePositioned, made once
 	// data is the data object of subscription_succeeded (the members on a
 	// presence channel), set before the hub delivers anything.
 	data []byte
@@ -113,6 +114,7 @@ func (s *Session) newStream(ch string, d *protocol.SubscribeData) *stream {
 			r.exclude = append(r.exclude, id)
 		}
 	}
+	r.encode = r.encodePositioned
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	return r
 }
@@ -201,6 +203,20 @@ func (r *stream) excluded(socketID string) bool {
 		}
 	}
 	return false
+}
+
+// replayFrame is the frame of a replayed event. With a position it is
+// encoded once for all the resumes that shared the event's read
+// (replay.Event.SharedFrame). Only run calls it.
+func (r *stream) replayFrame(ev *replay.Event) []byte {
+	if !r.posOK {
+		return hub.EventFrame(r.channel, ev, r.epoch, false)
+	}
+	return ev.SharedFrame(r.epoch, r.encode)
+}
+
+func (r *stream) encodePositioned(ev *replay.Event) []byte {
+	return hub.EventFrame(r.channel, ev, r.epoch, true)
 }
 
 func (r *stream) frameOf(ev *hub.Event) []byte {
@@ -312,7 +328,7 @@ func (r *stream) run() {
 	}
 
 	m := replay.NewMerger(start, r.exclude...)
-	out := m.Add(nil, history...)
+	out := m.Add(make([]replay.Event, 0, len(history)), history...)
 	r.mu.Lock()
 	r.epoch, r.posOK = start.Epoch, known && r.positioned
 	r.mu.Unlock()
@@ -335,7 +351,7 @@ func (r *stream) run() {
 		}
 	}
 	for i := range out {
-		if !r.sendPaced(hub.EventFrame(ch, &out[i], r.epoch, r.posOK)) {
+		if !r.sendPaced(r.replayFrame(&out[i])) {
 			return
 		}
 	}
@@ -360,7 +376,7 @@ func (r *stream) run() {
 		}
 		out = m.Add(out[:0], evs...)
 		for i := range out {
-			if !r.sendPaced(hub.EventFrame(ch, &out[i], r.epoch, r.posOK)) {
+			if !r.sendPaced(r.replayFrame(&out[i])) {
 				return
 			}
 		}

@@ -1,0 +1,238 @@
+package replay
+
+import (
+	"bytes"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/herald-ws/herald/shared/appconf"
+	"github.com/herald-ws/herald/shared/poll"
+	"github.com/herald-ws/herald/shared/position"
+)
+
+// gathering is the number of resumes of channel waiting for its next read
+// from seq.
+func (e *env) gathering(eng *Engine, channel string, seq uint64) int {
+	eng.lanesMu.Lock()
+	defer eng.lanesMu.Unlock()
+	for k, l := range eng.lanes {
+		if strings.HasSuffix(k.subject, "."+channel) && k.seq == seq && l.next != nil {
+			return l.next.waiting
+		}
+	}
+	return 0
+}
+
+type resumeResult struct {
+	h   History
+	err error
+}
+
+// resumeAll starts n resumes of channel from `from` at once and returns
+// their results once all are gathered on one read: eng's only slot is held
+// until then.
+func (e *env) resumeAll(t *testing.T, eng *Engine, channel string, from uint64, n int) []resumeResult {
+	t.Helper()
+	release, err := eng.acquire(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pos := e.at(from)
+	out := make([]resumeResult, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[i].h, out[i].err = eng.Resume(e.ctx, e.app.ID, channel, pos)
+		}()
+	}
+	poll.Until(t, 10*time.Second, "the resumes gathered", func() bool { return e.gathering(eng, channel, from) == n })
+	release()
+	wg.Wait()
+	return out
+}
+
+func TestConcurrentResumesShareOneRead(t *testing.T) {
+	e := newEnv(t, appconf.App{})
+	var want []uint64
+	for i := range 20 {
+		s := e.publish("a", "x", `{"i":`+string(rune('0'+i%10))+`}`, "")
+		e.publish("b", "x", `{}`, "")
+		if i >= 5 {
+			want = append(want, s)
+		}
+	}
+	eng, err := New(e.nc, Options{Concurrency: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := want[0] - 1
+	results := e.resumeAll(t, eng, "a", from, 3)
+	if got := eng.reads.Load(); got != 1 {
+		t.Fatalf("3 concurrent resumes from one position read the history %d times, want once", got)
+	}
+	epoch := e.epoch()
+	encoded := 0
+	encode := func(ev *Event) []byte {
+		encoded++
+		return []byte(ev.Name + string(ev.Data))
+	}
+	var frames [][]byte
+	for i, r := range results {
+		if r.err != nil {
+			t.Fatalf("resume %d: %v", i, r.err)
+		}
+		if r.h.Start.Seq != from || r.h.More() || !slices.Equal(seqs(r.h.Events), want) {
+			t.Fatalf("resume %d: start %d, events %v (more %v), want %d then %v", i, r.h.Start.Seq, seqs(r.h.Events), r.h.More(), from, want)
+		}
+		// Each resume's merger delivers every event once, in order.
+		out := NewMerger(r.h.Start).Add(nil, r.h.Events...)
+		if !slices.Equal(seqs(out), want) {
+			t.Fatalf("resume %d delivers %v, want %v", i, seqs(out), want)
+		}
+		frames = append(frames, out[0].SharedFrame(epoch, encode))
+	}
+	if encoded != 1 {
+		t.Fatalf("the first event's frame was encoded %d times for 3 resumes, want once", encoded)
+	}
+	for _, f := range frames[1:] {
+		if &f[0] != &frames[0][0] || !bytes.Equal(f, frames[0]) {
+			t.Fatal("the resumes got different copies of the first event's frame")
+		}
+	}
+
+	// A lone resume later reads on its own.
+	h, err := eng.Resume(e.ctx, e.app.ID, "a", e.at(from))
+	if err != nil || !slices.Equal(seqs(h.Events), want) {
+		t.Fatalf("a later resume: %v, %v", seqs(h.Events), err)
+	}
+	if got := eng.reads.Load(); got != 2 {
+		t.Fatalf("%d reads after a later resume, want 2", got)
+	}
+	if h.Events[0].shared != nil {
+		t.Error("the events of a read that served one resume carry a shared frame")
+	}
+}
+
+// A resume must not take the result of a read that began before it: an
+// event stored in between would reach neither that read nor its live
+// subscription, made later.
+func TestResumeDoesNotJoinAReadUnderWay(t *testing.T) {
+	e := newEnv(t, appconf.App{})
+	first := []uint64{e.publish("a", "x", `1`, ""), e.publish("a", "x", `2`, "")}
+	eng, err := New(e.nc, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	read, resume := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	eng.afterRead = func() {
+		once.Do(func() {
+			close(read)
+			<-resume
+		})
+	}
+	from := e.at(first[0] - 1)
+	a := make(chan resumeResult, 1)
+	go func() {
+		h, err := eng.Resume(e.ctx, e.app.ID, "a", from)
+		a <- resumeResult{h, err}
+	}()
+	<-read // the first read is over, its result not yet handed out
+	late := e.publish("a", "x", `3`, "")
+	b := make(chan resumeResult, 1)
+	go func() {
+		h, err := eng.Resume(e.ctx, e.app.ID, "a", from)
+		b <- resumeResult{h, err}
+	}()
+	poll.Until(t, 10*time.Second, "the second resume waiting", func() bool { return e.gathering(eng, "a", first[0]-1) == 1 })
+	close(resume)
+	ra, rb := <-a, <-b
+	if ra.err != nil || rb.err != nil {
+		t.Fatal(ra.err, rb.err)
+	}
+	if !slices.Equal(seqs(ra.h.Events), first) {
+		t.Fatalf("first resume: %v, want %v", seqs(ra.h.Events), first)
+	}
+	if want := append(slices.Clone(first), late); !slices.Equal(seqs(rb.h.Events), want) {
+		t.Fatalf("second resume: %v, want %v (its own read, after the event stored meanwhile)", seqs(rb.h.Events), want)
+	}
+	if got := eng.reads.Load(); got != 2 {
+		t.Fatalf("%d reads, want 2", got)
+	}
+}
+
+// Resumes from different positions read on their own; resumes that share a
+// first page each read the rest of a long history on their own.
+func TestSharedReadsByPositionAndPage(t *testing.T) {
+	e := newEnv(t, appconf.App{})
+	data := strings.Repeat("d", 1000)
+	var all []uint64
+	for range 20 {
+		all = append(all, e.publish("a", "x", data, ""))
+	}
+	eng := e.pagedEngine(4000)
+	eng.slots = make(chan struct{}, 1)
+
+	t.Run("pages", func(t *testing.T) {
+		before := eng.reads.Load()
+		results := e.resumeAll(t, eng, "a", all[1], 2)
+		if got := eng.reads.Load() - before; got != 1 {
+			t.Fatalf("%d first-page reads for 2 resumes, want 1", got)
+		}
+		for i, r := range results {
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			if !r.h.More() {
+				t.Fatalf("resume %d: 18 events of 1,000 bytes fit in a page of 4,000", i)
+			}
+			var got []Event
+			for _, page := range readPages(t, e, r.h) {
+				got = append(got, page...)
+			}
+			out := NewMerger(r.h.Start).Add(nil, got...)
+			if !slices.Equal(seqs(out), all[2:]) {
+				t.Fatalf("resume %d delivers %v, want %v", i, seqs(out), all[2:])
+			}
+		}
+	})
+	t.Run("positions", func(t *testing.T) {
+		before := eng.reads.Load()
+		release, err := eng.acquire(e.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan resumeResult, 2)
+		for _, from := range []uint64{all[15], all[17]} {
+			go func() {
+				h, err := eng.Resume(e.ctx, e.app.ID, "a", position.Position{Epoch: e.epoch(), Seq: from}.String())
+				done <- resumeResult{h, err}
+			}()
+		}
+		poll.Until(t, 10*time.Second, "both resumes waiting", func() bool {
+			return e.gathering(eng, "a", all[15]) == 1 && e.gathering(eng, "a", all[17]) == 1
+		})
+		release()
+		for range 2 {
+			r := <-done
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			want := all[15+1:]
+			if r.h.Start.Seq == all[17] {
+				want = all[17+1:]
+			}
+			if !slices.Equal(seqs(r.h.Events), want) {
+				t.Fatalf("resume from %d: %v, want %v", r.h.Start.Seq, seqs(r.h.Events), want)
+			}
+		}
+		if got := eng.reads.Load() - before; got != 2 {
+			t.Fatalf("%d reads for resumes from 2 positions, want 2", got)
+		}
+	})
+}
