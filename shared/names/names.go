@@ -147,6 +147,20 @@ func ClientEventSubject(appID, channel string) string {
 	return Prefix + ".client." + EncodeToken(appID) + "." + EncodeToken(channel)
 }
 
+// ClientEventSubjects matches every ClientEventSubject: a gateway listens
+// on it once for all its channels.
+func ClientEventSubjects() string { return Prefix + ".client.*.*" }
+
+// LiveSubjectOfClient returns the LiveSubject of the channel of a client
+// event subject, or false if subject is not one.
+func LiveSubjectOfClient(subject string) (string, bool) {
+	const client = Prefix + ".client."
+	if !strings.HasPrefix(subject, client) {
+		return "", false
+	}
+	return Prefix + ".live." + subject[len(client):], true
+}
+
 // ChannelFromSubject returns the channel name of an events, live or client
 // subject (the last token).
 func ChannelFromSubject(subject string) (string, error) {

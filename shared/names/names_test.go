@@ -49,6 +49,12 @@ func TestSubjects(t *testing.T) {
 	if err != nil || ch != "presence-room.1" {
 		t.Fatalf("ChannelFromSubject = %q, %v", ch, err)
 	}
+	if live, ok := LiveSubjectOfClient(ClientEventSubject("my.app", "private-a.b")); !ok || live != LiveSubject("my.app", "private-a.b") {
+		t.Fatalf("LiveSubjectOfClient = %q, %v", live, ok)
+	}
+	if _, ok := LiveSubjectOfClient(LiveSubject("app", "c")); ok {
+		t.Fatal("LiveSubjectOfClient took a live subject")
+	}
 	if strings.ContainsAny(EventsStream("a.b c*"), ". *>") {
 		t.Fatalf("stream name %q holds a forbidden character", EventsStream("a.b c*"))
 	}

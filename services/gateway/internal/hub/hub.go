@@ -2,13 +2,20 @@
 // fans NATS messages out to them.
 //
 // Each channel with local subscribers has one core NATS subscription on its
-// live subject (channel events republished by the app's events stream) and
-// one on its client-event subject, reference-counted and dropped Linger after
-// the last subscriber left, so that NATS routes a channel's traffic only to
-// gateways that need it. The subscriptions deliver into a few Go channels
-// (shards, chosen by a hash of the channel), each drained by one dispatcher
-// goroutine: a channel's messages are all handled by the same goroutine, in
-// order, and there is no goroutine per subscription.
+// live subject (channel events republished by the app's events stream),
+// reference-counted and dropped Linger after the last subscriber left, so
+// that NATS routes a channel's events only to gateways that need it. The
+// subscriptions deliver into a few Go channels (shards, chosen by a hash of
+// the channel), each drained by one dispatcher goroutine: a channel's
+// messages are all handled by the same goroutine, in order, and there is no
+// goroutine per subscription.
+//
+// Client events, rare and rate-limited, come on one wildcard subscription of
+// all apps' client-event subjects, made with the first channel: a channel
+// costs one subscription here and in the NATS server rather than two. Its
+// callback delivers each to the channel's local subscribers, if any, in the
+// order received; there is no order between a channel's client events and
+// its stored events, which come from other publishers.
 //
 // Each message's frame is encoded once and the same bytes are queued on every
 // local subscriber except the socket named in its Herald-Exclude header.
@@ -97,6 +104,12 @@ type Hub struct {
 	rp     *repairer // nil without gap repair
 	debug  bool      // log each delivered event (trace.go)
 
+	// clientMu guards clientSub, the subscription of every client-event
+	// subject (clientEvents).
+	clientMu      sync.Mutex
+	clientSub     *nats.Subscription
+	clientDropped int // its NATS drops already counted
+
 	closeOnce sync.Once
 	done      chan struct{}
 	wg        sync.WaitGroup
@@ -106,15 +119,14 @@ type shard struct {
 	h  *Hub
 	in chan *nats.Msg
 
-	mu        sync.RWMutex
-	closed    bool
-	channels  map[string]*channel // by live subject
-	bySubject map[string]*channel // by live and client-event subject
+	mu       sync.RWMutex
+	closed   bool
+	channels map[string]*channel // by live subject
 }
 
 type channel struct {
-	app, name    string
-	live, client string
+	app, name string
+	live      string
 
 	// Guarded by the shard lock.
 	refs  int    // subscribers, including those waiting for ready
@@ -127,11 +139,10 @@ type channel struct {
 	targets eventTargets
 	seq     seqState
 
-	ready     chan struct{} // closed once the NATS subscriptions are made
-	err       error         // why they could not be; set before ready closes
-	liveSub   *nats.Subscription
-	clientSub *nats.Subscription
-	dropped   int // NATS drops already counted
+	ready   chan struct{} // closed once the NATS subscription is made
+	err     error         // why it could not be; set before ready closes
+	liveSub *nats.Subscription
+	dropped int // NATS drops already counted
 }
 
 // New starts the hub's dispatchers on nc, which the caller keeps owning.
@@ -147,10 +158,9 @@ func New(nc *nats.Conn, opt Options) *Hub {
 	h := &Hub{nc: nc, opt: opt, log: opt.Logger, done: make(chan struct{}), debug: debugEnabled(opt.Logger)}
 	for range opt.Shards {
 		sh := &shard{
-			h:         h,
-			in:        make(chan *nats.Msg, opt.ShardQueue),
-			channels:  map[string]*channel{},
-			bySubject: map[string]*channel{},
+			h:        h,
+			in:       make(chan *nats.Msg, opt.ShardQueue),
+			channels: map[string]*channel{},
 		}
 		h.shards = append(h.shards, sh)
 		h.wg.Add(1)
@@ -201,15 +211,12 @@ func (h *Hub) subscribe(appID, channelName string, s Subscriber, first []byte, t
 	create := c == nil
 	if create {
 		c = &channel{
-			app: appID, name: channelName,
-			live: live, client: names.ClientEventSubject(appID, channelName),
+			app: appID, name: channelName, live: live,
 			subs:    map[Subscriber]struct{}{},
 			targets: eventTargets{bySub: map[Subscriber]EventSubscriber{}},
 			ready:   make(chan struct{}),
 		}
 		sh.channels[live] = c
-		sh.bySubject[c.live] = c
-		sh.bySubject[c.client] = c
 	}
 	c.refs++
 	c.gen++
@@ -247,10 +254,14 @@ func (h *Hub) subscribe(appID, channelName string, s Subscriber, first []byte, t
 	return nil
 }
 
-// natsSubscribe makes a new channel's subscriptions and waits until the
-// server has them. A failed flush is not an error: the subscriptions are in
-// place and nats.go resends them when it reconnects.
+// natsSubscribe makes a new channel's subscription (and the client events'
+// one, the first time) and waits until the server has them. A failed flush
+// is not an error: the subscriptions are in place and nats.go resends them
+// when it reconnects.
 func (h *Hub) natsSubscribe(sh *shard, c *channel) error {
+	if err := h.clientEvents(); err != nil {
+		return err
+	}
 	if h.rp != nil {
 		h.rp.sync(c)
 		if afterSync != nil {
@@ -261,20 +272,14 @@ func (h *Hub) natsSubscribe(sh *shard, c *channel) error {
 	if err != nil {
 		return fmt.Errorf("subscribing to %s: %w", c.live, err)
 	}
-	client, err := h.nc.ChanSubscribe(c.client, sh.in)
-	if err != nil {
-		_ = live.Unsubscribe()
-		return fmt.Errorf("subscribing to %s: %w", c.client, err)
-	}
 	sh.mu.Lock()
 	closed := sh.closed
 	if !closed {
-		c.liveSub, c.clientSub = live, client
+		c.liveSub = live
 	}
 	sh.mu.Unlock()
 	if closed {
 		_ = live.Unsubscribe()
-		_ = client.Unsubscribe()
 		return ErrClosed
 	}
 	if err := h.nc.FlushTimeout(h.opt.FlushTimeout); err != nil {
@@ -283,6 +288,27 @@ func (h *Hub) natsSubscribe(sh *shard, c *channel) error {
 	if h.rp != nil {
 		h.rp.subscribed(sh, c)
 	}
+	return nil
+}
+
+// clientEvents makes the subscription of every client-event subject unless
+// it exists.
+func (h *Hub) clientEvents() error {
+	h.clientMu.Lock()
+	defer h.clientMu.Unlock()
+	if h.clientSub != nil {
+		return nil
+	}
+	select {
+	case <-h.done:
+		return ErrClosed
+	default:
+	}
+	sub, err := h.nc.Subscribe(names.ClientEventSubjects(), h.deliverClient)
+	if err != nil {
+		return fmt.Errorf("subscribing to %s: %w", names.ClientEventSubjects(), err)
+	}
+	h.clientSub = sub
 	return nil
 }
 
@@ -336,13 +362,9 @@ func (sh *shard) expire(c *channel, gen uint64) {
 // removeLocked forgets a channel and drops its NATS subscriptions.
 func (sh *shard) removeLocked(c *channel) {
 	delete(sh.channels, c.live)
-	delete(sh.bySubject, c.live)
-	delete(sh.bySubject, c.client)
 	sh.countDropsLocked(c)
-	for _, s := range []*nats.Subscription{c.liveSub, c.clientSub} {
-		if s != nil {
-			_ = s.Unsubscribe()
-		}
+	if c.liveSub != nil {
+		_ = c.liveSub.Unsubscribe()
 	}
 }
 
@@ -392,6 +414,11 @@ func (h *Hub) Close() {
 			sh.mu.Unlock()
 		}
 		close(h.done)
+		h.clientMu.Lock()
+		if h.clientSub != nil {
+			_ = h.clientSub.Unsubscribe()
+		}
+		h.clientMu.Unlock()
 		h.wg.Wait()
 	})
 }
@@ -400,7 +427,7 @@ func (h *Hub) Close() {
 // subject, rebuilding them if subscribers changed.
 func (sh *shard) subscribers(live string) ([]Subscriber, []EventSubscriber) {
 	sh.mu.RLock()
-	c := sh.bySubject[live]
+	c := sh.channels[live]
 	sh.mu.RUnlock()
 	if c == nil {
 		return nil, nil
@@ -436,22 +463,43 @@ func (sh *shard) dispatch() {
 	}
 }
 
-// deliver fans one NATS message out to the channel's local subscribers.
+// deliver fans one live message out to the channel's local subscribers.
 func (sh *shard) deliver(m *nats.Msg) {
 	sh.mu.RLock()
-	c := sh.bySubject[m.Subject]
+	c := sh.channels[m.Subject]
+	sh.mu.RUnlock()
 	if c == nil {
-		sh.mu.RUnlock()
 		return
 	}
-	isClient := m.Subject == c.client
-	sh.mu.RUnlock()
-	if !isClient && sh.h.rp != nil {
+	if sh.h.rp != nil {
 		// Tracked even without subscribers: a lingering channel must know
 		// its last sequence when a subscriber comes back.
 		sh.deliverLive(c, m)
 		return
 	}
+	sh.deliverFrame(c, m, false)
+}
+
+// deliverClient fans a client event out to the local subscribers of its
+// channel, if there are any.
+func (h *Hub) deliverClient(m *nats.Msg) {
+	live, ok := names.LiveSubjectOfClient(m.Subject)
+	if !ok {
+		return
+	}
+	sh := h.shardFor(live)
+	sh.mu.RLock()
+	c := sh.channels[live]
+	sh.mu.RUnlock()
+	if c != nil {
+		sh.deliverFrame(c, m, true)
+	}
+}
+
+// deliverFrame encodes the frame of a message that is not tracked by
+// sequence (a client event, or any event without gap repair) and fans it
+// out.
+func (sh *shard) deliverFrame(c *channel, m *nats.Msg, isClient bool) {
 	list, targets := sh.lists(c)
 	if len(list) == 0 && len(targets) == 0 {
 		return
@@ -509,9 +557,24 @@ func (h *Hub) countDrops() {
 				}
 				sh.mu.Unlock()
 			}
+			h.countClientDrops()
 		case <-h.done:
 			return
 		}
+	}
+}
+
+// countClientDrops adds the client-event subscription's drops to
+// NATSDropped.
+func (h *Hub) countClientDrops() {
+	h.clientMu.Lock()
+	defer h.clientMu.Unlock()
+	if h.clientSub == nil {
+		return
+	}
+	if n, err := h.clientSub.Dropped(); err == nil && n > h.clientDropped {
+		h.opt.NATSDropped.Add(float64(n - h.clientDropped))
+		h.clientDropped = n
 	}
 }
 
@@ -519,17 +582,11 @@ func (sh *shard) countDropsLocked(c *channel) {
 	if sh.h.opt.NATSDropped == nil {
 		return
 	}
-	total := 0
-	for _, s := range []*nats.Subscription{c.liveSub, c.clientSub} {
-		if s == nil {
-			continue
-		}
-		if n, err := s.Dropped(); err == nil {
-			total += n
-		}
+	if c.liveSub == nil {
+		return
 	}
-	if total > c.dropped {
-		sh.h.opt.NATSDropped.Add(float64(total - c.dropped))
-		c.dropped = total
+	if n, err := c.liveSub.Dropped(); err == nil && n > c.dropped {
+		sh.h.opt.NATSDropped.Add(float64(n - c.dropped))
+		c.dropped = n
 	}
 }

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -78,11 +79,14 @@ func TestFanOut(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The client event comes on a subscription of its own: no order with
+	// the channel's stored events (in production another publisher's).
+	clientFrame := `{"event":"client-x","channel":"news","data":"{\"a\":1}","user_id":"u\"1"}`
 	wantA := []string{
 		"first-1.1",
 		`{"event":"e","channel":"news","data":"1"}`,
-		`{"event":"client-x","channel":"news","data":"{\"a\":1}","user_id":"u\"1"}`,
 		`{"event":"e","channel":"news","data":"3"}`,
+		clientFrame,
 	}
 	wantB := []string{
 		"first-1.2",
@@ -91,8 +95,12 @@ func TestFanOut(t *testing.T) {
 		`{"event":"e","channel":"news","data":"3"}`,
 	}
 	eventually(t, "all frames", func() bool { return len(a.got()) == len(wantA) && len(b.got()) == len(wantB) })
+	gotA := a.got()
+	if i := slices.Index(gotA, clientFrame); i > 0 {
+		gotA = append(slices.Delete(gotA, i, i+1), clientFrame)
+	}
 	for i, w := range wantA {
-		if g := a.got()[i]; g != w {
+		if g := gotA[i]; g != w {
 			t.Errorf("a[%d] = %s, want %s", i, g, w)
 		}
 	}
@@ -250,6 +258,47 @@ func BenchmarkFanOut(b *testing.B) {
 		want := int64(i+1) * subscribers * frameLen
 		for written.Load() < want {
 			time.Sleep(10 * time.Microsecond)
+		}
+	}
+}
+
+// A channel costs one NATS subscription: its live subject. Client events of
+// every channel come on one more, made with the first channel.
+func TestOneSubscriptionPerChannel(t *testing.T) {
+	srv := natstest.Start(t)
+	nc := natstest.Connect(t, srv)
+	h := New(nc, Options{Linger: time.Hour})
+	t.Cleanup(h.Close)
+	base := srv.NumSubscriptions()
+	const channels = 20
+	subs := make([]*recorder, channels)
+	for i := range subs {
+		subs[i] = &recorder{id: "1." + strconv.Itoa(i)}
+		if err := h.Subscribe("app", "private-user."+strconv.Itoa(i), subs[i], nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := srv.NumSubscriptions() - base; got != channels+1 {
+		t.Fatalf("%d NATS subscriptions for %d channels, want %d", got, channels, channels+1)
+	}
+	// Each channel still gets its own client events, and only those: the
+	// other app's goes first, and client events are delivered in order.
+	pub := natstest.Connect(t, srv)
+	ev := events.ClientEvent{AppID: "other-app", Channel: "private-user.0", Name: "client-typing", Data: []byte("x"), SocketID: "2.1"}
+	if err := pub.PublishMsg(ev.Msg()); err != nil {
+		t.Fatal(err)
+	}
+	for i := range subs {
+		ev := events.ClientEvent{AppID: "app", Channel: "private-user." + strconv.Itoa(i), Name: "client-typing", Data: []byte(strconv.Itoa(i)), SocketID: "2.1"}
+		if err := pub.PublishMsg(ev.Msg()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, s := range subs {
+		want := `{"event":"client-typing","channel":"private-user.` + strconv.Itoa(i) + `","data":"` + strconv.Itoa(i) + `"}`
+		eventually(t, "client event "+strconv.Itoa(i), func() bool { return len(s.got()) >= 1 })
+		if got := s.got(); len(got) != 1 || got[0] != want {
+			t.Fatalf("subscriber %d got %q, want [%s]", i, got, want)
 		}
 	}
 }
