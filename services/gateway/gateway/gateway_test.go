@@ -49,9 +49,7 @@ func TestConnectionEstablished(t *testing.T) {
 			t.Errorf("activity_timeout = %d, want the app's 45", d.ActivityTimeout)
 		}
 	}
-	if got := metric(t, e.reg, "herald_gateway_connections"); got != 3 {
-		t.Errorf("connections gauge = %v, want 3", got)
-	}
+	e.wantMetric("herald_gateway_connections", 3)
 	other, _, _ := e.startGateway()
 	if other.ID() == e.gw.ID() {
 		t.Errorf("two gateways share the id %s", other.ID())
@@ -98,9 +96,7 @@ func TestMaxConnections(t *testing.T) {
 	first.ping()
 	// The slot is free again once the first one leaves.
 	first.c.Close()
-	eventually(t, "the first connection to go", func() bool {
-		return metric(t, e.reg, "herald_gateway_connections") == 0
-	})
+	e.waitMetric("herald_gateway_connections", 0)
 	connect(t, e.hs, "key-max")
 }
 
@@ -180,9 +176,7 @@ func TestServerPingsIdleClients(t *testing.T) {
 }
 
 func TestPublicChannelEvent(t *testing.T) {
-	e := newEnv(t)
-	app := e.app("app-1")
-	c := connect(t, e.hs, "key-1")
+	e, app, c := newClientEnv(t)
 	if got := c.subscribe(app, "news"); got != "{}" {
 		t.Errorf("subscription_succeeded data %q, want {}", got)
 	}
@@ -195,15 +189,11 @@ func TestPublicChannelEvent(t *testing.T) {
 	c.subscribe(app, "orders.42@shop;x=y")
 	e.publish(events.Event{AppID: app.ID, Channel: "orders.42@shop;x=y", Name: "paid", Data: "plain text"})
 	c.expectEvent("paid", "orders.42@shop;x=y", "plain text")
-	if got := metric(t, e.reg, "herald_gateway_subscriptions"); got != 2 {
-		t.Errorf("subscriptions gauge = %v, want 2", got)
-	}
+	e.wantMetric("herald_gateway_subscriptions", 2)
 }
 
 func TestUnsubscribe(t *testing.T) {
-	e := newEnv(t)
-	app := e.app("app-1")
-	c := connect(t, e.hs, "key-1")
+	e, app, c := newClientEnv(t)
 	c.subscribe(app, "a")
 	c.subscribe(app, "b")
 	c.send("pusher:unsubscribe", "", map[string]string{"channel": "a"})
@@ -211,15 +201,11 @@ func TestUnsubscribe(t *testing.T) {
 	e.publish(events.Event{AppID: app.ID, Channel: "a", Name: "e", Data: "1"})
 	e.publish(events.Event{AppID: app.ID, Channel: "b", Name: "e", Data: "2"})
 	c.expectEvent("e", "b", "2")
-	eventually(t, "the subscriptions gauge", func() bool {
-		return metric(t, e.reg, "herald_gateway_subscriptions") == 1
-	})
+	e.waitMetric("herald_gateway_subscriptions", 1)
 }
 
 func TestResubscribeDeliversOnce(t *testing.T) {
-	e := newEnv(t)
-	app := e.app("app-1")
-	c := connect(t, e.hs, "key-1")
+	e, app, c := newClientEnv(t)
 	c.subscribe(app, "news")
 	c.subscribe(app, "news")
 	e.publish(events.Event{AppID: app.ID, Channel: "news", Name: "e", Data: "1"})
@@ -229,9 +215,7 @@ func TestResubscribeDeliversOnce(t *testing.T) {
 }
 
 func TestSubscriptionErrors(t *testing.T) {
-	e := newEnv(t)
-	app := e.app("app-1")
-	c := connect(t, e.hs, "key-1")
+	_, app, c := newClientEnv(t)
 	tests := []struct {
 		name    string
 		channel string
@@ -299,9 +283,7 @@ func TestSubscriptionLimit(t *testing.T) {
 }
 
 func TestPrivateChannels(t *testing.T) {
-	e := newEnv(t)
-	app := e.app("app-1")
-	c := connect(t, e.hs, "key-1")
+	e, app, c := newClientEnv(t)
 	c.subscribe(app, "private-orders")
 	e.publish(events.Event{AppID: app.ID, Channel: "private-orders", Name: "paid", Data: `{"id":1}`})
 	c.expectEvent("paid", "private-orders", `{"id":1}`)
@@ -382,9 +364,7 @@ func TestClientEvents(t *testing.T) {
 	b.expectEvent("client-done", "private-room", `"ok"`)
 	b.send("client-ack", "private-room", "ack")
 	a.expectEvent("client-ack", "private-room", `"ack"`)
-	eventually(t, "client_events_total", func() bool {
-		return metric(t, e.reg, "herald_gateway_client_events_total") == 3
-	})
+	e.waitMetric("herald_gateway_client_events_total", 3)
 }
 
 func TestClientEventRateLimit(t *testing.T) {
@@ -438,25 +418,10 @@ func TestPresence(t *testing.T) {
 		t.Helper()
 		c.subscribeFrame(app, ch, channelData, true)
 	}
-	type members struct {
-		Presence struct {
-			IDs   []string                   `json:"ids"`
-			Hash  map[string]json.RawMessage `json:"hash"`
-			Count int                        `json:"count"`
-		} `json:"presence"`
-	}
-	parse := func(s string) members {
-		t.Helper()
-		var m members
-		if err := json.Unmarshal([]byte(s), &m); err != nil {
-			t.Fatalf("presence data %s: %v", s, err)
-		}
-		return m
-	}
 
 	a := connect(t, e.hs, "key-1")
 	join(a, `{"user_id":"ann","user_info":{"name":"Ann"}}`)
-	m := parse(a.expectSucceeded(ch))
+	m := parseMembers(t, a.expectSucceeded(ch))
 	if m.Presence.Count != 1 || len(m.Presence.IDs) != 1 || m.Presence.IDs[0] != "ann" ||
 		string(m.Presence.Hash["ann"]) != `{"name":"Ann"}` {
 		t.Errorf("first member list %+v", m.Presence)
@@ -464,7 +429,7 @@ func TestPresence(t *testing.T) {
 
 	b := connect(t, e.hs, "key-1")
 	join(b, `{"user_id":7,"user_info":{"name":"Bob"}}`) // numeric id becomes "7"
-	m = parse(b.expectSucceeded(ch))
+	m = parseMembers(t, b.expectSucceeded(ch))
 	if m.Presence.Count != 2 || string(m.Presence.Hash["7"]) != `{"name":"Bob"}` {
 		t.Errorf("second member list %+v", m.Presence)
 	}
@@ -476,7 +441,7 @@ func TestPresence(t *testing.T) {
 	// Bob's second connection adds no member and is not announced.
 	b2 := connect(t, e.hs, "key-1")
 	join(b2, `{"user_id":7,"user_info":{"name":"Bob"}}`)
-	if m := parse(b2.expectSucceeded(ch)); m.Presence.Count != 2 {
+	if m := parseMembers(t, b2.expectSucceeded(ch)); m.Presence.Count != 2 {
 		t.Errorf("count with a second connection: %d", m.Presence.Count)
 	}
 
@@ -514,9 +479,7 @@ func TestPresence(t *testing.T) {
 }
 
 func TestPresenceChannelDataErrors(t *testing.T) {
-	e := newEnv(t)
-	app := e.app("app-1")
-	c := connect(t, e.hs, "key-1")
+	_, app, c := newClientEnv(t)
 	tests := []struct {
 		name, data, typ string
 	}{
@@ -566,9 +529,7 @@ func TestTwoGateways(t *testing.T) {
 }
 
 func TestMalformedFrames(t *testing.T) {
-	e := newEnv(t)
-	app := e.app("app-1")
-	c := connect(t, e.hs, "key-1")
+	e, app, c := newClientEnv(t)
 	bystander := connect(t, e.hs, "key-1")
 	c.subscribe(app, "news")
 	bystander.subscribe(app, "news")
@@ -664,9 +625,7 @@ func TestOversizedFrames(t *testing.T) {
 }
 
 func TestFrameSizes(t *testing.T) {
-	e := newEnv(t)
-	app := e.app("app-1")
-	c := connect(t, e.hs, "key-1")
+	e, app, c := newClientEnv(t)
 	c.subscribe(app, "big")
 	// 7-bit, 16-bit and 64-bit WebSocket payload lengths. Published on the
 	// live subject directly: the stream's own size limit is not under test.
@@ -781,25 +740,17 @@ func TestShutdown(t *testing.T) {
 	} else if resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("dial during drain: %v", err)
 	}
-	if got := metric(t, e.reg, "herald_gateway_connections"); got != 0 {
-		t.Errorf("connections gauge = %v after shutdown", got)
-	}
+	e.wantMetric("herald_gateway_connections", 0)
 }
 
 func TestMetricsCountMessages(t *testing.T) {
-	e := newEnv(t)
-	app := e.app("app-1")
-	c := connect(t, e.hs, "key-1")
+	e, app, c := newClientEnv(t)
 	c.subscribe(app, "news")
 	e.publish(events.Event{AppID: app.ID, Channel: "news", Name: "e", Data: "1"})
 	c.expect("e")
 	// connection_established, subscription_succeeded, the event.
-	eventually(t, "messages_sent_total", func() bool {
-		return metric(t, e.reg, "herald_gateway_messages_sent_total") == 3
-	})
-	if got := metric(t, e.reg, "herald_gateway_connections_total"); got != 1 {
-		t.Errorf("connections_total = %v", got)
-	}
+	e.waitMetric("herald_gateway_messages_sent_total", 3)
+	e.wantMetric("herald_gateway_connections_total", 1)
 }
 
 // A connection that holds no channel for the app's subscribe_timeout is
@@ -882,7 +833,5 @@ func TestClientEventsOff(t *testing.T) {
 	if before := b.ping(); len(before) != 0 {
 		t.Errorf("b got %s", before[0].raw)
 	}
-	if got := metric(t, e.reg, "herald_gateway_client_events_total"); got != 0 {
-		t.Errorf("client_events_total = %v, want 0", got)
-	}
+	e.wantMetric("herald_gateway_client_events_total", 0)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/herald-ws/herald/services/gateway/gateway"
+	"github.com/herald-ws/herald/services/gateway/gatewaytest"
 	"github.com/herald-ws/herald/services/presence/presencetest"
 	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/events"
@@ -72,6 +74,14 @@ func newEnv(t testing.TB, opts ...func(*gateway.Options)) *env {
 	return e
 }
 
+// newClientEnv is newEnv with one client connected to app-1, the start of
+// most tests.
+func newClientEnv(t testing.TB, opts ...func(*gateway.Options)) (*env, *appconf.App, *client) {
+	t.Helper()
+	e := newEnv(t, opts...)
+	return e, e.app("app-1"), connect(t, e.hs, "key-1")
+}
+
 // mortalGateway starts another gateway on a NATS connection of its own, nc,
 // with a 1 s heartbeat TTL: closing nc kills it as a crash would.
 func (e *env) mortalGateway() (*httptest.Server, *nats.Conn) {
@@ -99,19 +109,7 @@ func (e *env) startGateway(opts ...func(*gateway.Options)) (*gateway.Gateway, *h
 	for _, o := range opts {
 		o(&opt)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	gw, err := gateway.New(ctx, opt)
-	if err != nil {
-		t.Fatalf("gateway.New: %v", err)
-	}
-	hs := httptest.NewServer(gw.Handler())
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = gw.Shutdown(ctx)
-		hs.Close()
-	})
+	gw, hs := gatewaytest.Start(t, opt)
 	return gw, hs, reg
 }
 
@@ -137,6 +135,22 @@ func (e *env) publish(ev events.Event) {
 func metric(t testing.TB, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
 	return metricstest.Value(t, reg, name, nil)
+}
+
+// wantMetric checks that the gateway's counter or gauge name (summed over
+// its series) is want now.
+func (e *env) wantMetric(name string, want float64) {
+	e.t.Helper()
+	if got := metric(e.t, e.reg, name); got != want {
+		e.t.Errorf("%s = %v, want %v", name, got, want)
+	}
+}
+
+// waitMetric waits until the gateway's counter or gauge name (summed over
+// its series) is want.
+func (e *env) waitMetric(name string, want float64) {
+	e.t.Helper()
+	eventually(e.t, fmt.Sprintf("%s = %v", name, want), func() bool { return metric(e.t, e.reg, name) == want })
 }
 
 // eventually polls cond until it holds, or fails after 5 s.

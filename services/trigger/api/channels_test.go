@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/herald-ws/herald/services/gateway/gateway"
+	"github.com/herald-ws/herald/services/gateway/gatewaytest"
 	"github.com/herald-ws/herald/services/presence/presencetest"
 	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/natstest"
@@ -41,19 +41,7 @@ func newWorld(t *testing.T) *world {
 	presencetest.Start(t, f.srv, opt)
 
 	for range 2 {
-		gctx, gcancel := context.WithTimeout(context.Background(), 10*time.Second)
-		gw, err := gateway.New(gctx, gateway.Options{Apps: apps, NC: natstest.Connect(t, f.srv)})
-		gcancel()
-		if err != nil {
-			t.Fatalf("gateway.New: %v", err)
-		}
-		hs := httptest.NewServer(gw.Handler())
-		t.Cleanup(func() {
-			sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer scancel()
-			_ = gw.Shutdown(sctx)
-			hs.Close()
-		})
+		_, hs := gatewaytest.Start(t, gateway.Options{Apps: apps, NC: natstest.Connect(t, f.srv)})
 		w.gateways = append(w.gateways, hs)
 	}
 	return w
