@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,10 +27,15 @@ const (
 // URL.
 func startHerald(t *testing.T) string {
 	t.Helper()
+	setShopApp(t)
+	return runHerald(t)
+}
+
+// setShopApp sets startHerald's one app in the environment.
+func setShopApp(t *testing.T) {
 	t.Setenv("REVERB_APP_ID", "shop")
 	t.Setenv("REVERB_APP_KEY", replayAppKey)
 	t.Setenv("REVERB_APP_SECRET", replayAppSecret)
-	return runHerald(t)
 }
 
 // runHerald runs the all-in-one process with the app settings of the
@@ -37,23 +43,41 @@ func startHerald(t *testing.T) string {
 // base URL once it is ready.
 func runHerald(t *testing.T) string {
 	t.Helper()
+	base, stop := startProgram(t)
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	return base
+}
+
+// startProgram is runHerald's process with a stop of the test's own: stop
+// ends it and returns what it returned (nil when called again). The end of
+// the test stops it too.
+func startProgram(t *testing.T) (base string, stop func() error) {
+	t.Helper()
 	port := natstest.FreePort(t)
 	t.Setenv("REVERB_SERVER_HOST", "127.0.0.1")
 	t.Setenv("REVERB_SERVER_PORT", strconv.Itoa(port))
 	t.Setenv("HERALD_DATA_DIR", t.TempDir())
 	t.Setenv("HERALD_LOG_LEVEL", "warn")
-	ctx, stop := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- program.Run(ctx, io.Discard, io.Discard) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	})
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	var once sync.Once
+	stop = func() error {
+		var err error
+		once.Do(func() {
+			cancel()
+			err = <-done
+		})
+		return err
+	}
+	t.Cleanup(func() { _ = stop() })
+	base = fmt.Sprintf("http://127.0.0.1:%d", port)
 	waitUp(t, base)
-	return base
+	return base, stop
 }
 
 // callAPI calls the HTTP API, signed.

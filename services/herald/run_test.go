@@ -2,19 +2,15 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/herald-ws/herald/shared/natstest"
 	"github.com/herald-ws/herald/shared/process/processtest"
 	"github.com/herald-ws/herald/shared/signing"
 )
@@ -43,27 +39,11 @@ func readFrame(t *testing.T, c *websocket.Conn) frame {
 // The all-in-one process serves the WebSocket and the HTTP API on one port
 // under REVERB_SERVER_PATH, and a SIGTERM-style stop tells clients 4200.
 func TestOnePortServesWebSocketAndAPI(t *testing.T) {
-	port := natstest.FreePort(t)
-	t.Setenv("REVERB_APP_ID", "shop")
-	t.Setenv("REVERB_APP_KEY", "shop-key")
-	t.Setenv("REVERB_APP_SECRET", "0123456789abcdef0123")
-	t.Setenv("REVERB_SERVER_HOST", "127.0.0.1")
-	t.Setenv("REVERB_SERVER_PORT", strconv.Itoa(port))
+	setShopApp(t)
 	t.Setenv("REVERB_SERVER_PATH", "/ws")
-	t.Setenv("HERALD_DATA_DIR", t.TempDir())
-	t.Setenv("HERALD_LOG_LEVEL", "warn")
+	base, stop := startProgram(t)
 
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- program.Run(ctx, io.Discard, io.Discard) }()
-	t.Cleanup(func() {
-		stop()
-		<-done
-	})
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	waitUp(t, base)
-
-	ws, _, err := websocket.DefaultDialer.Dial(fmt.Sprintf("ws://127.0.0.1:%d/ws/app/shop-key?protocol=7&client=js&version=8.4.0&flash=false", port), nil)
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(base, "http")+"/ws/app/shop-key?protocol=7&client=js&version=8.4.0&flash=false", nil)
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
@@ -95,7 +75,8 @@ func TestOnePortServesWebSocketAndAPI(t *testing.T) {
 		t.Fatalf("event frame %+v", f)
 	}
 
-	stop()
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
 	_ = ws.SetReadDeadline(time.Now().Add(15 * time.Second))
 	for {
 		_, _, err := ws.ReadMessage()
@@ -108,8 +89,7 @@ func TestOnePortServesWebSocketAndAPI(t *testing.T) {
 		}
 		break
 	}
-	if err := <-done; err != nil && !strings.Contains(err.Error(), "context") {
+	if err := <-stopped; err != nil && !strings.Contains(err.Error(), "context") {
 		t.Fatalf("run returned %v", err)
 	}
-	done <- nil
 }

@@ -206,18 +206,8 @@ func TestWait(t *testing.T) {
 
 // A stream ensured while JetStream is not available yet waits for it.
 func TestStreamWaitsForJetStream(t *testing.T) {
-	u := natstest.StartUnavailable(t)
-	js := u.JetStream(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
+	natstest.CheckWaitsForJetStream(t, func(ctx context.Context, js jetstream.JetStream) error {
 		_, err := ensure.Stream(ctx, js, streamConfig(1))
-		done <- err
-	}()
-	<-u.Asked
-	u.Recover(t)
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+		return err
+	})
 }

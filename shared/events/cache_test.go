@@ -6,19 +6,13 @@ import (
 	"time"
 
 	"github.com/herald-ws/herald/shared/names"
-	"github.com/herald-ws/herald/shared/natstest"
 )
 
 func TestCacheStreamKeepsTheLastEventOfEachChannel(t *testing.T) {
-	srv := natstest.Start(t)
-	nc, js := natstest.JetStream(t, srv)
+	nc, js, app := startWithStream(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	app := testApp(t)
-	for i := 0; i < 2; i++ {
-		if _, err := EnsureStream(ctx, js, app, StreamOptions{}); err != nil {
-			t.Fatal(err)
-		}
+	for i := range 2 {
 		if _, err := EnsureCacheStream(ctx, js, app, StreamOptions{}); err != nil {
 			t.Fatalf("EnsureCacheStream #%d: %v", i, err)
 		}

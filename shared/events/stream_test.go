@@ -9,6 +9,8 @@ import (
 	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/names"
 	"github.com/herald-ws/herald/shared/natstest"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 func testApp(t *testing.T) *appconf.App {
@@ -21,18 +23,24 @@ func testApp(t *testing.T) *appconf.App {
 	return a
 }
 
-func TestStoredEventsAreRepublishedLive(t *testing.T) {
-	srv := natstest.Start(t)
-	nc, js := natstest.JetStream(t, srv)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+// startWithStream starts an embedded JetStream with testApp's events
+// stream, ensured twice as two services starting at once would.
+func startWithStream(t *testing.T) (*nats.Conn, jetstream.JetStream, *appconf.App) {
+	t.Helper()
+	nc, js := natstest.JetStream(t, natstest.Start(t))
 	app := testApp(t)
-	// Twice, as two services starting at once would.
-	for i := 0; i < 2; i++ {
-		if _, err := EnsureStream(ctx, js, app, StreamOptions{}); err != nil {
+	for i := range 2 {
+		if _, err := EnsureStream(t.Context(), js, app, StreamOptions{}); err != nil {
 			t.Fatalf("EnsureStream #%d: %v", i, err)
 		}
 	}
+	return nc, js, app
+}
+
+func TestStoredEventsAreRepublishedLive(t *testing.T) {
+	nc, js, app := startWithStream(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	channel := "private-orders.42"
 	sub, err := nc.SubscribeSync(names.LiveSubject(app.ID, channel))
 	if err != nil {

@@ -1,6 +1,7 @@
 package natstest
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -85,4 +86,26 @@ func (u *Unavailable) JetStream(tb testing.TB) jetstream.JetStream {
 		tb.Fatalf("natstest: jetstream: %v", err)
 	}
 	return js
+}
+
+// CheckWaitsForJetStream runs start against an Unavailable and fails tb
+// unless start is still waiting when JetStream first answers 503, and
+// returns nil once JetStream has recovered.
+func CheckWaitsForJetStream(tb testing.TB, start func(ctx context.Context, js jetstream.JetStream) error) {
+	tb.Helper()
+	u := StartUnavailable(tb)
+	js := u.JetStream(tb)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- start(ctx, js) }()
+	select {
+	case <-u.Asked:
+	case err := <-done:
+		tb.Fatalf("returned before JetStream answered: %v", err)
+	}
+	u.Recover(tb)
+	if err := <-done; err != nil {
+		tb.Fatalf("did not wait for JetStream: %v", err)
+	}
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/herald-ws/herald/shared/names"
 	"github.com/herald-ws/herald/shared/natstest"
@@ -86,22 +85,8 @@ func TestReader(t *testing.T) {
 // A reader started while JetStream is not available yet (a fresh cluster
 // electing its leaders) waits for it instead of failing.
 func TestNewReaderWaitsForJetStream(t *testing.T) {
-	u := natstest.StartUnavailable(t)
-	js := u.JetStream(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
+	natstest.CheckWaitsForJetStream(t, func(ctx context.Context, js jetstream.JetStream) error {
 		_, err := NewReader(ctx, js, Options{})
-		done <- err
-	}()
-	select {
-	case <-u.Asked:
-	case err := <-done:
-		t.Fatalf("NewReader returned before JetStream answered: %v", err)
-	}
-	u.Recover(t)
-	if err := <-done; err != nil {
-		t.Fatalf("NewReader did not wait for JetStream: %v", err)
-	}
+		return err
+	})
 }

@@ -47,6 +47,16 @@ func newWorld(t *testing.T) *world {
 	return w
 }
 
+// waitChannel waits until app1's channel, asked for info, answers want
+// (compared with sorted keys): the state persisted after a flush interval.
+func (w *world) waitChannel(t *testing.T, channel, info, want string) {
+	t.Helper()
+	path := "/apps/app1/channels/" + channel
+	poll.Until(t, 5*time.Second, path+" to answer "+want, func() bool {
+		return canonical(t, w.get(t, path, url.Values{"info": {info}}).raw) == want
+	})
+}
+
 // subscriber is one WebSocket client of app1.
 type subscriber struct {
 	c        *websocket.Conn
@@ -155,12 +165,8 @@ func TestChannelQueries(t *testing.T) {
 	bobAgain := w.subscribe(t, 0, "presence-room", "bob") // one user, two gateways
 
 	// Channel state is persisted a flush interval after the subscriptions.
-	poll.Until(t, 5*time.Second, "every subscription counted", func() bool {
-		got := w.get(t, "/apps/app1/channels/presence-room", url.Values{"info": {"user_count,subscription_count"}})
-		news := w.get(t, "/apps/app1/channels/news", url.Values{"info": {"subscription_count"}})
-		return canonical(t, got.raw) == `{"occupied":true,"subscription_count":3,"user_count":2}` &&
-			canonical(t, news.raw) == `{"occupied":true,"subscription_count":2}`
-	})
+	w.waitChannel(t, "presence-room", "user_count,subscription_count", `{"occupied":true,"subscription_count":3,"user_count":2}`)
+	w.waitChannel(t, "news", "subscription_count", `{"occupied":true,"subscription_count":2}`)
 
 	tests := []struct {
 		name   string
@@ -220,10 +226,7 @@ func TestChannelQueries(t *testing.T) {
 
 	// The state follows: bob's second connection leaves, he stays a member.
 	bobAgain.c.Close()
-	poll.Until(t, 5*time.Second, "bob's second connection uncounted", func() bool {
-		got := w.get(t, "/apps/app1/channels/presence-room", url.Values{"info": {"user_count,subscription_count"}})
-		return canonical(t, got.raw) == `{"occupied":true,"subscription_count":2,"user_count":2}`
-	})
+	w.waitChannel(t, "presence-room", "user_count,subscription_count", `{"occupied":true,"subscription_count":2,"user_count":2}`)
 }
 
 func TestEventInfo(t *testing.T) {
@@ -232,12 +235,8 @@ func TestEventInfo(t *testing.T) {
 	w.subscribe(t, 1, "news", "")
 	w.subscribe(t, 0, "presence-room", "ann")
 	w.subscribe(t, 1, "presence-room", "ann")
-	poll.Until(t, 5*time.Second, "every subscription counted", func() bool {
-		got := w.get(t, "/apps/app1/channels/presence-room", url.Values{"info": {"subscription_count"}})
-		news := w.get(t, "/apps/app1/channels/news", url.Values{"info": {"subscription_count"}})
-		return canonical(t, got.raw) == `{"occupied":true,"subscription_count":2}` &&
-			canonical(t, news.raw) == `{"occupied":true,"subscription_count":2}`
-	})
+	w.waitChannel(t, "presence-room", "subscription_count", `{"occupied":true,"subscription_count":2}`)
+	w.waitChannel(t, "news", "subscription_count", `{"occupied":true,"subscription_count":2}`)
 
 	tests := []struct {
 		name, path, body string
