@@ -18,11 +18,34 @@ const terminateMessage = "Connection terminated by the server"
 
 type userKey struct{ app, user string }
 
+// sessionSets are sets of connections by user: the connections signed in
+// as each user, or those watching each.
+type sessionSets map[userKey]map[*session.Session]struct{}
+
+func (m sessionSets) add(k userKey, s *session.Session) {
+	set := m[k]
+	if set == nil {
+		set = map[*session.Session]struct{}{}
+		m[k] = set
+	}
+	set[s] = struct{}{}
+}
+
+// remove takes s out of k's set, and the set out of m once empty.
+func (m sessionSets) remove(k userKey, s *session.Session) {
+	if set := m[k]; set != nil {
+		delete(set, s)
+		if len(set) == 0 {
+			delete(m, k)
+		}
+	}
+}
+
 // userIndex finds the signed-in connections of a user on this gateway, and
 // the watchers of each user (watchlist.go).
 type userIndex struct {
 	mu        sync.Mutex
-	byUser    map[userKey]map[*session.Session]struct{}
+	byUser    sessionSets
 	bySession map[*session.Session]userKey
 	sub       *nats.Subscription
 
@@ -31,7 +54,7 @@ type userIndex struct {
 
 func newUserIndex() *userIndex {
 	return &userIndex{
-		byUser:     map[userKey]map[*session.Session]struct{}{},
+		byUser:     sessionSets{},
 		bySession:  map[*session.Session]userKey{},
 		watchlists: newWatchlists(),
 	}
@@ -43,12 +66,7 @@ func (u *userIndex) SignedIn(s *session.Session, appID, userID string, watchlist
 	u.mu.Lock()
 	u.dropLocked(s)
 	k := userKey{appID, userID}
-	set := u.byUser[k]
-	if set == nil {
-		set = map[*session.Session]struct{}{}
-		u.byUser[k] = set
-	}
-	set[s] = struct{}{}
+	u.byUser.add(k, s)
 	u.bySession[s] = k
 	u.watchLocked(s, appID, watchlist)
 	u.mu.Unlock()
@@ -73,12 +91,7 @@ func (u *userIndex) dropLocked(s *session.Session) {
 		return
 	}
 	delete(u.bySession, s)
-	if set := u.byUser[k]; set != nil {
-		delete(set, s)
-		if len(set) == 0 {
-			delete(u.byUser, k)
-		}
-	}
+	u.byUser.remove(k, s)
 }
 
 // sessions returns the connections signed in as userID of app appID.

@@ -28,7 +28,7 @@ type watchlists struct {
 	state *globalstate.Client
 	log   *slog.Logger
 
-	watchers map[userKey]map[*session.Session]struct{} // by watched user
+	watchers sessionSets // by watched user
 	watching map[*session.Session][]userKey
 	perApp   map[string]int // watching connections
 	appSubs  map[string]*nats.Subscription
@@ -37,7 +37,7 @@ type watchlists struct {
 func newWatchlists() watchlists {
 	return watchlists{
 		log:      slog.New(slog.DiscardHandler),
-		watchers: map[userKey]map[*session.Session]struct{}{},
+		watchers: sessionSets{},
 		watching: map[*session.Session][]userKey{},
 		perApp:   map[string]int{},
 		appSubs:  map[string]*nats.Subscription{},
@@ -58,12 +58,7 @@ func (u *userIndex) watchLocked(s *session.Session, app string, list []string) {
 	keys := make([]userKey, 0, len(list))
 	for _, id := range list {
 		k := userKey{app, id}
-		set := u.watchers[k]
-		if set == nil {
-			set = map[*session.Session]struct{}{}
-			u.watchers[k] = set
-		}
-		set[s] = struct{}{}
+		u.watchers.add(k, s)
 		keys = append(keys, k)
 	}
 	u.watching[s] = keys
@@ -86,12 +81,7 @@ func (u *userIndex) unwatchLocked(s *session.Session) {
 	}
 	delete(u.watching, s)
 	for _, k := range keys {
-		if set := u.watchers[k]; set != nil {
-			delete(set, s)
-			if len(set) == 0 {
-				delete(u.watchers, k)
-			}
-		}
+		u.watchers.remove(k, s)
 	}
 	app := keys[0].app
 	if u.perApp[app]--; u.perApp[app] <= 0 {
