@@ -1,8 +1,6 @@
 package main
 
 import (
-	"errors"
-
 	"github.com/herald-ws/herald/services/gateway/gateway"
 	"github.com/herald-ws/herald/shared/process"
 )
@@ -12,12 +10,10 @@ import (
 type config struct {
 	Process process.Settings
 	Gateway gateway.Settings
-
-	Host string `env:"REVERB_SERVER_HOST" envDefault:"0.0.0.0"`
-	Port int    `env:"REVERB_SERVER_PORT" envDefault:"8080"`
+	Server  process.ReverbServer
 }
 
 // Check validates what only the gateway binary reads.
 func (c *config) Check() error {
-	return errors.Join(process.CheckPort("REVERB_SERVER_PORT", c.Port), c.Process.NATS.RequireNATS())
+	return c.Process.NATS.RequireNATS()
 }

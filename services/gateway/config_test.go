@@ -47,7 +47,7 @@ func TestParseConfig(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if c.Host != "0.0.0.0" || c.Port != 8080 {
+			if c.Server.Host != "0.0.0.0" || c.Server.Port != 8080 {
 				t.Errorf("defaults: %+v", c)
 			}
 		})

@@ -18,7 +18,7 @@ var program = process.Program[config]{
 	Name:     "gateway",
 	Summary:  "serves Pusher protocol WebSocket clients at /app/{key}, from the apps' streams on NATS",
 	Settings: func(c *config) *process.Settings { return &c.Process },
-	Addr:     func(c *config) string { return process.JoinHostPort(c.Host, c.Port) },
+	Addr:     func(c *config) string { return c.Server.Addr() },
 	Start:    start,
 }
 

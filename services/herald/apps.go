@@ -41,7 +41,7 @@ func resolveApps(cfg *config, out io.Writer, log *slog.Logger) (*appconf.Registr
 	}
 	if created {
 		fmt.Fprintf(out, "Generated an app, kept in %s (set REVERB_APP_ID, REVERB_APP_KEY and REVERB_APP_SECRET to choose your own).\n\nLaravel .env:\n", path)
-		printEnv(out, a, laravelHost(cfg.Host), cfg.Port, "http", "  ")
+		printEnv(out, a, laravelHost(cfg.Server.Host), cfg.Server.Port, "http", "  ")
 		fmt.Fprintln(out)
 	} else {
 		log.Info("using the app kept in the data directory (its secret is in the file)", "file", path, "app_id", a.ID, "app_key", a.Key)

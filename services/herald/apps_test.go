@@ -33,7 +33,7 @@ func TestGeneratedAppIsKeptAcrossStarts(t *testing.T) {
 	for _, k := range []string{"REVERB_APP_ID", "REVERB_APP_KEY", "REVERB_APP_SECRET", "HERALD_APPS_FILE"} {
 		t.Setenv(k, "")
 	}
-	cfg := &config{DataDir: t.TempDir(), Host: "0.0.0.0", Port: 8080}
+	cfg := &config{DataDir: t.TempDir(), Server: process.ReverbServer{Host: "0.0.0.0", Port: 8080}}
 	var out1, out2 bytes.Buffer
 	r1, err := resolveApps(cfg, &out1, discard)
 	if err != nil {

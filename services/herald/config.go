@@ -19,9 +19,7 @@ type config struct {
 	API      api.Settings
 	Presence service.Settings
 	Status   statuspage.Settings
-
-	Host string `env:"REVERB_SERVER_HOST" envDefault:"0.0.0.0"`
-	Port int    `env:"REVERB_SERVER_PORT" envDefault:"8080"`
+	Server   process.ReverbServer
 
 	// DataDir holds the embedded JetStream store and the generated app.
 	DataDir string `env:"HERALD_DATA_DIR" envDefault:".data"`
@@ -34,7 +32,6 @@ type config struct {
 // starts the embedded server.
 func (c *config) Check() error {
 	var errs []error
-	errs = append(errs, process.CheckPort("REVERB_SERVER_PORT", c.Port))
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("HERALD_DATA_DIR is empty"))
 	}

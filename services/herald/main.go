@@ -11,7 +11,7 @@ var program = process.Program[config]{
 	Name:     "herald",
 	Summary:  "Herald in one process: WebSocket (/app/{key}) and HTTP API (/apps/{id}) on one port, on an embedded NATS or NATS_URL",
 	Settings: func(c *config) *process.Settings { return &c.Process },
-	Addr:     func(c *config) string { return process.JoinHostPort(c.Host, c.Port) },
+	Addr:     func(c *config) string { return c.Server.Addr() },
 	Start:    start,
 	Commands: []process.Command{
 		{Name: "keygen", Args: keygenArgs, Summary: keygenSummary, Run: keygen},

@@ -50,7 +50,7 @@ func send(args []string, stdout, stderr io.Writer) int {
 		return fail(err)
 	}
 	if *base == "" {
-		*base = "http://" + process.LocalAddr(process.JoinHostPort(cfg.Host, cfg.Port)) + cfg.Process.Path
+		*base = "http://" + process.LocalAddr(cfg.Server.Addr()) + cfg.Process.Path
 	}
 	body, _ := json.Marshal(map[string]string{"name": fl.Arg(1), "channel": fl.Arg(0), "data": fl.Arg(2)})
 	u, err := parseBase(*base)

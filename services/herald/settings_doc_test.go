@@ -3,7 +3,7 @@ package main
 // The settings documentation against the code: every setting in the
 // settings tables of README.md and of the service READMEs is read by each
 // binary the table says uses it, every setting a binary reads is documented
-// for it, and a setting read by several settingBinaries is declared once (one
+// for it, and a setting read by several binaries is declared once (one
 // struct field, so one default and one check of its limits) and checked
 // nowhere else.
 //
@@ -293,15 +293,12 @@ func TestSettingsDocumented(t *testing.T) {
 	}
 
 	// One declaration per setting: the same field in every binary, so the
-	// same default and the same check of its limits. Only a listen address
-	// of the settingBinaries' own (REVERB_SERVER_HOST and _PORT in herald and the
-	// gateway) is declared by each main package, with the same default.
+	// same default and the same check of its limits.
 	decl := map[string]setting{}
 	for _, b := range settingBinaries {
 		for n, s := range reads[b] {
 			if first, ok := decl[n]; ok {
-				own := isMain(first.declared) && isMain(s.declared)
-				if first.def != s.def || (first.declared != s.declared && !own) {
+				if first.def != s.def || first.declared != s.declared {
 					t.Errorf("%s is declared twice: %s (default %q) and %s (default %q)", n, first.declared, first.def, s.declared, s.def)
 				}
 			}

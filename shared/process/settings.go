@@ -204,6 +204,19 @@ func CheckPort(name string, port int) error {
 	return nil
 }
 
+// ReverbServer is Reverb's listen address, which herald and the gateway
+// read: the WebSocket port (and, in herald, the HTTP API's).
+type ReverbServer struct {
+	Host string `env:"REVERB_SERVER_HOST" envDefault:"0.0.0.0"`
+	Port int    `env:"REVERB_SERVER_PORT" envDefault:"8080"`
+}
+
+// Check validates the port.
+func (r *ReverbServer) Check() error { return CheckPort("REVERB_SERVER_PORT", r.Port) }
+
+// Addr is host:port.
+func (r *ReverbServer) Addr() string { return JoinHostPort(r.Host, r.Port) }
+
 // JoinHostPort is net.JoinHostPort for an int port.
 func JoinHostPort(host string, port int) string {
 	return net.JoinHostPort(host, strconv.Itoa(port))
