@@ -52,6 +52,8 @@
 //	{"op":"signin","gw":…,"app":…,"socket_id":…,"user_id":…}
 //	{"op":"signout","gw":…,"app":…,"socket_id":…}
 //
+//	{"op":"batch","gw":…,"ops":[{"op":"join","app":…},{"op":"leave",…},…]}
+//
 // Snapshots also carry the signed-in sockets ("users":[SignedIn…], after
 // the subscriptions, in the same parts). user_id and user_info only on
 // presence channels. Operations of one gateway
@@ -63,6 +65,20 @@
 // sends one when it registers (empty on a fresh boot), when it registers
 // again after losing its key, when a publish of an operation failed (the
 // service may lack it), and when asked on the resync subjects.
+//
+// A gateway has one operation message in flight at a time: operations that
+// come while it is are queued and go as one Batch (at most MaxBatchOps, about
+// 256 KiB) when it is acknowledged, so that a wave of subscribes costs a
+// publish per round trip rather than one per subscription. A batch's
+// operations (joins, leaves, sign-ins, sign-outs, drain; no snapshot) are
+// applied in order, each as if stored on its own at the batch's sequence:
+// each has its effects, webhooks and member events, whose ids add the
+// operation's index in the batch; a channel records the index of the last
+// operation applied with the sequence, so that a batch redelivered after a
+// crash changes nothing. A presence join's member request names the batch's
+// sequence and its socket. Batches are version 2 of the format (OpsVersion):
+// a version 1 service drops them as malformed, so presence services are
+// upgraded before gateways.
 //
 // Limits (max members, user info size, user id length) are checked by the
 // gateway before it joins, except the member count, which only the service

@@ -33,13 +33,23 @@ const (
 	Signin Kind = "signin"
 	// Signout: one signed-in socket ended or signed in as someone else.
 	Signout Kind = "signout"
+	// Batch: several joins, leaves, sign-ins, sign-outs or drains of one
+	// gateway in one message, applied in order (operations version 2).
+	Batch Kind = "batch"
 )
+
+// OpsVersion is the version of the operations format: 2 added Batch. A
+// presence service of version 1 drops a batch as a malformed operation, so
+// the presence services are upgraded before the gateways.
+const OpsVersion = 2
 
 // Op is one operation on global channel state, as JSON in the body of a
 // message on names.PresenceOpSubject(Gateway).
 type Op struct {
-	Op      Kind   `json:"op"`
-	Gateway string `json:"gw"`
+	Op Kind `json:"op"`
+	// Gateway is empty only on the operations of a Batch, which are the
+	// batch's gateway's.
+	Gateway string `json:"gw,omitempty"`
 
 	// Join and Leave.
 	App      string          `json:"app,omitempty"`
@@ -62,6 +72,9 @@ type Op struct {
 	// Users lists the gateway's signed-in sockets, after Subs, in parts
 	// like them.
 	Users []SignedIn `json:"users,omitempty"`
+
+	// Ops of a Batch, in the order they happened.
+	Ops []Op `json:"ops,omitempty"`
 }
 
 // SignedIn is one signed-in socket of a snapshot.
@@ -89,16 +102,26 @@ const (
 	MaxUserIDLength = 1024
 	// MaxUserInfoBytes bounds user info beyond any app's configured limit.
 	MaxUserInfoBytes = 64 << 10
+	// MaxBatchOps bounds the operations of one Batch.
+	MaxBatchOps = 1024
 )
 
 // ErrBadOp reports an operation that does not follow the contract.
 var ErrBadOp = errors.New("presence: malformed operation")
 
-// DecodeOp parses and checks one operation.
+// DecodeOp parses and checks one operation. The operations of a Batch get
+// the batch's gateway.
 func DecodeOp(b []byte) (Op, error) {
 	var op Op
 	if err := json.Unmarshal(b, &op); err != nil {
 		return Op{}, fmt.Errorf("%w: %v", ErrBadOp, err)
+	}
+	if op.Op == Batch {
+		for i := range op.Ops {
+			if op.Ops[i].Gateway == "" {
+				op.Ops[i].Gateway = op.Gateway
+			}
+		}
 	}
 	if err := op.Validate(); err != nil {
 		return Op{}, err
@@ -150,6 +173,22 @@ func (op *Op) Validate() error {
 	case Gone:
 		if op.Reg == 0 {
 			return fmt.Errorf("%w: gone without a heartbeat revision", ErrBadOp)
+		}
+	case Batch:
+		if len(op.Ops) == 0 || len(op.Ops) > MaxBatchOps {
+			return fmt.Errorf("%w: batch of %d operations (1 to %d)", ErrBadOp, len(op.Ops), MaxBatchOps)
+		}
+		for i := range op.Ops {
+			in := &op.Ops[i]
+			switch {
+			case in.Gateway != op.Gateway:
+				return fmt.Errorf("%w: batch operation %d of another gateway", ErrBadOp, i)
+			case in.Op != Join && in.Op != Leave && in.Op != Signin && in.Op != Signout && in.Op != Drain:
+				return fmt.Errorf("%w: batch operation %d is a %q", ErrBadOp, i, in.Op)
+			}
+			if err := in.Validate(); err != nil {
+				return fmt.Errorf("batch operation %d: %w", i, err)
+			}
 		}
 	default:
 		return fmt.Errorf("%w: unknown op %q", ErrBadOp, op.Op)
@@ -213,6 +252,21 @@ func checkID(field, v string) error {
 // the only kind with members.
 func IsPresence(channel string) bool {
 	return protocol.ChannelKind(channel) == protocol.Presence
+}
+
+// BatchOf is the message body of ops, all of one gateway: the operation
+// itself when there is one (what a presence service of version 1 reads too),
+// a Batch otherwise.
+func BatchOf(ops []Op) Op {
+	if len(ops) == 1 {
+		return ops[0]
+	}
+	b := Op{Op: Batch, Gateway: ops[0].Gateway, Ops: make([]Op, len(ops))}
+	for i, op := range ops {
+		op.Gateway = "" // the batch's
+		b.Ops[i] = op
+	}
+	return b
 }
 
 // Msg builds the message of op on its gateway's subject. msgID, when set,

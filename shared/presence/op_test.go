@@ -41,6 +41,14 @@ func TestDecodeOp(t *testing.T) {
 		{"signout without app", `{"op":"signout","gw":"g","socket_id":"1.2"}`, false},
 		{"snapshot with users", `{"op":"snapshot","gw":"g","snap":"x","last":true,"users":[{"app":"a","socket_id":"1","user_id":"7"}]}`, true},
 		{"snapshot user without id", `{"op":"snapshot","gw":"g","snap":"x","users":[{"app":"a","socket_id":"1"}]}`, false},
+		{"batch", `{"op":"batch","gw":"g","ops":[{"op":"join","app":"a","channel":"news","socket_id":"1.2"},{"op":"leave","app":"a","channel":"news","socket_id":"1.2"},{"op":"signin","app":"a","socket_id":"1.2","user_id":"7"},{"op":"drain"}]}`, true},
+		{"batch naming its gateway", `{"op":"batch","gw":"g","ops":[{"op":"join","gw":"g","app":"a","channel":"news","socket_id":"1.2"}]}`, true},
+		{"empty batch", `{"op":"batch","gw":"g"}`, false},
+		{"batch of another gateway", `{"op":"batch","gw":"g","ops":[{"op":"drain","gw":"h"}]}`, false},
+		{"batch with a snapshot", `{"op":"batch","gw":"g","ops":[{"op":"snapshot","snap":"x","last":true}]}`, false},
+		{"batch in a batch", `{"op":"batch","gw":"g","ops":[{"op":"batch","ops":[{"op":"drain"}]}]}`, false},
+		{"batch with a gone", `{"op":"batch","gw":"g","ops":[{"op":"gone","reg":3}]}`, false},
+		{"batch with a bad join", `{"op":"batch","gw":"g","ops":[{"op":"join","app":"a","channel":"presence-r","socket_id":"1"}]}`, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -68,6 +76,35 @@ func TestOpMsgRoundTrip(t *testing.T) {
 	back, err := DecodeOp(m.Data)
 	if err != nil || back.UserID != "7" || string(back.UserInfo) != `{"name":"Ann"}` || back.Channel != op.Channel {
 		t.Fatalf("DecodeOp = %+v, %v", back, err)
+	}
+}
+
+func TestBatchOf(t *testing.T) {
+	join := Op{Op: Join, Gateway: "gw.1", App: "a", Channel: "presence-r", SocketID: "1.2", UserID: "7",
+		UserInfo: json.RawMessage(`{"name":"Ann"}`)}
+	leave := Op{Op: Leave, Gateway: "gw.1", App: "a", Channel: "news", SocketID: "1.3"}
+	one := BatchOf([]Op{join})
+	if one.Op != Join || one.Gateway != "gw.1" {
+		t.Fatalf("BatchOf one op = %+v, want the op itself", one)
+	}
+	b := BatchOf([]Op{join, leave})
+	m, err := b.Msg("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Subject != names.PresenceOpSubject("gw.1") || bytes.Count(m.Data, []byte(`"gw"`)) != 1 {
+		t.Fatalf("subject %q, body %s: want the gateway once, on the batch", m.Subject, m.Data)
+	}
+	back, err := DecodeOp(m.Data)
+	if err != nil {
+		t.Fatalf("DecodeOp: %v", err)
+	}
+	if back.Op != Batch || len(back.Ops) != 2 || back.Ops[0].Gateway != "gw.1" || back.Ops[1].Gateway != "gw.1" ||
+		back.Ops[0].UserID != "7" || string(back.Ops[0].UserInfo) != `{"name":"Ann"}` || back.Ops[1].Op != Leave {
+		t.Fatalf("DecodeOp = %+v", back)
+	}
+	if join.Gateway != "gw.1" {
+		t.Fatal("BatchOf changed its input")
 	}
 }
 
@@ -122,6 +159,7 @@ func FuzzDecodeOp(f *testing.F) {
 		`{"op":"snapshot","gw":"g","reg":4,"snap":"x","part":0,"last":true,"subs":[{"app":"a","channel":"news","socket_id":"1.2"}]}`,
 		`{"op":"gone","gw":"g","reg":9}`, `{"op":"drain","gw":"g"}`, `{}`, `[]`, `null`, `{"op":"join","gw":""}`,
 		`{"op":"signin","gw":"g","app":"a","socket_id":"1.2","user_id":"7"}`, `{"op":"signout","gw":"g","app":"a","socket_id":"1.2"}`,
+		`{"op":"batch","gw":"g","ops":[{"op":"join","app":"a","channel":"news","socket_id":"1.2"},{"op":"drain"}]}`,
 	} {
 		f.Add([]byte(s))
 	}

@@ -20,6 +20,13 @@ type memberRequest struct {
 	deadline time.Time // dropped after it: the gateway has given up
 }
 
+// refusalKey names a join: the operation sequence of its message (shared by
+// the operations of a batch) and the subscription.
+type refusalKey struct {
+	seq                           uint64
+	gateway, app, channel, socket string
+}
+
 // refusal is a join the state refused, kept for the member request that
 // waits on it.
 type refusal struct {
@@ -68,7 +75,7 @@ func (t *term) answerWaiting() error {
 			continue
 		}
 		rep := presence.MembersReply{Status: presence.StatusOK, Seq: t.membersSeq}
-		if ref, ok := t.refusedJoins[r.req.OpSeq]; ok {
+		if ref, ok := t.refusedJoins[refusalKey{r.req.OpSeq, r.req.Gateway, r.req.App, r.req.Channel, r.req.SocketID}]; ok {
 			rep.Status = ref.status
 		} else {
 			rep.Members = t.st.Members(state.Key{App: r.req.App, Channel: r.req.Channel})

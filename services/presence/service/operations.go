@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/herald-ws/herald/services/presence/internal/state"
@@ -73,21 +72,35 @@ func (t *term) handle(m jetstream.Msg) error {
 		t.svc.metrics.gatewaysGone.Inc()
 	}
 	t.acks = append(t.acks, ackable{seq, m})
+	if op.Op == presence.Batch {
+		// Each operation with its own effects, as if stored on its own:
+		// a channel occupied and vacated within a batch gets both webhooks,
+		// in order.
+		for i := range op.Ops {
+			if err := t.applyAt(seq, i, &op.Ops[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	return t.apply(seq, &op)
 }
 
 // apply applies one operation to the state and publishes what it produced.
-func (t *term) apply(seq uint64, op *presence.Op) error {
-	fx := t.st.Apply(seq, op, time.Now())
+func (t *term) apply(seq uint64, op *presence.Op) error { return t.applyAt(seq, 0, op) }
+
+// applyAt applies operation idx of the batch at seq.
+func (t *term) applyAt(seq uint64, idx int, op *presence.Op) error {
+	fx := t.st.ApplyAt(seq, idx, op, time.Now())
 	result := "applied"
 	if fx.Refused != "" {
 		result = "ignored"
 		if op.Op == presence.Join {
-			t.refusedJoins[seq] = refusal{fx.Refused, time.Now()}
+			t.refusedJoins[refusalKey{seq, op.Gateway, op.App, op.Channel, op.SocketID}] = refusal{fx.Refused, time.Now()}
 		}
 	}
 	t.svc.metrics.ops.WithLabelValues(result).Inc()
-	return t.effects(fx, t.opsEpoch+"-"+strconv.FormatUint(seq, 10))
+	return t.effects(fx, t.opsEpoch+"-"+state.OpID(seq, idx))
 }
 
 // effects publishes what a step produced. Member events and webhooks go

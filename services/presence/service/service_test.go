@@ -112,7 +112,13 @@ func (g *fakeGateway) publish(op presence.Op) uint64 {
 
 func (g *fakeGateway) members(app, channel string, seq uint64) presence.MembersReply {
 	g.t.Helper()
-	b, _ := json.Marshal(presence.MembersRequest{App: app, Channel: channel, Gateway: g.id, OpSeq: seq})
+	return g.membersFor(app, channel, "", seq)
+}
+
+// membersFor asks for a channel's members as of the join of socket at seq.
+func (g *fakeGateway) membersFor(app, channel, socket string, seq uint64) presence.MembersReply {
+	g.t.Helper()
+	b, _ := json.Marshal(presence.MembersRequest{App: app, Channel: channel, Gateway: g.id, SocketID: socket, OpSeq: seq})
 	var rep presence.MembersReply
 	var err error
 	poll.Until(g.t, 5*time.Second, "a member list", func() bool {
@@ -146,7 +152,7 @@ func TestMembersRequests(t *testing.T) {
 	_ = kv.Purge(context.Background(), names.GatewayKey("gw-ghost"))
 	poll.Until(t, 3*time.Second, "the ghost's joins are refused", func() bool {
 		seq := ghost.publish(presence.Op{Op: presence.Join, App: "a", Channel: "presence-r", SocketID: "9.1", UserID: "u9"})
-		return ghost.members("a", "presence-r", seq).Status == presence.StatusRefused
+		return ghost.membersFor("a", "presence-r", "9.1", seq).Status == presence.StatusRefused
 	})
 }
 

@@ -58,9 +58,9 @@ type term struct {
 	// published is stored: member lists are answered as of it.
 	membersSeq uint64
 
-	// refusedJoins are the joins the state refused, by operation sequence,
-	// so that the member request waiting on one gets the refusal.
-	refusedJoins map[uint64]refusal
+	// refusedJoins are the joins the state refused, so that the member
+	// request waiting on one gets the refusal.
+	refusedJoins map[refusalKey]refusal
 	// waiting are member requests whose operation is not yet applied.
 	waiting []*memberRequest
 
@@ -103,7 +103,7 @@ func (s *Service) runTerm(parent context.Context, l *lease.Lease, in *infra) err
 	}()
 
 	t := &term{svc: s, in: in, ctx: ctx, ops: make(chan jetstream.Msg, 1024), requests: make(chan *nats.Msg, 1024),
-		fail: make(chan error, 4), snapshots: map[string]*heldSnapshot{}, refusedJoins: map[uint64]refusal{},
+		fail: make(chan error, 4), snapshots: map[string]*heldSnapshot{}, refusedJoins: map[refusalKey]refusal{},
 		counts: map[state.Key]*countState{}}
 	stop, err := t.start()
 	// Cancel first: the feeders may be blocked handing over to the loop.
@@ -361,9 +361,9 @@ func (t *term) loop() error {
 			if now.Sub(lastPrune) >= time.Minute {
 				lastPrune = now
 				t.st.PruneGateways(now.Add(-tombstoneAge))
-				for seq, r := range t.refusedJoins {
+				for k, r := range t.refusedJoins {
 					if now.Sub(r.at) > requestTTL {
-						delete(t.refusedJoins, seq)
+						delete(t.refusedJoins, k)
 					}
 				}
 			}

@@ -340,3 +340,47 @@ func TestSubscriptionCountWebhooks(t *testing.T) {
 		{Name: "channel_vacated", Channel: "news"},
 	})
 }
+
+func TestBatchOfOperations(t *testing.T) {
+	s, _ := setup(t)
+	r := newReceiver(t)
+	g := register(t, s, "gw-1")
+	apps, err := appconf.NewRegistry([]appconf.App{{ID: "a", Key: hookKey, Secret: hookSecret, MaxPresenceMembers: 2,
+		Webhooks: []appconf.Webhook{{URL: r.srv.URL}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, s, Options{WebhookBackoff: 10 * time.Millisecond, Apps: apps})
+
+	join := func(ch, sock, user string) presence.Op {
+		return presence.Op{Op: presence.Join, Gateway: g.id, App: "a", Channel: ch, SocketID: sock, UserID: user}
+	}
+	leave := func(ch, sock string) presence.Op {
+		return presence.Op{Op: presence.Leave, Gateway: g.id, App: "a", Channel: ch, SocketID: sock}
+	}
+	// One message: a channel subscribed and left, then again; a presence
+	// channel filled past its limit; members leaving.
+	seq := g.publish(presence.BatchOf([]presence.Op{
+		join("news", "1.1", ""), leave("news", "1.1"), join("news", "1.2", ""),
+		join("presence-r", "1.3", "u1"), join("presence-r", "1.4", "u2"), join("presence-r", "1.5", "u3"),
+		leave("presence-r", "1.3"),
+	}))
+	waitEvents(t, r, []webhooks.Event{
+		{Name: "channel_occupied", Channel: "news"},
+		{Name: "channel_vacated", Channel: "news"},
+		{Name: "channel_occupied", Channel: "news"},
+		{Name: "channel_occupied", Channel: "presence-r"},
+		{Name: "member_added", Channel: "presence-r", UserID: "u1"},
+		{Name: "member_added", Channel: "presence-r", UserID: "u2"},
+		{Name: "member_removed", Channel: "presence-r", UserID: "u1"},
+	})
+	// The member lists as of the batch: the refused join gets its refusal,
+	// the others the members.
+	if rep := g.membersFor("a", "presence-r", "1.5", seq); rep.Status != presence.StatusLimit {
+		t.Fatalf("the third member's join: %+v, want limit", rep)
+	}
+	rep := g.membersFor("a", "presence-r", "1.4", seq)
+	if rep.Status != presence.StatusOK || len(rep.Members) != 1 || rep.Members["u2"] == nil {
+		t.Fatalf("the second member's join: %+v, want ok with u2", rep)
+	}
+}

@@ -171,7 +171,16 @@ type Client struct {
 
 	// pubMu orders operations with the local set they describe: a
 	// snapshot taken under it matches the operations published before it.
-	pubMu    sync.Mutex
+	pubMu sync.Mutex
+	// queued are operations waiting for the publish in flight (ops.go),
+	// queuedAck their message's acknowledgement; inflight counts the
+	// messages not yet acknowledged.
+	queued      []presence.Op
+	queuedAck   *opAck
+	queuedBytes int
+	inflight    int
+	// batches counts the messages of operations published (for tests).
+	batches  atomic.Int64
 	subs     map[subKey]*localSub
 	signed   map[signKey]string // signed-in sockets (users.go)
 	reg      uint64             // heartbeat revision of the current registration
@@ -224,7 +233,7 @@ func New(ctx context.Context, opt Options) (*Client, error) {
 		// puts it right.
 		c.needSnapshot.Store(true)
 		c.nudge()
-	}))
+	}), jetstream.WithPublishAsyncTimeout(opt.Timeout)) // an ack that never comes must not hold the queue
 	if err != nil {
 		return nil, fmt.Errorf("globalstate: %w", err)
 	}
@@ -340,7 +349,7 @@ func (c *Client) Join(ctx context.Context, req JoinRequest) (Snapshot, error) {
 		return ch.activate(ls, nil)
 	}
 
-	seq, err := waitAck(ctx, f)
+	seq, err := f.wait(ctx)
 	if err != nil {
 		c.abandon(ls, ch)
 		return Snapshot{}, fmt.Errorf("%w: publishing the join: %v", ErrUnavailable, err)
@@ -405,27 +414,6 @@ func (c *Client) abandon(ls *localSub, ch *channel) {
 }
 
 var errSkip = errors.New("skip")
-
-// publish sends op after check passes, both under pubMu, so that the
-// operations are stored in the order the local set changed.
-func (c *Client) publish(op *presence.Op, check func() error) (jetstream.PubAckFuture, error) {
-	m, err := op.Msg("")
-	if err != nil {
-		return nil, err
-	}
-	c.pubMu.Lock()
-	defer c.pubMu.Unlock()
-	if err := check(); err != nil {
-		return nil, err
-	}
-	f, err := c.js.PublishMsgAsync(m)
-	if err != nil {
-		c.needSnapshot.Store(true)
-		c.nudge()
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
-	}
-	return f, nil
-}
 
 func hasMember(members map[string]json.RawMessage, id string) bool {
 	_, ok := members[id]
@@ -509,7 +497,7 @@ func (c *Client) Drain(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := waitAck(ctx, f); err != nil {
+	if _, err := f.wait(ctx); err != nil {
 		return fmt.Errorf("globalstate: publishing drain: %w", err)
 	}
 	c.nudge() // the heartbeat says draining too
@@ -526,6 +514,8 @@ func (c *Client) Close(ctx context.Context) error {
 		return nil
 	}
 	c.closed = true
+	// What is queued goes now, so that the wait below covers it.
+	_ = c.sendQueuedLocked()
 	c.pubMu.Unlock()
 	close(c.stop)
 	<-c.done

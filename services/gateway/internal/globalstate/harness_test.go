@@ -134,7 +134,18 @@ func join(t *testing.T, c *Client, channel, id, user string) *socket {
 
 // stored waits until a gateway's operations are in the stream: operations
 // of different gateways are ordered only by when they are stored.
-func stored(c *Client) { <-c.js.PublishAsyncComplete() }
+func stored(c *Client) {
+	for {
+		c.pubMu.Lock()
+		idle := c.inflight == 0 && len(c.queued) == 0
+		c.pubMu.Unlock()
+		if idle {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	<-c.js.PublishAsyncComplete()
+}
 
 // expect waits until the socket received want (exactly, in order).
 func expect(t *testing.T, s *socket, within time.Duration, want ...string) {

@@ -137,6 +137,11 @@ func (c *Client) sendSnapshot(ctx context.Context) error {
 		if c.closed {
 			return nil
 		}
+		// Queued operations are in the local set: they go first, so that
+		// the snapshot follows every operation stored before it.
+		if err := c.sendQueuedLocked(); err != nil {
+			return err
+		}
 		id := appconf.RandomHex(8)
 		part := presence.Op{Op: presence.Snapshot, Gateway: c.id, Reg: c.reg, SnapshotID: id}
 		size := 0

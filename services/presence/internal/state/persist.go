@@ -103,7 +103,7 @@ func (ch *channel) persisted() presence.ChannelState {
 // Load adds a persisted channel. Use it on an empty state, before Apply.
 func (s *State) Load(st presence.ChannelState) {
 	k := Key{st.App, st.Channel}
-	ch := &channel{Key: k, presence: presence.IsPresence(st.Channel), seq: st.Seq}
+	ch := &channel{Key: k, presence: presence.IsPresence(st.Channel), seq: st.Seq, idx: wholeBatch}
 	if ch.presence {
 		ch.members = make(map[string]*member, len(st.Members))
 		for uid, ms := range st.Members {

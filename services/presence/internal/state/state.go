@@ -8,12 +8,16 @@
 // stream sequence of the last operation applied to it, and an operation at or
 // below it is skipped; and events carry a Nats-Msg-Id derived from that
 // sequence (or, for a grace expiry, from the persisted deadline), so that an
-// event emitted again after a crash is stored once.
+// event emitted again after a crash is stored once. The operations of a batch
+// share its sequence and are told apart by their index in it: a channel
+// records both, and one loaded from the bucket has seen its whole batch (the
+// service persists between messages, never inside one).
 package state
 
 import (
 	"encoding/json"
 	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"time"
@@ -86,12 +90,17 @@ type State struct {
 	userConns      map[presence.Conn]UserKey
 	usersByGateway map[string]map[presence.Conn]struct{}
 	dirtyUsers     map[UserKey]struct{}
+
+	// idx is the index in its batch of the operation being applied (0 for
+	// one on its own).
+	idx int
 }
 
 type channel struct {
 	Key
 	presence bool
 	seq      uint64
+	idx      int // in seq's batch; wholeBatch once loaded
 	members  map[string]*member
 	plain    map[string]*plainSubs // by gateway
 	count    int
@@ -133,9 +142,21 @@ func New(cfg Config) *State {
 	return s
 }
 
+// wholeBatch is the index of a channel that has seen every operation of
+// its sequence.
+const wholeBatch = math.MaxInt
+
 // Apply applies the operation stored at seq. A snapshot must be whole: the
 // caller joins its parts and applies them at the sequence of the last one.
 func (s *State) Apply(seq uint64, op *presence.Op, now time.Time) Effects {
+	return s.ApplyAt(seq, 0, op, now)
+}
+
+// ApplyAt applies operation idx of the batch stored at seq; the operations
+// of a batch are applied in their order.
+func (s *State) ApplyAt(seq uint64, idx int, op *presence.Op, now time.Time) Effects {
+	s.idx = idx
+	defer func() { s.idx = 0 }()
 	var fx Effects
 	if op.Op == presence.Gone {
 		s.gone(seq, op, now, &fx)
@@ -186,8 +207,8 @@ func (s *State) addGateway(id string) *gateway {
 	return gw
 }
 
-// touch returns the channel for an operation at seq, creating it, or nil
-// when the channel has already seen seq.
+// touch returns the channel for an operation at seq (and s.idx), creating
+// it, or nil when the channel has already seen that operation.
 func (s *State) touch(k Key, seq uint64) *channel {
 	ch := s.channels[k]
 	if ch == nil {
@@ -199,10 +220,10 @@ func (s *State) touch(k Key, seq uint64) *channel {
 		}
 		s.channels[k] = ch
 	}
-	if seq <= ch.seq {
+	if seq < ch.seq || (seq == ch.seq && s.idx <= ch.idx) {
 		return nil
 	}
-	ch.seq = seq
+	ch.seq, ch.idx = seq, s.idx
 	s.dirtyChannels[k] = struct{}{}
 	return ch
 }
@@ -514,7 +535,17 @@ func (s *State) maxMembers(app string) int {
 // operation after a restart yields the same id.
 func (s *State) event(seq uint64, k Key, name, uid string, info json.RawMessage) presence.MemberEvent {
 	return presence.MemberEvent{App: k.App, Channel: k.Channel, Event: name, UserID: uid, UserInfo: info,
-		MsgID: s.cfg.EventIDPrefix + "-" + strconv.FormatUint(seq, 10) + "-" + webhooks.Digest(name, k.App, k.Channel, uid)}
+		MsgID: s.cfg.EventIDPrefix + "-" + OpID(seq, s.idx) + "-" + webhooks.Digest(name, k.App, k.Channel, uid)}
+}
+
+// OpID names operation idx of the message at seq in event and webhook ids:
+// the sequence alone for the first (and for an operation on its own).
+func OpID(seq uint64, idx int) string {
+	id := strconv.FormatUint(seq, 10)
+	if idx > 0 {
+		id += "." + strconv.Itoa(idx)
+	}
+	return id
 }
 
 func (ch *channel) subscriptions() int {

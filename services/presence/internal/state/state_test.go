@@ -485,3 +485,61 @@ func ExampleState_Apply() {
 	// leave A []
 	// leave B [-u1]
 }
+
+// applyBatch applies ops as the operations of one batch stored at seq.
+func applyBatch(s *State, seq uint64, ops ...presence.Op) []Effects {
+	var out []Effects
+	for i := range ops {
+		out = append(out, s.ApplyAt(seq, i, &ops[i], t0))
+	}
+	return out
+}
+
+func TestBatch(t *testing.T) {
+	s := newState()
+	register(t, s, "A", "B")
+	// One batch joins, leaves and joins again the same channel: every
+	// operation applies, each with its own events and occupancy change.
+	fxs := applyBatch(s, 10,
+		join("A", "1.1", room, "u1"), leave("A", "1.1", room), join("A", "1.2", room, "u1"),
+		join("A", "1.3", news, ""), leave("A", "1.3", news))
+	var got, ids []string
+	for _, fx := range fxs {
+		got = append(got, describe(fx.Events)...)
+		for _, e := range fx.Events {
+			ids = append(ids, e.MsgID)
+		}
+		for _, o := range fx.Occupancy {
+			got = append(got, fmt.Sprintf("%s occupied=%v", o.Channel, o.Occupied))
+		}
+	}
+	want := []string{"+u1", "presence-room occupied=true", "-u1", "presence-room occupied=false", "+u1",
+		"presence-room occupied=true", "news occupied=true", "news occupied=false"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("effects %v, want %v", got, want)
+	}
+	if len(slices.Compact(slices.Sorted(slices.Values(ids)))) != 3 {
+		t.Fatalf("event ids %v: want three different ids", ids)
+	}
+	if m := members(s, room); !slices.Equal(m, []string{"u1"}) {
+		t.Fatalf("members %v, want [u1]", m)
+	}
+
+	// Applied again (a redelivery after a crash that persisted it), the
+	// batch changes nothing: its channels have seen all of it.
+	r := reload(t, s)
+	for i, fx := range applyBatch(r, 10,
+		join("A", "1.1", room, "u1"), leave("A", "1.1", room), join("A", "1.2", room, "u1")) {
+		if len(fx.Events)+len(fx.Occupancy)+len(fx.Counts) > 0 {
+			t.Fatalf("replayed batch operation %d: %+v", i, fx)
+		}
+	}
+	if m := members(r, room); !slices.Equal(m, []string{"u1"}) || r.Count(Key{app, room}) != 1 {
+		t.Fatalf("after the replay: members %v, count %d", m, r.Count(Key{app, room}))
+	}
+	// The next batch applies.
+	fxs = applyBatch(r, 11, join("B", "2.1", room, "u2"), leave("A", "1.2", room))
+	if got := append(describe(fxs[0].Events), describe(fxs[1].Events)...); !slices.Equal(got, []string{"+u2", "-u1"}) {
+		t.Fatalf("next batch: events %v", got)
+	}
+}
