@@ -10,20 +10,36 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
 // HMAC returns hex(HMAC-SHA256(secret, msg)).
 func HMAC(secret, msg string) string { return hex.EncodeToString(mac(secret, msg)) }
 
-func mac(secret, msg string) []byte {
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write([]byte(msg))
-	return m.Sum(nil)
+func mac(secret, msg string) []byte { return appendMAC(nil, secret, []byte(msg)) }
+
+// macs holds a pool of keyed HMAC states per secret: keying one hashes the
+// secret twice, which a request would otherwise pay each time.
+var macs sync.Map // secret → *sync.Pool of hash.Hash
+
+// appendMAC appends HMAC-SHA256(secret, msg) to dst.
+func appendMAC(dst []byte, secret string, msg []byte) []byte {
+	pool, ok := macs.Load(secret)
+	if !ok {
+		pool, _ = macs.LoadOrStore(secret, &sync.Pool{New: func() any { return hmac.New(sha256.New, []byte(secret)) }})
+	}
+	m := pool.(*sync.Pool).Get().(hash.Hash)
+	m.Reset()
+	m.Write(msg)
+	dst = m.Sum(dst)
+	pool.(*sync.Pool).Put(m)
+	return dst
 }
 
 // equalHex reports, in constant time for a well-formed value, whether the
@@ -93,18 +109,60 @@ type RequestParams struct {
 	BodyMD5   string
 }
 
+// Param is one query parameter, URL-decoded.
+type Param struct{ Key, Value string }
+
+// ParseQuery splits a raw query into its parameters, in order, URL-decoded
+// as url.ParseQuery does (and refusing what it refuses: a semicolon, a bad
+// escape), appending to buf: no map for the handful of parameters of a
+// request, no copy of a value without escapes.
+func ParseQuery(rawQuery string, buf []Param) ([]Param, error) {
+	params := buf[:0]
+	for rawQuery != "" {
+		var kv string
+		kv, rawQuery, _ = strings.Cut(rawQuery, "&")
+		if strings.Contains(kv, ";") {
+			return nil, errors.New("invalid semicolon separator in query")
+		}
+		if kv == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(kv, "=")
+		k, err := url.QueryUnescape(k)
+		if err != nil {
+			return nil, err
+		}
+		if v, err = url.QueryUnescape(v); err != nil {
+			return nil, err
+		}
+		params = append(params, Param{k, v})
+	}
+	return params, nil
+}
+
+// get returns the first value of key, as url.Values.Get does.
+func get(params []Param, key string) string {
+	for _, p := range params {
+		if p.Key == key {
+			return p.Value
+		}
+	}
+	return ""
+}
+
 // ParseRequest reads the auth parameters from a request's query. rawQuery is
-// the URL's raw query; values are URL-decoded as the signer meant them.
-func ParseRequest(rawQuery string) (url.Values, RequestParams, error) {
-	q, err := url.ParseQuery(rawQuery)
+// the URL's raw query; values are URL-decoded as the signer meant them. The
+// query's parameters are appended to buf.
+func ParseRequest(rawQuery string, buf []Param) ([]Param, RequestParams, error) {
+	q, err := ParseQuery(rawQuery, buf)
 	if err != nil {
 		return nil, RequestParams{}, fmt.Errorf("%w: query: %v", ErrMissingParam, err)
 	}
 	var p RequestParams
-	p.Key = q.Get("auth_key")
-	p.Signature = q.Get("auth_signature")
-	p.BodyMD5 = q.Get("body_md5")
-	ts := q.Get("auth_timestamp")
+	p.Key = get(q, "auth_key")
+	p.Signature = get(q, "auth_signature")
+	p.BodyMD5 = get(q, "body_md5")
+	ts := get(q, "auth_timestamp")
 	switch {
 	case p.Key == "":
 		return nil, p, fmt.Errorf("%w: auth_key", ErrMissingParam)
@@ -113,7 +171,7 @@ func ParseRequest(rawQuery string) (url.Values, RequestParams, error) {
 	case ts == "":
 		return nil, p, fmt.Errorf("%w: auth_timestamp", ErrMissingParam)
 	}
-	if v := q.Get("auth_version"); v != "" && v != "1.0" {
+	if v := get(q, "auth_version"); v != "" && v != "1.0" {
 		return nil, p, ErrBadVersion
 	}
 	p.Timestamp, err = strconv.ParseInt(ts, 10, 64)
@@ -126,44 +184,82 @@ func ParseRequest(rawQuery string) (url.Values, RequestParams, error) {
 // StringToSign is METHOD\nPATH\nsorted query without auth_signature, with
 // keys lower-cased and values as given.
 func StringToSign(method, path string, q url.Values) string {
-	// Pairs of lower-cased and original key, sorted by the first: no map
-	// for the handful of parameters of a request.
-	type param struct{ lower, key string }
-	var buf [8]param
-	params := buf[:0]
-	n := len(method) + len(path) + 2
+	params := make([]Param, 0, len(q))
 	for k, v := range q {
-		lk := strings.ToLower(k)
-		if lk == "auth_signature" {
+		if len(v) > 0 {
+			params = append(params, Param{k, v[0]})
+		} else {
+			params = append(params, Param{k, ""})
+		}
+	}
+	return string(appendStringToSign(nil, method, path, params))
+}
+
+// appendStringToSign appends StringToSign of params to dst; of a key given
+// twice, the first value counts, as in url.Values. params is sorted in
+// place.
+func appendStringToSign(dst []byte, method, path string, params []Param) []byte {
+	// By lower-cased key, then key; stable, so that the first of a key
+	// given twice stays first.
+	slices.SortStableFunc(params, func(a, b Param) int {
+		if c := compareFold(a.Key, b.Key); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Key, b.Key)
+	})
+	for _, c := range []byte(method) {
+		if 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	dst = append(dst, '\n')
+	dst = append(dst, path...)
+	dst = append(dst, '\n')
+	first := true
+	for i, p := range params {
+		if (i > 0 && params[i-1].Key == p.Key) || strings.EqualFold(p.Key, "auth_signature") {
 			continue
 		}
-		params = append(params, param{lk, k})
-		if len(v) > 0 {
-			n += len(lk) + len(v[0]) + 2
+		if !first {
+			dst = append(dst, '&')
+		}
+		first = false
+		for _, c := range []byte(p.Key) {
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			dst = append(dst, c)
+		}
+		dst = append(dst, '=')
+		dst = append(dst, p.Value...)
+	}
+	return dst
+}
+
+// compareFold compares a and b as strings.Compare does their ASCII
+// lower-cased forms.
+func compareFold(a, b string) int {
+	for i := 0; i < len(a) && i < len(b); i++ {
+		ca, cb := a[i], b[i]
+		if 'A' <= ca && ca <= 'Z' {
+			ca += 'a' - 'A'
+		}
+		if 'A' <= cb && cb <= 'Z' {
+			cb += 'a' - 'A'
+		}
+		if ca != cb {
+			return int(ca) - int(cb)
 		}
 	}
-	slices.SortFunc(params, func(a, b param) int { return strings.Compare(a.lower, b.lower) })
-	var b strings.Builder
-	b.Grow(n)
-	b.WriteString(strings.ToUpper(method))
-	b.WriteByte('\n')
-	b.WriteString(path)
-	b.WriteByte('\n')
-	for i, p := range params {
-		if i > 0 {
-			b.WriteByte('&')
-		}
-		b.WriteString(p.lower)
-		b.WriteByte('=')
-		b.WriteString(q.Get(p.key))
-	}
-	return b.String()
+	return len(a) - len(b)
 }
 
 // VerifyRequest checks a signed HTTP API request: key, timestamp window,
 // body_md5 (when there is a body) and signature, in constant time.
 func VerifyRequest(method, path, rawQuery string, body []byte, key, secret string, now time.Time) error {
-	q, p, err := ParseRequest(rawQuery)
+	var pbuf [12]Param
+	q, p, err := ParseRequest(rawQuery, pbuf[:0])
 	if err != nil {
 		return err
 	}
@@ -180,7 +276,9 @@ func VerifyRequest(method, path, rawQuery string, body []byte, key, secret strin
 			return ErrBodyMD5
 		}
 	}
-	if !equalHex(p.Signature, mac(secret, StringToSign(method, path, q))) {
+	var sbuf [512]byte
+	var mbuf [sha256.Size]byte
+	if !equalHex(p.Signature, appendMAC(mbuf[:0], secret, appendStringToSign(sbuf[:0], method, path, q))) {
 		return ErrSignature
 	}
 	return nil

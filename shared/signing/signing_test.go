@@ -3,6 +3,7 @@ package signing
 import (
 	"errors"
 	"net/url"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -64,12 +65,60 @@ func FuzzParseRequest(f *testing.F) {
 	f.Add("info=a,b&auth_key=k;x=1")
 	f.Fuzz(func(t *testing.T, q string) {
 		_ = VerifyRequest("POST", "/apps/1/events", q, []byte("{}"), "k", "s", time.Unix(1, 0))
-		if vals, p, err := ParseRequest(q); err == nil {
+		if vals, p, err := ParseRequest(q, nil); err == nil {
 			if p.Key == "" || p.Signature == "" || vals == nil {
 				t.Fatalf("ParseRequest(%q) accepted without key or signature", q)
 			}
 		}
 	})
+}
+
+// ParseQuery reads a query as url.ParseQuery does: the same refusals, and
+// the same values of each key in the same order.
+func FuzzParseQuery(f *testing.F) {
+	f.Add("auth_key=k&auth_timestamp=1&auth_version=1.0&auth_signature=ab&body_md5=cd")
+	f.Add("a=1&A=2&a=3&b&=x&c=%41+b")
+	f.Add("%zz&auth_key")
+	f.Add("info=a,b&auth_key=k;x=1")
+	f.Fuzz(func(t *testing.T, q string) {
+		want, wantErr := url.ParseQuery(q)
+		params, err := ParseQuery(q, nil)
+		if (err != nil) != (wantErr != nil) {
+			t.Fatalf("ParseQuery(%q) error %v, url.ParseQuery's %v", q, err, wantErr)
+		}
+		if err != nil {
+			return
+		}
+		got := url.Values{}
+		for _, p := range params {
+			got[p.Key] = append(got[p.Key], p.Value)
+		}
+		if !reflect.DeepEqual(got, want) && !(len(got) == 0 && len(want) == 0) {
+			t.Fatalf("ParseQuery(%q) = %v, url.ParseQuery gives %v", q, got, want)
+		}
+	})
+}
+
+// The string to sign of a parsed query is StringToSign of its url.Values:
+// keys sorted lower-cased, the first value of a key given twice, without
+// auth_signature.
+func TestStringToSignOfParsedQuery(t *testing.T) {
+	for _, q := range []string{
+		"auth_key=k&auth_timestamp=1&auth_version=1.0&auth_signature=ab&body_md5=cd",
+		"b=2&a=1&a=3&C=x%20y&auth_signature=z",
+		"info=user_count,subscription_count&filter_by_prefix=presence-",
+		"",
+	} {
+		params, err := ParseQuery(q, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vals, _ := url.ParseQuery(q)
+		got := string(appendStringToSign(nil, "post", "/apps/1/events", params))
+		if want := StringToSign("post", "/apps/1/events", vals); got != want {
+			t.Errorf("%q: string to sign %q, want %q", q, got, want)
+		}
+	}
 }
 
 // FuzzChannelAuth checks the auth of a subscribe and of a sign-in, as a
