@@ -26,19 +26,32 @@ func mac(secret, msg string) []byte { return appendMAC(nil, secret, []byte(msg))
 
 // macs holds a pool of keyed HMAC states per secret: keying one hashes the
 // secret twice, which a request would otherwise pay each time.
-var macs sync.Map // secret → *sync.Pool of hash.Hash
+var macs sync.Map // secret → *sync.Pool of *keyedMAC
+
+type keyedMAC struct {
+	hash.Hash
+	buf []byte // room for the message to sign, reused
+}
+
+func macOf(secret string) (*sync.Pool, *keyedMAC) {
+	pool, ok := macs.Load(secret)
+	if !ok {
+		pool, _ = macs.LoadOrStore(secret, &sync.Pool{New: func() any {
+			return &keyedMAC{Hash: hmac.New(sha256.New, []byte(secret))}
+		}})
+	}
+	p := pool.(*sync.Pool)
+	m := p.Get().(*keyedMAC)
+	m.Reset()
+	return p, m
+}
 
 // appendMAC appends HMAC-SHA256(secret, msg) to dst.
 func appendMAC(dst []byte, secret string, msg []byte) []byte {
-	pool, ok := macs.Load(secret)
-	if !ok {
-		pool, _ = macs.LoadOrStore(secret, &sync.Pool{New: func() any { return hmac.New(sha256.New, []byte(secret)) }})
-	}
-	m := pool.(*sync.Pool).Get().(hash.Hash)
-	m.Reset()
+	pool, m := macOf(secret)
 	m.Write(msg)
 	dst = m.Sum(dst)
-	pool.(*sync.Pool).Put(m)
+	pool.Put(m)
 	return dst
 }
 
@@ -276,9 +289,12 @@ func VerifyRequest(method, path, rawQuery string, body []byte, key, secret strin
 			return ErrBodyMD5
 		}
 	}
-	var sbuf [512]byte
+	pool, m := macOf(secret)
+	defer pool.Put(m)
+	m.buf = appendStringToSign(m.buf[:0], method, path, q)
+	m.Write(m.buf)
 	var mbuf [sha256.Size]byte
-	if !equalHex(p.Signature, appendMAC(mbuf[:0], secret, appendStringToSign(sbuf[:0], method, path, q))) {
+	if !equalHex(p.Signature, m.Sum(mbuf[:0])) {
 		return ErrSignature
 	}
 	return nil
