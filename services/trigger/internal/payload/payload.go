@@ -50,15 +50,22 @@ type rawEvent struct {
 	Channel  string          `json:"channel"`
 	SocketID string          `json:"socket_id"`
 	Info     string          `json:"info"`
+
+	// data is Data decoded, when scanEvent read it (dataScanned).
+	data        string
+	dataScanned bool
 }
 
 // ParseEvent reads the body of POST /apps/{id}/events: {name, data,
 // channels | channel, socket_id?, info?}. maxDataBytes bounds the data
 // (413 beyond it).
 func ParseEvent(body []byte, maxDataBytes int) (Event, error) {
-	var raw rawEvent
-	if err := decode(body, &raw); err != nil {
-		return Event{}, err
+	raw, ok := scanEvent(body)
+	if !ok {
+		raw = rawEvent{}
+		if err := decode(body, &raw); err != nil {
+			return Event{}, err
+		}
 	}
 	channels := raw.Channels
 	if len(channels) == 0 && raw.Channel != "" {
@@ -130,7 +137,9 @@ func check(raw rawEvent, channels []string, maxDataBytes int, where string) (Eve
 	if data[0] != '"' {
 		return Event{}, badRequest("%sdata must be a string (JSON-encode objects first)", where)
 	}
-	if plain, ok := unquote(data); ok {
+	if raw.dataScanned {
+		ev.Data = raw.data
+	} else if plain, ok := unquote(data); ok {
 		ev.Data = plain
 	} else if err := json.Unmarshal(data, &ev.Data); err != nil {
 		return Event{}, badRequest("%sdata is not a valid JSON string", where)

@@ -114,3 +114,39 @@ func FuzzUnquote(f *testing.F) {
 		}
 	})
 }
+
+// Every body scanEvent takes decodes to the same event with json.Unmarshal.
+func FuzzScanEvent(f *testing.F) {
+	addSeeds(f)
+	f.Add([]byte(`{"name":"App\\Events\\X","data":"{\"a\":\"b\\/c\"}","channels":["private-a.1", "b"],"socket_id":"1.2"}`))
+	f.Add([]byte(`{"name":"e","name":"f","data":"x","channels":[],"channel":"c","info":"user_count"}`))
+	f.Add([]byte(` { } `))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		got, ok := scanEvent(body)
+		if !ok {
+			return
+		}
+		var want rawEvent
+		if err := json.Unmarshal(body, &want); err != nil {
+			t.Fatalf("scanned %q, which json.Unmarshal refuses: %v", body, err)
+		}
+		if (got.Name == nil) != (want.Name == nil) || (got.Name != nil && *got.Name != *want.Name) ||
+			got.Channel != want.Channel || got.SocketID != want.SocketID || got.Info != want.Info ||
+			len(got.Channels) != len(want.Channels) || (got.Channels == nil) != (want.Channels == nil) {
+			t.Fatalf("%q: scanned %+v, json.Unmarshal gives %+v", body, got, want)
+		}
+		for i := range got.Channels {
+			if got.Channels[i] != want.Channels[i] {
+				t.Fatalf("%q: channel %d %q, json.Unmarshal gives %q", body, i, got.Channels[i], want.Channels[i])
+			}
+		}
+		if len(want.Data) > 0 {
+			var data string
+			if err := json.Unmarshal(want.Data, &data); err != nil || !got.dataScanned || data != got.data {
+				t.Fatalf("%q: data %q (scanned %v), json.Unmarshal gives %q (%v)", body, got.data, got.dataScanned, data, err)
+			}
+		} else if got.dataScanned {
+			t.Fatalf("%q: data scanned, json.Unmarshal found none", body)
+		}
+	})
+}
