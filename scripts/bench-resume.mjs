@@ -117,6 +117,12 @@ function cpu(pid) {
   return (Number(f[11]) + Number(f[12])) * TICK;
 }
 
+// writes returns the write system calls (write, writev, sendmsg…) that
+// process pid has made: how well its frames were batched.
+function writes(pid) {
+  return Number(/^syscw: (\d+)$/m.exec(fs.readFileSync(`/proc/${pid}/io`, 'utf8'))[1]);
+}
+
 // machineBusy returns the CPU time (ms) all CPUs spent not idle since boot,
 // so that a run can say how much went to other work.
 function machineBusy() {
@@ -379,7 +385,7 @@ async function herd() {
       for (const c of clients) c.ticks = [];
       await sleep(1000); // let the machine settle after publishing
       const resumeProfile = profile(path.join(out, `herd${run}.resume.pprof`));
-      const cpu0 = { gw: cpu(d.b.proc.pid), nats: cpu(d.nats.pid), machine: machineBusy(), self: process.cpuUsage() };
+      const cpu0 = { gw: cpu(d.b.proc.pid), nats: cpu(d.nats.pid), machine: machineBusy(), self: process.cpuUsage(), writes: writes(d.b.proc.pid) };
       const t0 = performance.now();
       // Every client at once, each subscribing as soon as it is connected.
       await Promise.all(clients.map((c) => c.connect(d.b.url).then(() => c.subscribe())));
@@ -388,7 +394,7 @@ async function herd() {
       const t1 = performance.now();
       await sleep(200);
       const self = process.cpuUsage(cpu0.self);
-      const cpu1 = { gw: cpu(d.b.proc.pid), nats: cpu(d.nats.pid) };
+      const cpu1 = { gw: cpu(d.b.proc.pid), nats: cpu(d.nats.pid), writes: writes(d.b.proc.pid) };
       const othersMs = others(cpu0.machine, cpu1.gw - cpu0.gw + cpu1.nats - cpu0.nats, cpu0.self);
       check(clients, 10, 9 + HERD_MISSED);
       await resumeProfile;
@@ -398,13 +404,13 @@ async function herd() {
       const last = first + LIVE - 1;
       await sleep(1000);
       const liveProfile = profile(path.join(out, `herd${run}.live.pprof`));
-      const live0 = { gw: cpu(d.b.proc.pid), nats: cpu(d.nats.pid), machine: machineBusy(), self: process.cpuUsage() };
+      const live0 = { gw: cpu(d.b.proc.pid), nats: cpu(d.nats.pid), machine: machineBusy(), self: process.cpuUsage(), writes: writes(d.b.proc.pid) };
       const tl0 = performance.now();
       await publishPaced(d.api, channel, first, last, LIVE_RATE);
       await until(() => clients.every((c) => c.ticks.length >= HERD_MISSED + LIVE), 'every live event', 120_000);
       const tl1 = performance.now();
       await sleep(200);
-      const live1 = { gw: cpu(d.b.proc.pid), nats: cpu(d.nats.pid) };
+      const live1 = { gw: cpu(d.b.proc.pid), nats: cpu(d.nats.pid), writes: writes(d.b.proc.pid) };
       const liveOthersMs = others(live0.machine, live1.gw - live0.gw + live1.nats - live0.nats, live0.self);
       check(clients, 10, last);
       await liveProfile;
@@ -420,10 +426,12 @@ async function herd() {
         natsCpuMs: r1(cpu1.nats - cpu0.nats),
         clientCpuMs: r1((self.user + self.system) / 1000),
         othersCpuMs: othersMs,
+        gatewayWrites: cpu1.writes - cpu0.writes,
         liveMs: r1(tl1 - tl0),
         liveGatewayCpuMs: r1(live1.gw - live0.gw),
         liveNatsCpuMs: r1(live1.nats - live0.nats),
         liveOthersCpuMs: liveOthersMs,
+        liveGatewayWrites: live1.writes - live0.writes,
         gatewayUsPerReplayedFrame: r2(gwReplayUs),
         gatewayUsPerLiveFrame: r2(gwLiveUs),
         // null when the live phase was too short to show in 10 ms ticks
