@@ -19,8 +19,8 @@
 //
 // Reads use Direct Get (no consumer per client), and every position carries
 // the stream's epoch, so a position of a recreated stream is refused rather
-// than misread. Resumes of one channel from one position that wait at the
-// same time share one read (shared.go).
+// than misread. Resumes of one channel that wait at the same time share one
+// read (shared.go).
 package replay
 
 import (
@@ -221,9 +221,12 @@ func (e *Engine) Resume(ctx context.Context, appID, channel, from string) (Histo
 	if err != nil {
 		return History{}, fmt.Errorf("resume on %s: %w: %w", channel, InvalidPosition, err)
 	}
-	// Concurrent resumes of the channel from p share one read (shared.go).
-	k := readKey{stream: names.EventsStream(appID), subject: names.EventSubject(appID, channel), epoch: p.Epoch, seq: p.Seq}
+	// Concurrent resumes of the channel share one read (shared.go).
+	k := readKey{stream: names.EventsStream(appID), subject: names.EventSubject(appID, channel), epoch: p.Epoch}
 	h, err := e.wait(ctx, e.join(k, p), p)
+	for errors.Is(err, errRetry) {
+		h, err = e.wait(ctx, e.join(k, p), p)
+	}
 	if err != nil {
 		return History{}, fmt.Errorf("resume on %s from %s: %w", channel, from, err)
 	}
@@ -231,7 +234,8 @@ func (e *Engine) Resume(ctx context.Context, appID, channel, from string) (Histo
 }
 
 // resume reads the first page of the events after p.Seq and proves that
-// none is missing.
+// none is missing. upTo is the stream's last sequence when the read began:
+// a later one arrives live.
 //
 // Every limit of an events stream removes the oldest messages first (MaxAge
 // and MaxBytes stream-wide, MaxMsgsPerSubject per channel), so what a
@@ -242,20 +246,20 @@ func (e *Engine) Resume(ctx context.Context, appID, channel, from string) (Histo
 // the channel follow S (the cap removed none of them). The check runs after
 // the read, since messages may age out while it runs; no clock is involved.
 // Each later page is proven the same way from the last event before it.
-func (e *Engine) resume(ctx context.Context, stream, subject string, p position.Position) (History, error) {
+func (e *Engine) resume(ctx context.Context, stream, subject string, p position.Position) (h History, upTo uint64, err error) {
 	info, err := e.info(ctx, stream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return History{}, fmt.Errorf("%w: %w", HistoryLost, err)
+		return History{}, 0, fmt.Errorf("%w: %w", HistoryLost, err)
 	}
 	if err != nil {
-		return History{}, err
+		return History{}, 0, err
 	}
 	if position.EpochOf(info.Created) != p.Epoch {
-		return History{}, fmt.Errorf("%w: stream %s was created at %s", HistoryLost, stream, info.Created.Format(time.RFC3339Nano))
+		return History{}, 0, fmt.Errorf("%w: stream %s was created at %s", HistoryLost, stream, info.Created.Format(time.RFC3339Nano))
 	}
 	s := p.Seq
 	if s > info.State.LastSeq {
-		return History{}, fmt.Errorf("%w: sequence %d is past the stream's last, %d", InvalidPosition, s, info.State.LastSeq)
+		return History{}, 0, fmt.Errorf("%w: sequence %d is past the stream's last, %d", InvalidPosition, s, info.State.LastSeq)
 	}
 	if info.State.FirstSeq > s+1 {
 		// The stream has dropped messages after S: only an event of the
@@ -263,18 +267,18 @@ func (e *Engine) resume(ctx context.Context, stream, subject string, p position.
 		// Look before reading a history that would be thrown away.
 		ok, err := e.tailReaches(ctx, stream, subject, s)
 		if err != nil {
-			return History{}, err
+			return History{}, 0, err
 		}
 		if !ok {
-			return History{}, fmt.Errorf("%w: the stream starts at %d, after %d", WindowExceeded, info.State.FirstSeq, s)
+			return History{}, 0, fmt.Errorf("%w: the stream starts at %d, after %d", WindowExceeded, info.State.FirstSeq, s)
 		}
 	}
 	pg := &pager{e: e, stream: stream, subject: subject, last: s, upTo: info.State.LastSeq, left: -1}
 	evs, err := pg.read(ctx, true)
 	if err != nil {
-		return History{}, err
+		return History{}, 0, err
 	}
-	return History{Start: p, Events: evs, rest: pg.rest()}, nil
+	return History{Start: p, Events: evs, rest: pg.rest()}, info.State.LastSeq, nil
 }
 
 // tailReaches reports whether the oldest event the stream holds for the

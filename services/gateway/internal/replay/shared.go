@@ -1,28 +1,38 @@
 package replay
 
 import (
+	"cmp"
 	"context"
+	"errors"
+	"fmt"
+	"slices"
 	"sync/atomic"
 
 	"github.com/herald-ws/herald/shared/position"
 )
 
 // Shared reads. When a gateway is lost, its clients reconnect to the others
-// at once and resume, most of them on the same channels from the same
-// position: the last event each had before the loss. Reading the history once
-// per client cost a stream info, a batch of Direct Gets and its proof each,
-// and as many frames to encode. So the resumes of one channel from one
-// position share one read, and each replayed event's frame is encoded once
-// for all of them (SharedFrame).
+// at once and resume, most of them on the same channels from the same or
+// nearby positions: the last event each had before the loss. Reading the
+// history once per client cost a stream info, a batch of Direct Gets and its
+// proof each, and as many frames to encode. So the resumes of one channel
+// that wait at the same time share one read, from the oldest of their
+// positions, and each replayed event's frame is encoded once for all of them
+// (SharedFrame).
 //
-// Sharing keeps the completeness argument of resume: a resume is complete
+// Sharing keeps the completeness argument of resume. A resume is complete
 // because its history read begins after its live subscription is in place,
-// so every event stored later reaches that subscription. A resume therefore
-// joins only a read that has not begun. Reads of one channel and position run
-// one at a time; the resumes that arrive while one runs gather for the next,
-// which begins once the previous one has ended and an engine slot is free.
-// The busier the gateway, the more resumes each read serves; a lone resume
-// reads at once, as before.
+// so every event stored later reaches that subscription: a resume therefore
+// joins only a read that has not begun. Reads of one channel run one at a
+// time; the resumes that arrive while one runs gather for the next, which
+// begins once the previous one has ended and an engine slot is free. The
+// busier the gateway, the more resumes each read serves; a lone resume reads
+// at once, as before. A read from the oldest position p0 that proves no event
+// after p0 has left the stream proves it for every later position too; each
+// resume takes the events after its own position, and one whose position is
+// past the stream's last sequence is refused as before. When the read fails
+// with WindowExceeded for p0, the resumes from later positions read again
+// without it, since their own history may still be whole.
 //
 // What is shared is the first page (all of it without Options.PageBytes):
 // each resume reads the later pages of a long history on its own.
@@ -31,7 +41,6 @@ import (
 type readKey struct {
 	stream, subject string
 	epoch           position.Epoch
-	seq             uint64
 }
 
 // lane orders the reads of one key.
@@ -42,11 +51,13 @@ type lane struct {
 
 // flight is one read and the resumes it serves.
 type flight struct {
-	from    position.Position
-	waiting int // members still waiting for the result; guarded by Engine.lanesMu
+	from    position.Position // the oldest position of its members while they gather
+	waiting int               // members still waiting for the result
 	done    chan struct{}
-	h       History // set before done is closed; Events are shared: read only
-	err     error
+	// Set before done is closed. Events are shared: read only.
+	h    History
+	upTo uint64 // the stream's last sequence when the read began
+	err  error
 }
 
 // join returns the flight that a resume of k from p waits on: the one
@@ -61,6 +72,9 @@ func (e *Engine) join(k readKey, p position.Position) *flight {
 	}
 	if f := l.next; f != nil {
 		f.waiting++
+		if p.Seq < f.from.Seq {
+			f.from = p
+		}
 		return f
 	}
 	f := &flight{from: p, waiting: 1, done: make(chan struct{})}
@@ -72,13 +86,6 @@ func (e *Engine) join(k readKey, p position.Position) *flight {
 	return f
 }
 
-// leave takes a member that stopped waiting out of f.
-func (e *Engine) leave(f *flight) {
-	e.lanesMu.Lock()
-	f.waiting--
-	e.lanesMu.Unlock()
-}
-
 // fly runs f's read once a slot is free, then starts the read of whoever
 // gathered meanwhile. Its reads are bounded by Options.Timeout each, not by
 // any member's context: members that leave do not cancel the others' read.
@@ -86,12 +93,12 @@ func (e *Engine) fly(k readKey, l *lane, f *flight) {
 	release, _ := e.acquire(context.Background())
 	e.lanesMu.Lock()
 	l.next = nil // resumes from now on wait for the read after this one
-	members := f.waiting
+	members, from := f.waiting, f.from
 	e.lanesMu.Unlock()
 	if members > 0 {
 		e.reads.Add(1)
 		ctx := context.Background()
-		h, err := e.resume(ctx, k.stream, k.subject, f.from)
+		h, upTo, err := e.resume(ctx, k.stream, k.subject, from)
 		if err == nil {
 			err = h.readAll(ctx)
 		}
@@ -100,7 +107,7 @@ func (e *Engine) fly(k readKey, l *lane, f *flight) {
 				h.Events[i].shared = &sharedFrame{}
 			}
 		}
-		f.h, f.err = h, err
+		f.h, f.upTo, f.err = h, upTo, err
 		if e.afterRead != nil {
 			e.afterRead()
 		}
@@ -120,19 +127,32 @@ func (e *Engine) fly(k readKey, l *lane, f *flight) {
 	delete(e.lanes, k)
 }
 
+// errRetry: the shared read failed for an older position than the member's.
+var errRetry = errors.New("replay: read again")
+
 // wait returns f's history for a member resuming from p, or ctx's error
 // when ctx ends first.
 func (e *Engine) wait(ctx context.Context, f *flight, p position.Position) (History, error) {
 	select {
 	case <-f.done:
 	case <-ctx.Done():
-		e.leave(f)
+		e.lanesMu.Lock()
+		f.waiting--
+		e.lanesMu.Unlock()
 		return History{}, ctx.Err()
 	}
 	if f.err != nil {
+		if errors.Is(f.err, WindowExceeded) && p.Seq > f.from.Seq {
+			return History{}, errRetry
+		}
 		return History{}, f.err
 	}
-	h := History{Start: p, Events: f.h.Events}
+	if p.Seq > f.upTo {
+		return History{}, fmt.Errorf("%w: sequence %d is past the stream's last, %d", InvalidPosition, p.Seq, f.upTo)
+	}
+	// The events after p: the first one's predecessor is at or before p.
+	i, _ := slices.BinarySearchFunc(f.h.Events, p.Seq+1, func(ev Event, seq uint64) int { return cmp.Compare(ev.Seq, seq) })
+	h := History{Start: p, Events: f.h.Events[i:]}
 	if f.h.rest != nil {
 		// Each member reads the later pages on its own.
 		rest := *f.h.rest

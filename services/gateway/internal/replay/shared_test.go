@@ -13,13 +13,12 @@ import (
 	"github.com/herald-ws/herald/shared/position"
 )
 
-// gathering is the number of resumes of channel waiting for its next read
-// from seq.
-func (e *env) gathering(eng *Engine, channel string, seq uint64) int {
+// gathering is the number of resumes of channel waiting for its next read.
+func (e *env) gathering(eng *Engine, channel string) int {
 	eng.lanesMu.Lock()
 	defer eng.lanesMu.Unlock()
 	for k, l := range eng.lanes {
-		if strings.HasSuffix(k.subject, "."+channel) && k.seq == seq && l.next != nil {
+		if strings.HasSuffix(k.subject, "."+channel) && l.next != nil {
 			return l.next.waiting
 		}
 	}
@@ -29,31 +28,6 @@ func (e *env) gathering(eng *Engine, channel string, seq uint64) int {
 type resumeResult struct {
 	h   History
 	err error
-}
-
-// resumeAll starts n resumes of channel from `from` at once and returns
-// their results once all are gathered on one read: eng's only slot is held
-// until then.
-func (e *env) resumeAll(t *testing.T, eng *Engine, channel string, from uint64, n int) []resumeResult {
-	t.Helper()
-	release, err := eng.acquire(e.ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pos := e.at(from)
-	out := make([]resumeResult, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			out[i].h, out[i].err = eng.Resume(e.ctx, e.app.ID, channel, pos)
-		}()
-	}
-	poll.Until(t, 10*time.Second, "the resumes gathered", func() bool { return e.gathering(eng, channel, from) == n })
-	release()
-	wg.Wait()
-	return out
 }
 
 func TestConcurrentResumesShareOneRead(t *testing.T) {
@@ -71,7 +45,7 @@ func TestConcurrentResumesShareOneRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	from := want[0] - 1
-	results := e.resumeAll(t, eng, "a", from, 3)
+	results := e.resumeFrom(t, eng, "a", from, from, from)
 	if got := eng.reads.Load(); got != 1 {
 		t.Fatalf("3 concurrent resumes from one position read the history %d times, want once", got)
 	}
@@ -149,7 +123,7 @@ func TestResumeDoesNotJoinAReadUnderWay(t *testing.T) {
 		h, err := eng.Resume(e.ctx, e.app.ID, "a", from)
 		b <- resumeResult{h, err}
 	}()
-	poll.Until(t, 10*time.Second, "the second resume waiting", func() bool { return e.gathering(eng, "a", first[0]-1) == 1 })
+	poll.Until(t, 10*time.Second, "the second resume waiting", func() bool { return e.gathering(eng, "a") == 1 })
 	close(resume)
 	ra, rb := <-a, <-b
 	if ra.err != nil || rb.err != nil {
@@ -166,9 +140,9 @@ func TestResumeDoesNotJoinAReadUnderWay(t *testing.T) {
 	}
 }
 
-// Resumes from different positions read on their own; resumes that share a
-// first page each read the rest of a long history on their own.
-func TestSharedReadsByPositionAndPage(t *testing.T) {
+// Resumes that share a first page each read the rest of a long history on
+// their own.
+func TestSharedReadWithPages(t *testing.T) {
 	e := newEnv(t, appconf.App{})
 	data := strings.Repeat("d", 1000)
 	var all []uint64
@@ -177,62 +151,118 @@ func TestSharedReadsByPositionAndPage(t *testing.T) {
 	}
 	eng := e.pagedEngine(4000)
 	eng.slots = make(chan struct{}, 1)
+	froms := []uint64{all[1], all[3], all[1]}
+	results := e.resumeFrom(t, eng, "a", froms...)
+	if got := eng.reads.Load(); got != 1 {
+		t.Fatalf("%d first-page reads for 3 resumes, want 1", got)
+	}
+	for i, r := range results {
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		if !r.h.More() {
+			t.Fatalf("resume %d: its events of 1,000 bytes fit in a page of 4,000", i)
+		}
+		var got []Event
+		for _, page := range readPages(t, e, r.h) {
+			got = append(got, page...)
+		}
+		want := all[slices.Index(all, froms[i])+1:]
+		if out := NewMerger(r.h.Start).Add(nil, got...); !slices.Equal(seqs(out), want) {
+			t.Fatalf("resume from %d delivers %v, want %v", froms[i], seqs(out), want)
+		}
+	}
+}
 
-	t.Run("pages", func(t *testing.T) {
-		before := eng.reads.Load()
-		results := e.resumeAll(t, eng, "a", all[1], 2)
-		if got := eng.reads.Load() - before; got != 1 {
-			t.Fatalf("%d first-page reads for 2 resumes, want 1", got)
+// resumeFrom starts resumes of channel from each of froms at once and
+// returns their results, in that order, once all are gathered on one read.
+func (e *env) resumeFrom(t *testing.T, eng *Engine, channel string, froms ...uint64) []resumeResult {
+	t.Helper()
+	release, err := eng.acquire(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]resumeResult, len(froms))
+	var wg sync.WaitGroup
+	for i, from := range froms {
+		pos := position.Position{Epoch: e.epoch(), Seq: from}.String()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[i].h, out[i].err = eng.Resume(e.ctx, e.app.ID, channel, pos)
+		}()
+	}
+	poll.Until(t, 10*time.Second, "the resumes gathered", func() bool { return e.gathering(eng, channel) == len(froms) })
+	release()
+	wg.Wait()
+	return out
+}
+
+// Resumes of one channel from different positions share a read from the
+// oldest; each gets the events after its own.
+func TestSharedReadFromTheOldestPosition(t *testing.T) {
+	e := newEnv(t, appconf.App{})
+	var all []uint64
+	for range 10 {
+		all = append(all, e.publish("a", "x", `{}`, ""))
+		e.publish("b", "x", `{}`, "")
+	}
+	eng, err := New(e.nc, Options{Concurrency: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	froms := []uint64{all[6], all[2], all[9], all[9] + 1, all[9] + 50}
+	results := e.resumeFrom(t, eng, "a", froms...)
+	if got := eng.reads.Load(); got != 1 {
+		t.Fatalf("%d reads for 5 concurrent resumes of one channel, want 1", got)
+	}
+	for i, r := range results {
+		from := froms[i]
+		if from > all[9]+1 {
+			// Past the stream's last sequence.
+			wantReason(t, r.err, InvalidPosition)
+			continue
 		}
-		for i, r := range results {
-			if r.err != nil {
-				t.Fatal(r.err)
-			}
-			if !r.h.More() {
-				t.Fatalf("resume %d: 18 events of 1,000 bytes fit in a page of 4,000", i)
-			}
-			var got []Event
-			for _, page := range readPages(t, e, r.h) {
-				got = append(got, page...)
-			}
-			out := NewMerger(r.h.Start).Add(nil, got...)
-			if !slices.Equal(seqs(out), all[2:]) {
-				t.Fatalf("resume %d delivers %v, want %v", i, seqs(out), all[2:])
+		if r.err != nil {
+			t.Fatalf("resume from %d: %v", from, r.err)
+		}
+		var want []uint64
+		for _, s := range all {
+			if s > from {
+				want = append(want, s)
 			}
 		}
-	})
-	t.Run("positions", func(t *testing.T) {
-		before := eng.reads.Load()
-		release, err := eng.acquire(e.ctx)
-		if err != nil {
-			t.Fatal(err)
+		out := NewMerger(r.h.Start).Add(nil, r.h.Events...)
+		if r.h.Start.Seq != from || !slices.Equal(seqs(out), want) {
+			t.Fatalf("resume from %d: start %d, delivers %v, want %v", from, r.h.Start.Seq, seqs(out), want)
 		}
-		done := make(chan resumeResult, 2)
-		for _, from := range []uint64{all[15], all[17]} {
-			go func() {
-				h, err := eng.Resume(e.ctx, e.app.ID, "a", position.Position{Epoch: e.epoch(), Seq: from}.String())
-				done <- resumeResult{h, err}
-			}()
+	}
+}
+
+// When the shared read fails for the oldest position (its events left the
+// window), resumes from later positions read again on their own.
+func TestSharedReadOutOfTheWindow(t *testing.T) {
+	e := newEnv(t, appconf.App{ReplayMaxEvents: 5})
+	var all []uint64
+	for range 10 {
+		all = append(all, e.publish("a", "x", `{}`, ""))
+	}
+	eng, err := New(e.nc, Options{Concurrency: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The channel keeps all[5:]: after all[1] events are gone, after all[5]
+	// none is.
+	results := e.resumeFrom(t, eng, "a", all[1], all[5], all[5])
+	wantReason(t, results[0].err, WindowExceeded)
+	for _, r := range results[1:] {
+		if r.err != nil || !slices.Equal(seqs(r.h.Events), all[6:]) {
+			t.Fatalf("resume from %d: %v, %v, want %v", all[5], seqs(r.h.Events), r.err, all[6:])
 		}
-		poll.Until(t, 10*time.Second, "both resumes waiting", func() bool {
-			return e.gathering(eng, "a", all[15]) == 1 && e.gathering(eng, "a", all[17]) == 1
-		})
-		release()
-		for range 2 {
-			r := <-done
-			if r.err != nil {
-				t.Fatal(r.err)
-			}
-			want := all[15+1:]
-			if r.h.Start.Seq == all[17] {
-				want = all[17+1:]
-			}
-			if !slices.Equal(seqs(r.h.Events), want) {
-				t.Fatalf("resume from %d: %v, want %v", r.h.Start.Seq, seqs(r.h.Events), want)
-			}
-		}
-		if got := eng.reads.Load() - before; got != 2 {
-			t.Fatalf("%d reads for resumes from 2 positions, want 2", got)
-		}
-	})
+	}
+	// The later positions read again together, or one after the other when
+	// the second came back after the first had begun.
+	if got := eng.reads.Load(); got < 2 || got > 3 {
+		t.Fatalf("%d reads, want the shared one and one or two of the later positions", got)
+	}
 }
