@@ -18,6 +18,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/herald-ws/herald/shared/bintest"
+	"github.com/herald-ws/herald/shared/logging/logtest"
 	"github.com/herald-ws/herald/shared/natstest"
 	"github.com/herald-ws/herald/shared/signing"
 )
@@ -45,27 +46,9 @@ type proc struct {
 	cmd  *exec.Cmd
 	base string
 	env  []string
-	log  *syncBuffer
+	log  *logtest.Buffer
 
 	stopOnce sync.Once
-}
-
-// syncBuffer is a bytes.Buffer the process writes while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // startProc starts bin with the environment and its port setting, stops it
@@ -73,7 +56,7 @@ func (b *syncBuffer) String() string {
 func startProc(t *testing.T, dir, bin, portVar string, env ...string) *proc {
 	t.Helper()
 	port := natstest.FreePort(t)
-	p := &proc{name: fmt.Sprintf("%s:%d", bin, port), base: fmt.Sprintf("http://127.0.0.1:%d", port), log: &syncBuffer{}}
+	p := &proc{name: fmt.Sprintf("%s:%d", bin, port), base: fmt.Sprintf("http://127.0.0.1:%d", port), log: &logtest.Buffer{}}
 	p.env = append(os.Environ(),
 		"REVERB_APP_ID="+splitAppID, "REVERB_APP_KEY="+splitAppKey, "REVERB_APP_SECRET="+splitAppSecret,
 		"REVERB_SERVER_HOST=127.0.0.1", "HERALD_TRIGGER_HOST=127.0.0.1", "HERALD_PRESENCE_HOST=127.0.0.1",

@@ -59,8 +59,14 @@ type env struct {
 
 func newEnv(t testing.TB, opts ...func(*gateway.Options)) *env {
 	t.Helper()
+	return newEnvOf(t, testApps, opts...)
+}
+
+// newEnvOf is newEnv serving apps.
+func newEnvOf(t testing.TB, served []appconf.App, opts ...func(*gateway.Options)) *env {
+	t.Helper()
 	srv := natstest.Start(t)
-	apps, err := appconf.NewRegistry(testApps)
+	apps, err := appconf.NewRegistry(served)
 	if err != nil {
 		t.Fatal(err)
 	}

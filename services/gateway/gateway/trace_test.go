@@ -1,71 +1,17 @@
 package gateway_test
 
 import (
-	"bytes"
-	"encoding/json"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/herald-ws/herald/services/gateway/gateway"
 	"github.com/herald-ws/herald/shared/events"
+	"github.com/herald-ws/herald/shared/logging/logtest"
 )
 
-// logBuffer collects a logger's JSON lines; handlers write from many
-// goroutines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// lines returns the records logged with message msg.
-func (b *logBuffer) lines(t testing.TB, msg string) []map[string]any {
-	t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(b.buf.String()), "\n") {
-		if l == "" {
-			continue
-		}
-		var rec map[string]any
-		if err := json.Unmarshal([]byte(l), &rec); err != nil {
-			t.Fatalf("log line is not JSON: %q", l)
-		}
-		if rec["msg"] == msg {
-			out = append(out, rec)
-		}
-	}
-	return out
-}
-
-// find returns the first record with message msg whose fields include want.
-func (b *logBuffer) find(t testing.TB, msg string, want map[string]any) map[string]any {
-	t.Helper()
-	for _, rec := range b.lines(t, msg) {
-		ok := true
-		for k, v := range want {
-			if rec[k] != v {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			return rec
-		}
-	}
-	return nil
-}
-
-func withLogger(level slog.Level, buf *logBuffer, set func(*gateway.Options)) func(*gateway.Options) {
+func withLogger(level slog.Level, buf *logtest.Buffer, set func(*gateway.Options)) func(*gateway.Options) {
 	return func(o *gateway.Options) {
 		o.Logger = slog.New(slog.NewJSONHandler(buf, &slog.HandlerOptions{Level: level}))
 		if set != nil {
@@ -75,7 +21,7 @@ func withLogger(level slog.Level, buf *logBuffer, set func(*gateway.Options)) fu
 }
 
 func TestDebugLogShowsTraffic(t *testing.T) {
-	var logs logBuffer
+	var logs logtest.Buffer
 	e := newEnv(t, withLogger(slog.LevelDebug, &logs, nil))
 	app := e.app("app-1")
 	a := connect(t, e.hs, "key-1")
@@ -103,22 +49,22 @@ func TestDebugLogShowsTraffic(t *testing.T) {
 		{"event delivered", map[string]any{"app_id": "app-1", "socket_id": b.socketID, "channel": "private-orders", "event": "client-typing"}},
 		{"unsubscribed", map[string]any{"app_id": "app-1", "socket_id": a.socketID, "channel": "private-orders"}},
 	} {
-		eventually(t, c.msg+" line", func() bool { return logs.find(t, c.msg, c.want) != nil })
+		eventually(t, c.msg+" line", func() bool { return logs.Find(t, c.msg, c.want) != nil })
 	}
 	// The sender of a client event does not get it back.
-	if rec := logs.find(t, "event delivered", map[string]any{"socket_id": a.socketID, "event": "client-typing"}); rec != nil {
+	if rec := logs.Find(t, "event delivered", map[string]any{"socket_id": a.socketID, "event": "client-typing"}); rec != nil {
 		t.Errorf("client event logged as delivered to its sender: %v", rec)
 	}
 	a.c.Close()
 	eventually(t, "disconnected line", func() bool {
-		return logs.find(t, "disconnected", map[string]any{"socket_id": a.socketID}) != nil
+		return logs.Find(t, "disconnected", map[string]any{"socket_id": a.socketID}) != nil
 	})
 	// Refusals: a key Herald does not know (4001), and a request whose
 	// Upgrade header a proxy dropped.
 	bad := dial(t, e.hs, "/app/not-a-key"+query, nil)
 	bad.expectClose(4001)
 	eventually(t, "connection refused line", func() bool {
-		return logs.find(t, "connection refused", map[string]any{"key": "not-a-key", "code": float64(4001)}) != nil
+		return logs.Find(t, "connection refused", map[string]any{"key": "not-a-key", "code": float64(4001)}) != nil
 	})
 	res, err := http.Get(e.hs.URL + "/app/key-1" + query)
 	if err != nil {
@@ -126,11 +72,9 @@ func TestDebugLogShowsTraffic(t *testing.T) {
 	}
 	res.Body.Close()
 	eventually(t, "upgrade refused line", func() bool {
-		return logs.find(t, "websocket upgrade refused", map[string]any{"status": float64(http.StatusBadRequest)}) != nil
+		return logs.Find(t, "websocket upgrade refused", map[string]any{"status": float64(http.StatusBadRequest)}) != nil
 	})
-	logs.mu.Lock()
-	all := logs.buf.String()
-	logs.mu.Unlock()
+	all := logs.String()
 	for _, secret := range []string{"s3cr3t", "hidden-name", app.Secret} {
 		if strings.Contains(all, secret) {
 			t.Errorf("debug log shows %q without HERALD_LOG_PAYLOADS", secret)
@@ -139,7 +83,7 @@ func TestDebugLogShowsTraffic(t *testing.T) {
 }
 
 func TestLogPayloads(t *testing.T) {
-	var logs logBuffer
+	var logs logtest.Buffer
 	e := newEnv(t, withLogger(slog.LevelDebug, &logs, func(o *gateway.Options) { o.LogPayloads = true }))
 	app := e.app("app-1")
 	a := connect(t, e.hs, "key-1")
@@ -147,7 +91,7 @@ func TestLogPayloads(t *testing.T) {
 	e.publish(events.Event{AppID: app.ID, Channel: "news", Name: "Posted", Data: `{"title":"hi"}`})
 	a.expectEvent("Posted", "news", `{"title":"hi"}`)
 	eventually(t, "delivered line with data", func() bool {
-		return logs.find(t, "event delivered", map[string]any{"socket_id": a.socketID, "data": `{"title":"hi"}`}) != nil
+		return logs.Find(t, "event delivered", map[string]any{"socket_id": a.socketID, "data": `{"title":"hi"}`}) != nil
 	})
 }
 
@@ -157,7 +101,7 @@ func TestInfoLevelLogsNoTraffic(t *testing.T) {
 		connections bool
 	}{{"quiet", false}, {"connections", true}} {
 		t.Run(tc.name, func(t *testing.T) {
-			var logs logBuffer
+			var logs logtest.Buffer
 			e := newEnv(t, withLogger(slog.LevelInfo, &logs, func(o *gateway.Options) { o.LogConnections = tc.connections }))
 			app := e.app("app-1")
 			a := connect(t, e.hs, "key-1")
@@ -167,18 +111,18 @@ func TestInfoLevelLogsNoTraffic(t *testing.T) {
 			a.c.Close()
 			if tc.connections {
 				eventually(t, "disconnected line", func() bool {
-					return logs.find(t, "disconnected", map[string]any{"socket_id": a.socketID, "level": "INFO"}) != nil
+					return logs.Find(t, "disconnected", map[string]any{"socket_id": a.socketID, "level": "INFO"}) != nil
 				})
-				if logs.find(t, "connected", map[string]any{"socket_id": a.socketID, "level": "INFO"}) == nil {
+				if logs.Find(t, "connected", map[string]any{"socket_id": a.socketID, "level": "INFO"}) == nil {
 					t.Error("no connected line with HERALD_LOG_CONNECTIONS")
 				}
 			}
 			for _, msg := range []string{"subscribed", "event delivered"} {
-				if n := len(logs.lines(t, msg)); n > 0 {
+				if n := len(logs.Records(t, msg)); n > 0 {
 					t.Errorf("%d %q lines at info level", n, msg)
 				}
 			}
-			if !tc.connections && len(logs.lines(t, "connected")) > 0 {
+			if !tc.connections && len(logs.Records(t, "connected")) > 0 {
 				t.Error("connected lines at info level without HERALD_LOG_CONNECTIONS")
 			}
 		})

@@ -12,10 +12,8 @@ import (
 	"testing"
 
 	"github.com/herald-ws/herald/shared/appconf"
-	"github.com/herald-ws/herald/shared/natstest"
 	"github.com/herald-ws/herald/shared/signing"
 	"github.com/herald-ws/herald/shared/webhooks"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // hookReceiver is a webhook endpoint that checks each POST's key and
@@ -73,6 +71,18 @@ func (r *hookReceiver) named(name string) []map[string]any {
 	return out
 }
 
+// expectUntyped checks an endpoint that names no types: it gets occupied
+// channel_occupied webhooks, and none named name.
+func (r *hookReceiver) expectUntyped(t *testing.T, occupied int, name string) {
+	t.Helper()
+	eventually(t, "occupancy on the endpoint without types", func() bool {
+		return len(r.named("channel_occupied")) == occupied
+	})
+	if n := len(r.named(name)); n != 0 {
+		t.Fatalf("%d %s webhooks on an endpoint that did not ask for them", n, name)
+	}
+}
+
 // newHookEnv is newEnv with app "app-hook", whose endpoints are a receiver
 // that takes types and one that names no types.
 func newHookEnv(t *testing.T, types ...string) (e *env, app *appconf.App, typed, plain *hookReceiver) {
@@ -80,18 +90,7 @@ func newHookEnv(t *testing.T, types ...string) (e *env, app *appconf.App, typed,
 	app = &appconf.App{ID: "app-hook", Key: "key-hook", Secret: "secret-of-app-hook-0001", ClientEventsPerSecond: 100}
 	typed, plain = newHookReceiver(t, app), newHookReceiver(t, app)
 	app.Webhooks = []appconf.Webhook{{URL: typed.srv.URL, EventTypes: types}, {URL: plain.srv.URL}}
-	srv := natstest.Start(t)
-	apps, err := appconf.NewRegistry(append(slices.Clone(testApps), *app))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e = &env{t: t, srv: srv, apps: apps}
-	e.nc = natstest.Connect(t, srv)
-	if e.js, err = jetstream.New(e.nc); err != nil {
-		t.Fatal(err)
-	}
-	e.startPresence()
-	e.gw, e.hs, e.reg = e.startGateway()
+	e = newEnvOf(t, append(slices.Clone(testApps), *app))
 	return e, e.app("app-hook"), typed, plain
 }
 
@@ -130,12 +129,7 @@ func TestClientEventWebhooks(t *testing.T) {
 	}
 
 	// An endpoint that names no types gets occupancy but no client events.
-	eventually(t, "occupancy on the endpoint without types", func() bool {
-		return len(plain.named("channel_occupied")) == 2
-	})
-	if n := len(plain.named(webhooks.ClientEvent)); n != 0 {
-		t.Fatalf("%d client_event webhooks on an endpoint that did not ask for them", n)
-	}
+	plain.expectUntyped(t, 2, webhooks.ClientEvent)
 }
 
 func TestCacheMissWebhooks(t *testing.T) {
@@ -154,12 +148,7 @@ func TestCacheMissWebhooks(t *testing.T) {
 	if len(got) != 1 || !reflect.DeepEqual(got[0], want) {
 		t.Fatalf("cache_miss webhooks %v, want [%v]", got, want)
 	}
-	eventually(t, "occupancy on the endpoint without types", func() bool {
-		return len(plain.named("channel_occupied")) == 1
-	})
-	if n := len(plain.named(webhooks.CacheMiss)); n != 0 {
-		t.Fatalf("%d cache_miss webhooks on an endpoint that did not ask for them", n)
-	}
+	plain.expectUntyped(t, 1, webhooks.CacheMiss)
 }
 
 func TestSubscriptionCountWebhooks(t *testing.T) {
