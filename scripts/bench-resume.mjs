@@ -15,7 +15,7 @@
 //           every client reconnects to gateway B at once and resumes: time
 //           until all are connected, until all have herald:resumed and every
 //           missed event, and server CPU. Then, on the same gateway B and
-//           the same clients, LIVE events (default HERD_MISSED) are sent one
+//           the same clients, LIVE events (default 300) are sent one
 //           a request at LIVE_RATE a second (default 100), as the fan-out
 //           benchmark does: gateway B's CPU per delivered live frame, and
 //           the ratio of its CPU per replayed frame to it. RUNS_HERD times
@@ -58,7 +58,7 @@ const CLIENTS = Number(env.CLIENTS || 1000);
 const HERD_MISSED = Number(env.HERD_MISSED || 100);
 const RUNS = Number(env.RUNS || 5);
 const RUNS_HERD = Number(env.RUNS_HERD || 3);
-const LIVE = Number(env.LIVE || HERD_MISSED);
+const LIVE = Number(env.LIVE || 300);
 const LIVE_RATE = Number(env.LIVE_RATE || 100);
 const PPROF_PORT = Number(env.BENCH_PPROF || 0);
 const PPROF_SECONDS = Number(env.PPROF_SECONDS || 8);
