@@ -179,9 +179,11 @@ func New(ctx context.Context, opt Options) (*Gateway, error) {
 			// cannot read an HTTP 403, but it reads pusher:error 4009.
 			CheckOrigin: func(*http.Request) bool { return true },
 			// Clients send small frames (subscribes, client events): a
-			// 1 KB read buffer of its own instead of keeping net/http's
-			// 4 KB one for the life of the socket.
-			ReadBufferSize: 1024,
+			// 256-byte read buffer of its own (a subscribe with its auth
+			// fits) instead of keeping net/http's 4 KB one for the life of
+			// the socket. A longer message is read past the buffer, into
+			// the message's own.
+			ReadBufferSize: 256,
 			// Frames are written by ws.Writer, never through gorilla's
 			// buffer: a pool keeps gorilla from holding one per connection.
 			WriteBufferPool: &sync.Pool{},

@@ -212,9 +212,8 @@ func (h *Hub) subscribe(appID, channelName string, s Subscriber, first []byte, t
 	if create {
 		c = &channel{
 			app: appID, name: channelName, live: live,
-			subs:    map[Subscriber]struct{}{},
-			targets: eventTargets{bySub: map[Subscriber]EventSubscriber{}},
-			ready:   make(chan struct{}),
+			subs:  map[Subscriber]struct{}{},
+			ready: make(chan struct{}),
 		}
 		sh.channels[live] = c
 	}
@@ -245,6 +244,11 @@ func (h *Hub) subscribe(appID, channelName string, s Subscriber, first []byte, t
 		c.dirty = true
 	}
 	if t != nil {
+		if c.targets.bySub == nil {
+			// Made for the first subscriber with positions: most
+			// channels have none.
+			c.targets.bySub = map[Subscriber]EventSubscriber{}
+		}
 		c.targets.bySub[s] = t
 		c.dirty = true
 	}

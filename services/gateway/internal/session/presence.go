@@ -125,7 +125,7 @@ func (s *Session) joinChannel(ch string, r *stream) error {
 	default:
 		// The channel works on this gateway; only the global counts miss
 		// this socket.
-		s.log.Warn("subscription not counted globally", "channel", ch, "err", err)
+		s.logger().Warn("subscription not counted globally", "channel", ch, "err", err)
 	}
 	return nil
 }
@@ -208,7 +208,7 @@ func (s *Session) presenceError(ch string, err error) bool {
 		select {
 		case <-s.conn.Done(): // the client left while it waited
 		default:
-			s.log.Warn("presence subscribe failed", "channel", ch, "err", err)
+			s.logger().Warn("presence subscribe failed", "channel", ch, "err", err)
 		}
 		s.Send(protocol.SubscriptionError(ch, errServer, "The presence service is unavailable; try again later", 503))
 	default:

@@ -262,7 +262,7 @@ func (r *stream) sendPaced(frame []byte) bool {
 // run reads history and sends what the subscription starts with, then
 // switches to live (see the top of this file).
 func (r *stream) run() {
-	eng, app, ch, log := r.s.replay.Engine, r.s.app.ID, r.channel, r.s.log
+	eng, app, ch, log := r.s.replay.Engine, r.s.app.ID, r.channel, r.s.logger()
 	var (
 		start     position.Position
 		known     bool // start was read
@@ -458,7 +458,7 @@ func (r *stream) switchToLive(m *replay.Merger) {
 					return
 				}
 				if err != nil {
-					r.s.log.Warn("filling a hole before live", "channel", r.channel, "err", err)
+					r.s.logger().Warn("filling a hole before live", "channel", r.channel, "err", err)
 				}
 			}
 			for i := range out {

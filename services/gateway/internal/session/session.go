@@ -101,7 +101,7 @@ type Session struct {
 	hub     *hub.Hub
 	state   *globalstate.Client
 	metrics *metrics.Metrics
-	log     *slog.Logger
+	baseLog *slog.Logger // without the session's attributes: see logger
 
 	channels map[string]*subscription
 	limiter  ratelimit.Bucket
@@ -143,7 +143,7 @@ func New(cfg Config) *Session {
 		hub:      cfg.Hub,
 		state:    cfg.State,
 		metrics:  cfg.Metrics,
-		log:      cfg.Logger.With("app_id", cfg.App.ID, "socket_id", cfg.SocketID),
+		baseLog:  cfg.Logger,
 		channels: map[string]*subscription{},
 		limiter:  ratelimit.New(cfg.App.ClientEventsPerSecond),
 		messages: ratelimit.NewBurst(MessagesPerSecond, max(MessagesPerSecond, 2*cfg.App.MaxSubscriptions)),
@@ -153,6 +153,12 @@ func New(cfg Config) *Session {
 		hooks:    cfg.Webhooks,
 		trace:    cfg.Trace,
 	}
+}
+
+// logger is the session's logger, with its app and socket id. It is made
+// when a line is logged, which few sessions do, rather than held by each.
+func (s *Session) logger() *slog.Logger {
+	return s.baseLog.With("app_id", s.app.ID, "socket_id", s.id)
 }
 
 // SocketID is the client's socket_id.
@@ -323,13 +329,13 @@ func (s *Session) subscribe(f protocol.Frame) {
 	switch {
 	case err != nil && s.presenceError(ch, err):
 	case err != nil:
-		s.log.Warn("subscribe failed", "channel", ch, "err", err)
+		s.logger().Warn("subscribe failed", "channel", ch, "err", err)
 		s.Send(protocol.SubscriptionError(ch, errServer, "The server could not subscribe to the channel", 503))
 	default:
 		s.channels[ch] = sub
 		s.metrics.Subscriptions.Inc()
 		if s.trace.Debug {
-			s.log.Debug("subscribed", "channel", ch, "resume", d.Resume != "", "channels", len(s.channels))
+			s.logger().Debug("subscribed", "channel", ch, "resume", d.Resume != "", "channels", len(s.channels))
 		}
 	}
 }
@@ -338,7 +344,7 @@ func (s *Session) subscribe(f protocol.Frame) {
 // debug level: a client that keeps failing to subscribe shows in the log.
 func (s *Session) refuseSubscription(ch, errType, message string, status int) {
 	if s.trace.Debug {
-		s.log.Debug("subscription refused", "channel", ch, "status", status, "reason", message)
+		s.logger().Debug("subscription refused", "channel", ch, "status", status, "reason", message)
 	}
 	s.Send(protocol.SubscriptionError(ch, errType, message, status))
 }
@@ -354,7 +360,7 @@ func (s *Session) unsubscribe(f protocol.Frame) {
 	if _, ok := s.channels[d.Channel]; ok {
 		s.leave(d.Channel)
 		if s.trace.Debug {
-			s.log.Debug("unsubscribed", "channel", d.Channel, "channels", len(s.channels))
+			s.logger().Debug("unsubscribed", "channel", d.Channel, "channels", len(s.channels))
 		}
 	}
 }
@@ -383,7 +389,7 @@ func (s *Session) clientEvent(f protocol.Frame) {
 	refuseCode := func(code int, format string, args ...any) {
 		msg := fmt.Sprintf(format, args...)
 		if s.trace.Debug {
-			s.log.Debug("client event refused", "channel", f.Channel, "event", f.Event, "reason", msg)
+			s.logger().Debug("client event refused", "channel", f.Channel, "event", f.Event, "reason", msg)
 		}
 		s.Send(protocol.ErrorFrame(code, msg))
 	}
@@ -412,7 +418,7 @@ func (s *Session) clientEvent(f protocol.Frame) {
 	default:
 		ev := events.ClientEvent{AppID: s.app.ID, Channel: ch, Name: f.Event, Data: f.Data, SocketID: s.id, UserID: sub.userID}
 		if err := s.hub.PublishClientEvent(ev); err != nil {
-			s.log.Warn("client event not relayed", "channel", ch, "err", err)
+			s.logger().Warn("client event not relayed", "channel", ch, "err", err)
 			return
 		}
 		s.metrics.ClientEvents.Inc()
@@ -431,5 +437,5 @@ func (s *Session) traceClientEvent(ch string, f protocol.Frame) {
 	if s.trace.Payloads {
 		attrs = append(attrs, "data", string(f.Data))
 	}
-	s.log.Debug("client event", attrs...)
+	s.logger().Debug("client event", attrs...)
 }

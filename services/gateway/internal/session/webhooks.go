@@ -34,12 +34,12 @@ func (s *Session) webhook(e webhooks.Event) {
 	id := "gw-" + w.Gateway + "-" + s.id + "-" + strconv.FormatUint(s.hookSeq.Add(1), 10)
 	msgs, err := webhooks.Messages(s.app.ID, s.app.Webhooks, id, time.Now(), []webhooks.Event{e})
 	if err != nil {
-		s.log.Warn("queueing a webhook", "channel", e.Channel, "err", err)
+		s.logger().Warn("queueing a webhook", "channel", e.Channel, "err", err)
 		return
 	}
 	for _, m := range msgs {
 		if _, err := w.JS.PublishMsgAsync(m); err != nil {
-			s.log.Warn("queueing a webhook", "channel", e.Channel, "err", err)
+			s.logger().Warn("queueing a webhook", "channel", e.Channel, "err", err)
 		}
 	}
 }
