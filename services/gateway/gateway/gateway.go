@@ -298,6 +298,7 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	open := g.perApp[app.ID]
+	sv := &served{app: app, open: open, disconnected: func() {}}
 	s := session.New(session.Config{
 		App:      app,
 		SocketID: g.newSocketID(),
@@ -310,32 +311,44 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 		Users:    g.users,
 		Webhooks: g.hooks,
 		Trace:    g.trace,
+		Ended:    func() { g.ended(sv) },
 	})
+	sv.s = s
 	if !g.track(s) {
 		open.Add(-1)
 		conn.Close(protocol.CodeGenericReconnect, "Server is shutting down")
 		conn.Discard()
 		return
 	}
-	disconnected := func() {}
 	if g.connLog != noConnLog {
-		disconnected = g.logConnection(r, app, s.SocketID())
+		sv.disconnected = g.logConnection(r, app, s.SocketID())
 	}
 	// The session runs on a goroutine of its own so that the handler
 	// returns: net/http then lets go of the request and of the buffers it
 	// kept for the connection, which it would otherwise hold for the life
-	// of the socket.
-	go func() {
-		defer open.Add(-1)
-		defer g.untrack(s)
-		defer g.users.drop(s)
-		defer disconnected()
-		g.metrics.ConnectionsTotal.WithLabelValues(app.ID).Inc()
-		gauge := g.metrics.Connections.WithLabelValues(app.ID)
-		gauge.Inc()
-		defer gauge.Dec()
-		s.Run()
-	}()
+	// of the socket. Run is the goroutine's first frame: nothing else sits
+	// on the stack of a connection waiting for its client (see
+	// ws.Conn.NextMessage).
+	g.metrics.ConnectionsTotal.WithLabelValues(app.ID).Inc()
+	g.metrics.Connections.WithLabelValues(app.ID).Inc()
+	go s.Run()
+}
+
+// served is a connection whose session runs.
+type served struct {
+	s            *session.Session
+	app          *appconf.App
+	open         *atomic.Int64 // the app's open connections
+	disconnected func()
+}
+
+// ended runs when a session's Run returns.
+func (g *Gateway) ended(c *served) {
+	g.metrics.Connections.WithLabelValues(c.app.ID).Dec()
+	c.disconnected()
+	g.users.drop(c.s)
+	g.untrack(c.s)
+	c.open.Add(-1)
 }
 
 // noConnLog is connLog when neither HERALD_LOG_CONNECTIONS nor debug is on.

@@ -81,6 +81,9 @@ type Config struct {
 	Users    Users     // signin.go; may be nil
 	Webhooks *Webhooks // webhooks.go; may be nil
 	Trace    Trace
+	// Ended, if not nil, is called at the end of Run, once the session
+	// left its channels.
+	Ended func()
 }
 
 // Trace is what a session logs of its traffic at debug level: each
@@ -126,6 +129,7 @@ type Session struct {
 	hookSeq atomic.Uint64 // numbers this connection's webhook events
 
 	trace Trace
+	ended func()
 }
 
 type subscription struct {
@@ -152,6 +156,7 @@ func New(cfg Config) *Session {
 		users:    cfg.Users,
 		hooks:    cfg.Webhooks,
 		trace:    cfg.Trace,
+		ended:    cfg.Ended,
 	}
 }
 
@@ -177,41 +182,61 @@ func (s *Session) Abort() { s.conn.Abort() }
 func (s *Session) Done() <-chan struct{} { return s.conn.Done() }
 
 // Run greets the client and handles its frames until the connection ends,
-// then leaves every channel.
+// then leaves every channel. While it waits for the client, its goroutine's
+// stack holds only this frame above the reader's (see ws.Conn.NextMessage):
+// the rest is in start, read and end.
 func (s *Session) Run() {
-	defer s.conn.ReaderDone()
-	defer s.leaveAll()
+	s.start()
+	for s.read(s.conn.NextMessage()) {
+	}
+	s.end()
+}
+
+// start greets the client and starts the idle timer.
+func (s *Session) start() {
 	s.Send(protocol.ConnectionEstablished(s.id, int(s.app.ActivityTimeout.D()/time.Second)))
 	s.idleTimer = time.AfterFunc(s.app.SubscribeTimeout.D(), s.closeIdle)
-	defer s.idleTimer.Stop()
-	limit := s.app.MaxMessageSize
-	hardCap := HardCap(limit)
-	for {
-		buf, err := s.conn.ReadMessage(limit, hardCap)
-		switch {
-		case errors.Is(err, ws.ErrTooLarge):
-			s.bad(CodeTooLarge, fmt.Sprintf("Message is larger than %d bytes and was dropped", limit))
-			continue
-		case errors.Is(err, ws.ErrBinary):
-			s.conn.CloseWithCode(ws.CloseUnsupportedData, "Binary messages are not part of the Pusher protocol")
-			continue
-		case errors.Is(err, ws.ErrInvalidUTF8):
-			s.conn.CloseWithCode(ws.CloseInvalidPayload, "Text message is not valid UTF-8")
-			continue
-		case errors.Is(err, ws.ErrOverHardCap):
-			// Reading goes on (and discards) until the client answers the
-			// close or the writer hangs up.
-			s.conn.Close(CodeTooLarge, fmt.Sprintf("Message is larger than %d bytes", limit))
-			continue
-		case err != nil:
-			return
-		}
-		if !s.conn.Closing() {
-			s.handle(buf.Bytes())
-			s.checkEngaged()
-		}
-		s.conn.Release(buf)
+}
+
+// end leaves every channel once nothing more will be read.
+func (s *Session) end() {
+	s.idleTimer.Stop()
+	s.leaveAll()
+	s.conn.ReaderDone()
+	if s.ended != nil {
+		s.ended()
 	}
+}
+
+// read reads and handles one message; it reports false when the connection
+// ended.
+func (s *Session) read(next ws.Next) bool {
+	limit := s.app.MaxMessageSize
+	buf, err := s.conn.ReadMessage(next, limit, HardCap(limit))
+	switch {
+	case errors.Is(err, ws.ErrTooLarge):
+		s.bad(CodeTooLarge, fmt.Sprintf("Message is larger than %d bytes and was dropped", limit))
+		return true
+	case errors.Is(err, ws.ErrBinary):
+		s.conn.CloseWithCode(ws.CloseUnsupportedData, "Binary messages are not part of the Pusher protocol")
+		return true
+	case errors.Is(err, ws.ErrInvalidUTF8):
+		s.conn.CloseWithCode(ws.CloseInvalidPayload, "Text message is not valid UTF-8")
+		return true
+	case errors.Is(err, ws.ErrOverHardCap):
+		// Reading goes on (and discards) until the client answers the
+		// close or the writer hangs up.
+		s.conn.Close(CodeTooLarge, fmt.Sprintf("Message is larger than %d bytes", limit))
+		return true
+	case err != nil:
+		return false
+	}
+	if !s.conn.Closing() {
+		s.handle(buf.Bytes())
+		s.checkEngaged()
+	}
+	s.conn.Release(buf)
+	return true
 }
 
 // checkEngaged follows whether the connection holds a channel or a sign-in,

@@ -79,15 +79,31 @@ var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // maxPooled keeps buffers that once held a huge message out of the pool.
 const maxPooled = 64 << 10
 
-// ReadMessage waits for the next data message and reads it into a pooled
-// buffer, which the caller hands back with Release. A message longer than
-// limit bytes is dropped with ErrTooLarge, as long as it stays within hardCap;
-// past hardCap it returns ErrOverHardCap without reading further. Any other
-// error is final. A binary message gives ErrBinary and a text message that
-// is not UTF-8 ErrInvalidUTF8: the caller closes the connection with
-// CloseWithCode.
-func (c *Conn) ReadMessage(limit, hardCap int) (*bytes.Buffer, error) {
+// NextMessage waits for the next data message; ReadMessage then reads it.
+// The two are apart so that a connection that waits for its client holds
+// only a small stack: NextMessage is inlined into its caller's loop, and the
+// Go runtime halves an idle goroutine's stack only while it uses less than a
+// quarter of it.
+func (c *Conn) NextMessage() Next {
 	op, r, err := c.ws.NextReader()
+	return Next{op, r, err}
+}
+
+// Next is a message NextMessage waited for.
+type Next struct {
+	op  int
+	r   io.Reader
+	err error
+}
+
+// ReadMessage reads the message of next into a pooled buffer, which the
+// caller hands back with Release. A message longer than limit bytes is
+// dropped with ErrTooLarge, as long as it stays within hardCap; past hardCap
+// it returns ErrOverHardCap without reading further. Any other error is
+// final. A binary message gives ErrBinary and a text message that is not
+// UTF-8 ErrInvalidUTF8: the caller closes the connection with CloseWithCode.
+func (c *Conn) ReadMessage(next Next, limit, hardCap int) (*bytes.Buffer, error) {
+	op, r, err := next.op, next.r, next.err
 	if err != nil {
 		return nil, err
 	}
