@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/herald-ws/herald/shared/webhooks"
@@ -72,21 +73,16 @@ type App struct {
 // Webhook is one endpoint and the events it receives (webhooks.Endpoint).
 type Webhook = webhooks.Endpoint
 
-// Defaults, as Pusher and Reverb use them.
-const (
-	DefaultMaxMessageSize        = 10_000
-	DefaultActivityTimeout       = 30 * time.Second
-	DefaultPingInterval          = 60 * time.Second
-	DefaultClientEventsPerSecond = 10
-	DefaultMaxSubscriptions      = 128
-	DefaultSubscribeTimeout      = 10 * time.Minute
-	DefaultMaxEventBytes         = 10_240
-	DefaultReplayWindow          = 5 * time.Minute
-	DefaultReplayMaxEvents       = 1000
-	DefaultMaxPresenceMembers    = 100
-	DefaultMaxUserInfoBytes      = 1024
-	DefaultMaxUserIDLength       = 128
-)
+// Defaults is an app's limits where nothing sets them, for an app of an
+// apps file as for REVERB_APP_*: those of Env's envDefault tags (as Pusher
+// and Reverb use them), their one declaration.
+var Defaults = sync.OnceValue(func() App {
+	e, err := parseFrom[Env](map[string]string{})
+	if err != nil {
+		panic("appconf: Env's defaults: " + err.Error())
+	}
+	return e.App(App{})
+})
 
 // Values of AcceptClientEventsFrom, as Reverb names them.
 const (
@@ -101,33 +97,34 @@ func (a *App) ClientEventsOff() bool { return a.AcceptClientEventsFrom == Client
 // PongTimeout is how long a pinged client has to answer before 4201.
 const PongTimeout = 30 * time.Second
 
-// withDefaults fills zero limits.
+// withDefaults fills zero limits from Defaults.
 func (a *App) withDefaults() {
+	d := Defaults()
 	setInt := func(p *int, d int) {
 		if *p == 0 {
 			*p = d
 		}
 	}
-	setDur := func(p *Duration, d time.Duration) {
+	setDur := func(p *Duration, d Duration) {
 		if *p == 0 {
-			*p = Duration(d)
+			*p = d
 		}
 	}
-	setInt(&a.MaxMessageSize, DefaultMaxMessageSize)
-	setDur(&a.ActivityTimeout, DefaultActivityTimeout)
-	setDur(&a.PingInterval, DefaultPingInterval)
-	setInt(&a.ClientEventsPerSecond, DefaultClientEventsPerSecond)
+	setInt(&a.MaxMessageSize, d.MaxMessageSize)
+	setDur(&a.ActivityTimeout, d.ActivityTimeout)
+	setDur(&a.PingInterval, d.PingInterval)
+	setInt(&a.ClientEventsPerSecond, d.ClientEventsPerSecond)
 	if a.AcceptClientEventsFrom == "" {
 		a.AcceptClientEventsFrom = ClientEventsFromMembers
 	}
-	setInt(&a.MaxSubscriptions, DefaultMaxSubscriptions)
-	setDur(&a.SubscribeTimeout, DefaultSubscribeTimeout)
-	setInt(&a.MaxEventBytes, DefaultMaxEventBytes)
-	setDur(&a.ReplayWindow, DefaultReplayWindow)
-	setInt(&a.ReplayMaxEvents, DefaultReplayMaxEvents)
-	setInt(&a.MaxPresenceMembers, DefaultMaxPresenceMembers)
-	setInt(&a.MaxUserInfoBytes, DefaultMaxUserInfoBytes)
-	setInt(&a.MaxUserIDLength, DefaultMaxUserIDLength)
+	setInt(&a.MaxSubscriptions, d.MaxSubscriptions)
+	setDur(&a.SubscribeTimeout, d.SubscribeTimeout)
+	setInt(&a.MaxEventBytes, d.MaxEventBytes)
+	setDur(&a.ReplayWindow, d.ReplayWindow)
+	setInt(&a.ReplayMaxEvents, d.ReplayMaxEvents)
+	setInt(&a.MaxPresenceMembers, d.MaxPresenceMembers)
+	setInt(&a.MaxUserInfoBytes, d.MaxUserInfoBytes)
+	setInt(&a.MaxUserIDLength, d.MaxUserIDLength)
 }
 
 // OriginAllowed reports whether a browser at origin may connect. A request

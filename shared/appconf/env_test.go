@@ -66,11 +66,11 @@ func TestEnvSingleApp(t *testing.T) {
 		{"secret", a.Secret, "0123456789abcdef0123"},
 		{"max message size", a.MaxMessageSize, 2000},
 		{"activity timeout", a.ActivityTimeout.D(), 20 * time.Second},
-		{"ping interval (default)", a.PingInterval.D(), DefaultPingInterval},
+		{"ping interval (default)", a.PingInterval.D(), 60 * time.Second},
 		{"replay window", a.ReplayWindow.D(), 90 * time.Second},
-		{"replay events (default)", a.ReplayMaxEvents, DefaultReplayMaxEvents},
-		{"event bytes (default)", a.MaxEventBytes, DefaultMaxEventBytes},
-		{"presence members (default)", a.MaxPresenceMembers, DefaultMaxPresenceMembers},
+		{"replay events (default)", a.ReplayMaxEvents, 1000},
+		{"event bytes (default)", a.MaxEventBytes, 10_240},
+		{"presence members (default)", a.MaxPresenceMembers, 100},
 		{"origins", strings.Join(a.AllowedOrigins, " "), "https://a.example https://b.example"},
 		{"webhooks", len(a.Webhooks), 2},
 	}
@@ -94,10 +94,10 @@ func TestEnvAppsFile(t *testing.T) {
 	if !ok1 || !ok2 {
 		t.Fatalf("apps missing: %v %v", ok1, ok2)
 	}
-	if one.MaxEventBytes != 20000 || one.ReplayWindow.D() != 10*time.Minute || one.MaxMessageSize != DefaultMaxMessageSize {
+	if one.MaxEventBytes != 20000 || one.ReplayWindow.D() != 10*time.Minute || one.MaxMessageSize != 10_000 {
 		t.Errorf("one = %+v", one)
 	}
-	if !two.Disabled || two.ReplayWindow.D() != 2*time.Minute || two.MaxEventBytes != DefaultMaxEventBytes || len(two.Webhooks) != 1 {
+	if !two.Disabled || two.ReplayWindow.D() != 2*time.Minute || two.MaxEventBytes != 10_240 || len(two.Webhooks) != 1 {
 		t.Errorf("two = %+v", two)
 	}
 }

@@ -19,11 +19,16 @@ import (
 // name the environment variable (REVERB_SERVER_PORT), not the Go field, so
 // that a bad setting is easy to find.
 func Parse[T any]() (T, error) {
-	var zero T
 	vars, err := Environment()
 	if err != nil {
+		var zero T
 		return zero, err
 	}
+	return parseFrom[T](vars)
+}
+
+// parseFrom is Parse from the variables vars.
+func parseFrom[T any](vars map[string]string) (T, error) {
 	v, err := env.ParseAsWithOptions[T](env.Options{
 		Environment: vars,
 		FuncMap:     map[reflect.Type]env.ParserFunc{reflect.TypeFor[time.Duration](): parseDuration},

@@ -284,7 +284,7 @@ func (s *Service) maxMembers(appID string) int {
 			return a.MaxPresenceMembers
 		}
 	}
-	return appconf.DefaultMaxPresenceMembers
+	return appconf.Defaults().MaxPresenceMembers
 }
 
 // webhookApp returns an app with an endpoint that takes webhook event name.
