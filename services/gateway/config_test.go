@@ -1,9 +1,9 @@
 package main
 
 import (
-	"strings"
 	"testing"
 
+	"github.com/herald-ws/herald/shared/errtest"
 	"github.com/herald-ws/herald/shared/process"
 	"github.com/herald-ws/herald/shared/process/processtest"
 )
@@ -32,20 +32,14 @@ func TestParseConfig(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			for _, k := range []string{"NATS_URL", "REVERB_SERVER_HOST", "REVERB_SERVER_PORT", "REVERB_SERVER_PATH",
 				"HERALD_WRITE_TIMEOUT", "HERALD_NATS_TLS_CERT", "HERALD_NATS_TLS_KEY", "HERALD_NATS_CREDS"} {
-				unsetenv(t, k)
+				processtest.Unsetenv(t, k)
 			}
 			for k, v := range tt.env {
 				t.Setenv(k, v)
 			}
 			c, err := process.Parse[config]()
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("err = %v, want one naming %s", err, tt.wantErr)
-				}
+			if !errtest.Expect(t, err, tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if c.Server.Host != "0.0.0.0" || c.Server.Port != 8080 {
 				t.Errorf("defaults: %+v", c)

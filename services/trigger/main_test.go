@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herald-ws/herald/shared/errtest"
 	"github.com/herald-ws/herald/shared/natstest"
 	"github.com/herald-ws/herald/shared/process"
 	"github.com/herald-ws/herald/shared/process/processtest"
@@ -44,14 +45,8 @@ func TestPort(t *testing.T) {
 				}
 			}
 			cfg, err := process.Parse[config]()
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("err = %v, want %s", err, tt.wantErr)
-				}
+			if !errtest.Expect(t, err, tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if got := cfg.port(); got != tt.want {
 				t.Errorf("port = %d, want %d", got, tt.want)

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/herald-ws/herald/shared/errtest"
 )
 
 func setApp(t *testing.T) {
@@ -68,10 +70,7 @@ func TestClientEventSwitch(t *testing.T) {
 			if err == nil {
 				_, err = e.Registry()
 			}
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("error %v, want one with %q", err, tt.wantErr)
-				}
+			if !errtest.Expect(t, err, tt.wantErr) {
 				return
 			}
 			a := envApp(t)
@@ -104,14 +103,8 @@ func TestAppsFileClientEvents(t *testing.T) {
 			if err == nil {
 				r, err = NewRegistry(apps)
 			}
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("error %v, want one with %q", err, tt.wantErr)
-				}
+			if !errtest.Expect(t, err, tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			a, _ := r.ByID("a")
 			if a.AcceptClientEventsFrom != tt.want {

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/herald-ws/herald/shared/errtest"
 )
 
 func TestNew(t *testing.T) {
@@ -20,14 +22,8 @@ func TestNew(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var buf bytes.Buffer
 			log, err := New(&buf, tt.level, tt.format)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("New() err = %v, want one naming %s", err, tt.wantErr)
-				}
+			if !errtest.Expect(t, err, tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			log.Info("started", "app_id", "a")
 			if tt.format == "json" && !json.Valid(bytes.TrimSpace(buf.Bytes())) {
