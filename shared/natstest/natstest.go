@@ -30,6 +30,14 @@ func StartOn(tb testing.TB, port int) *server.Server {
 		NoLog:     true,
 		NoSigs:    true,
 	}
+	return StartWith(tb, opts)
+}
+
+// StartWith runs a server with opts, for a test that needs settings of
+// its own (TLS, accounts); it returns once the server takes connections
+// and stops it when the test ends.
+func StartWith(tb testing.TB, opts *server.Options) *server.Server {
+	tb.Helper()
 	s, err := server.NewServer(opts)
 	if err != nil {
 		tb.Fatalf("natstest: new server: %v", err)

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herald-ws/herald/shared/natstest"
 	"github.com/herald-ws/herald/shared/process/processtest"
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
@@ -101,19 +102,7 @@ func startSecureNATS(t *testing.T, p *pki, userPub string) *server.Server {
 		TLSConfig: tc, TLSVerify: true, TLSTimeout: 5,
 		Nkeys: []*server.NkeyUser{{Nkey: userPub}},
 	}
-	s, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("secure NATS not ready")
-	}
-	t.Cleanup(func() {
-		s.Shutdown()
-		s.WaitForShutdown()
-	})
-	return s
+	return natstest.StartWith(t, opts)
 }
 
 // A service reaches a NATS that asks for TLS with a client certificate and
@@ -187,16 +176,7 @@ func TestNATSCreds(t *testing.T) {
 		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
 		TrustedOperators: []*jwt.OperatorClaims{oc}, AccountResolver: resolver, SystemAccount: sysPub,
 	}
-	s, err := server.NewServer(opts)
-	must(err)
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("operator-mode NATS not ready")
-	}
-	t.Cleanup(func() {
-		s.Shutdown()
-		s.WaitForShutdown()
-	})
+	s := natstest.StartWith(t, opts)
 	base, _, _ := start(t, program(&testService{}), map[string]string{
 		"NATS_URL": s.ClientURL(), "HERALD_NATS_CREDS": credsFile,
 	})
