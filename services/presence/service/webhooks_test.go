@@ -20,6 +20,7 @@ import (
 	"github.com/herald-ws/herald/shared/presence"
 	"github.com/herald-ws/herald/shared/signing"
 	"github.com/herald-ws/herald/shared/webhooks"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 const (
@@ -204,6 +205,20 @@ func TestWebhookRetries(t *testing.T) {
 	}
 }
 
+// waitQueueEmpty waits until the webhook queue holds nothing and also
+// holds; what names the wait.
+func waitQueueEmpty(t *testing.T, js jetstream.JetStream, what string, also func() bool) {
+	t.Helper()
+	st, err := js.Stream(t.Context(), names.WebhooksStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 10*time.Second, what, func() bool {
+		info, err := st.Info(t.Context())
+		return err == nil && info.State.Msgs == 0 && also()
+	})
+}
+
 func TestWebhookGivesUpAfterRetryFor(t *testing.T) {
 	s, js := setup(t)
 	r := newReceiver(t)
@@ -212,14 +227,7 @@ func TestWebhookGivesUpAfterRetryFor(t *testing.T) {
 	run(t, s, Options{WebhookBackoff: 10 * time.Millisecond, WebhookRetryFor: 200 * time.Millisecond,
 		Apps: hookApps(t, appconf.Webhook{URL: r.srv.URL})})
 	g.publish(presence.Op{Op: presence.Join, App: "a", Channel: "news", SocketID: "1.1"})
-	st, err := js.Stream(t.Context(), names.WebhooksStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	poll.Until(t, 10*time.Second, "the batch is dropped from the queue", func() bool {
-		info, err := st.Info(t.Context())
-		return err == nil && info.State.Msgs == 0 && r.tries() > 1
-	})
+	waitQueueEmpty(t, js, "the batch is dropped from the queue", func() bool { return r.tries() > 1 })
 }
 
 func TestWebhooksSurviveRestart(t *testing.T) {
@@ -299,14 +307,7 @@ func TestWebhooksQueuedOnceAfterCrash(t *testing.T) {
 	// carry the same ids, and the queue stores them once.
 	r.set(0, http.StatusOK)
 	run(t, s, Options{Apps: apps, WebhookBackoff: 10 * time.Millisecond})
-	st, err := js.Stream(t.Context(), names.WebhooksStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	poll.Until(t, 10*time.Second, "every queued batch delivered", func() bool {
-		info, err := st.Info(t.Context())
-		return err == nil && info.State.Msgs == 0 && r.batchCount() > 0
-	})
+	waitQueueEmpty(t, js, "every queued batch delivered", func() bool { return r.batchCount() > 0 })
 	waitEvents(t, r, []webhooks.Event{
 		{Name: "channel_occupied", Channel: "presence-r"},
 		{Name: "member_added", Channel: "presence-r", UserID: "u1"},

@@ -17,6 +17,7 @@ import (
 	"github.com/herald-ws/herald/shared/events"
 	"github.com/herald-ws/herald/shared/names"
 	"github.com/herald-ws/herald/shared/natstest"
+	"github.com/herald-ws/herald/shared/poll"
 	"github.com/herald-ws/herald/shared/status"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -24,13 +25,36 @@ import (
 
 const token = "admin-token-0123456789"
 
-func TestStatusPage(t *testing.T) {
-	srv := natstest.Start(t)
-	nc := natstest.Connect(t, srv)
+// startNATS is an embedded NATS and a connection to it, with the tests'
+// one app, "shop".
+func startNATS(t *testing.T) (*nats.Conn, *appconf.Registry) {
+	t.Helper()
+	nc := natstest.Connect(t, natstest.Start(t))
 	apps, err := appconf.NewRegistry([]appconf.App{{ID: "shop", Key: "shop-key", Secret: "0123456789abcdef0123"}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return nc, apps
+}
+
+// servePage runs the status page with opt behind an HTTP test server,
+// both closed when the test ends.
+func servePage(t *testing.T, opt statuspage.Options) *httptest.Server {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	page, err := statuspage.New(ctx, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(page.Close)
+	hs := httptest.NewServer(page.Handler())
+	t.Cleanup(hs.Close)
+	return hs
+}
+
+func TestStatusPage(t *testing.T) {
+	nc, apps := startNATS(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	js, _ := jetstream.New(nc)
@@ -41,13 +65,7 @@ func TestStatusPage(t *testing.T) {
 	if _, err := statuspage.New(ctx, statuspage.Options{NC: nc, Apps: apps, Token: "short"}); err == nil {
 		t.Error("a short token was accepted")
 	}
-	page, err := statuspage.New(ctx, statuspage.Options{NC: nc, Apps: apps, Token: token})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer page.Close()
-	hs := httptest.NewServer(page.Handler())
-	defer hs.Close()
+	hs := servePage(t, statuspage.Options{NC: nc, Apps: apps, Token: token})
 	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
 	get := func(path string, set func(*http.Request)) *http.Response {
@@ -115,51 +133,37 @@ func TestStatusPage(t *testing.T) {
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	var snap statuspage.Snapshot
+	if !poll.Within(5*time.Second, func() bool {
 		res := get(statuspage.Path+"/data.json", bearer(token))
-		var snap statuspage.Snapshot
-		if err := json.NewDecoder(res.Body).Decode(&snap); err != nil {
+		snap = statuspage.Snapshot{}
+		err := json.NewDecoder(res.Body).Decode(&snap)
+		res.Body.Close()
+		if err != nil {
 			t.Fatal(err)
 		}
-		if len(snap.Gateways) == 1 && snap.Gateways[0].MessagesPerSecond == 100 {
-			g := snap.Gateways[0]
-			if g.Connections != 3 || g.Resumes != 2 || g.Gone {
-				t.Errorf("gateway %+v", g)
-			}
-			if len(snap.Apps) != 1 || snap.Apps[0].Connections != 3 {
-				t.Errorf("apps %+v", snap.Apps)
-			}
-			if len(snap.Streams) != 1 || snap.Streams[0].App != "shop" || snap.Streams[0].Replicas != 1 {
-				t.Errorf("streams %+v", snap.Streams)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("figures not shown: %+v", snap)
-		}
-		time.Sleep(100 * time.Millisecond)
+		return len(snap.Gateways) == 1 && snap.Gateways[0].MessagesPerSecond == 100
+	}) {
+		t.Fatalf("figures not shown: %+v", snap)
+	}
+	if g := snap.Gateways[0]; g.Connections != 3 || g.Resumes != 2 || g.Gone {
+		t.Errorf("gateway %+v", g)
+	}
+	if len(snap.Apps) != 1 || snap.Apps[0].Connections != 3 {
+		t.Errorf("apps %+v", snap.Apps)
+	}
+	if len(snap.Streams) != 1 || snap.Streams[0].App != "shop" || snap.Streams[0].Replicas != 1 {
+		t.Errorf("streams %+v", snap.Streams)
 	}
 }
 
 func TestLiveTail(t *testing.T) {
-	srv := natstest.Start(t)
-	nc := natstest.Connect(t, srv)
-	apps, err := appconf.NewRegistry([]appconf.App{{ID: "shop", Key: "shop-key", Secret: "0123456789abcdef0123"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, apps := startNATS(t)
 	for _, payloads := range []bool{false, true} {
 		t.Run(fmt.Sprintf("payloads=%v", payloads), func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			page, err := statuspage.New(ctx, statuspage.Options{NC: nc, Apps: apps, Token: token, Payloads: payloads})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer page.Close()
-			hs := httptest.NewServer(page.Handler())
-			defer hs.Close()
+			hs := servePage(t, statuspage.Options{NC: nc, Apps: apps, Token: token, Payloads: payloads})
 
 			res, err := http.Get(hs.URL + statuspage.Path + "/tail?app=shop&channel=orders")
 			if err != nil {
