@@ -338,3 +338,52 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 	}
 }
+
+// Senders, a reader and each way of ending a connection, all at once: every
+// writer ends (Done closes), with no flusher left behind, whatever the
+// interleaving. Run with -race.
+func TestWriterEndsUnderConcurrentUse(t *testing.T) {
+	ends := []struct {
+		name string
+		end  func(w *Writer)
+	}{
+		{"close", func(w *Writer) { w.Close(protocol.CodeGenericReconnect, "bye"); w.ReaderDone() }},
+		{"slow", func(w *Writer) { w.CloseSlow(); w.ReaderDone() }},
+		{"reader done", func(w *Writer) { w.ReaderDone() }},
+		{"abort", func(w *Writer) { w.Abort() }},
+	}
+	for _, e := range ends {
+		t.Run(e.name, func(t *testing.T) {
+			for i := range 50 {
+				w, r, client := pipe(t, Options{QueueBytes: 4 << 10, CloseGrace: 10 * time.Millisecond})
+				var wg sync.WaitGroup
+				for range 3 {
+					wg.Go(func() {
+						for range 100 {
+							w.Send([]byte("frame"))
+						}
+					})
+				}
+				wg.Go(func() { _, _ = io.Copy(io.Discard, r) })
+				wg.Go(func() {
+					runtime.Gosched()
+					if i%2 == 0 {
+						time.Sleep(time.Duration(i) * 10 * time.Microsecond)
+					}
+					e.end(w)
+				})
+				select {
+				case <-w.Done():
+				case <-time.After(10 * time.Second):
+					t.Fatalf("run %d: the writer never ended", i)
+				}
+				client.Close()
+				wg.Wait()
+				if w.Send([]byte("late")) {
+					t.Fatalf("run %d: an ended writer accepted a frame", i)
+				}
+			}
+			waitFor(t, "the flushers to end", func() bool { return writerGoroutines() == 0 })
+		})
+	}
+}
