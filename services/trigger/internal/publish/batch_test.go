@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,12 +24,14 @@ import (
 // ensured, and a second connection that sees every message published to
 // the events subjects (with its reply subject) and every live RePublish.
 type batchFixture struct {
-	ctx  context.Context
-	app  *appconf.App
-	p    *Publisher
-	js   jetstream.JetStream
-	sent *nats.Subscription // the events subjects, as published
-	live *nats.Subscription // the RePublish to the live subjects
+	ctx     context.Context
+	proxy   *natstest.Proxy // between the Publisher and NATS
+	retries atomic.Int64
+	app     *appconf.App
+	p       *Publisher
+	js      jetstream.JetStream
+	sent    *nats.Subscription // the events subjects, as published
+	live    *nats.Subscription // the RePublish to the live subjects
 }
 
 func newBatchFixture(t *testing.T, app appconf.App) *batchFixture {
@@ -43,7 +46,13 @@ func newBatchFixture(t *testing.T, app appconf.App) *batchFixture {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	f.ctx = ctx
-	if f.p, err = New(natstest.Connect(t, srv), events.StreamOptions{}, slog.Default(), Options{}); err != nil {
+	f.proxy = natstest.NewProxy(t, strings.TrimPrefix(srv.ClientURL(), "nats://"))
+	pc, err := nats.Connect(f.proxy.URL(), nats.ReconnectWait(50*time.Millisecond), nats.MaxReconnects(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pc.Close)
+	if f.p, err = New(pc, events.StreamOptions{}, slog.Default(), Options{Retried: func() { f.retries.Add(1) }}); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.p.Ensure(ctx, f.app); err != nil {
@@ -66,8 +75,8 @@ func newBatchFixture(t *testing.T, app appconf.App) *batchFixture {
 // queued publishes each of reqs (one request's events each) at once while
 // the app's batcher holds them: a batch in flight, as far as the batcher
 // knows. Once all are queued it lets them go, as the end of that batch
-// would, and returns each request's error.
-func (f *batchFixture) queued(t *testing.T, reqs [][]events.Event) []error {
+// would, runs during (if any) and returns each request's error.
+func (f *batchFixture) queued(t *testing.T, reqs [][]events.Event, during ...func()) []error {
 	t.Helper()
 	b := f.p.batchers[f.app.ID]
 	if b == nil {
@@ -90,6 +99,9 @@ func (f *batchFixture) queued(t *testing.T, reqs [][]events.Event) []error {
 	b.mu.Lock()
 	b.queue[0].done <- lead
 	b.mu.Unlock()
+	for _, d := range during {
+		d()
+	}
 	wg.Wait()
 	return errs
 }
@@ -255,6 +267,47 @@ func TestRefusedEventCutsTheBatch(t *testing.T) {
 	slices.Sort(got)
 	if want := []string{"after-1", "after-2", "before"}; !slices.Equal(got, want) {
 		t.Errorf("stream holds %v, want %v", got, want)
+	}
+}
+
+// A batch lost on its way (held by the path to NATS, then dropped with the
+// connection, as a node lost in the middle of a batch or a leader election
+// loses it) gets no acknowledgement: once its try's time is up its events
+// are sent again one by one, and stored once the connection is back; each
+// event once, a request's events of one channel in order.
+func TestLostBatchIsRetriedAndStoredOnce(t *testing.T) {
+	f := newBatchFixture(t, appconf.App{ID: "app1", Key: "k", Secret: "a-long-test-secret-value"})
+	f.proxy.SetPaused(true)
+	errs := f.queued(t, [][]events.Event{
+		{event("app1", "a", "a1", ""), event("app1", "b", "b1", "")},
+		{event("app1", "c", "c1", ""), event("app1", "c", "c2", ""), event("app1", "c", "c3", "")},
+		{event("app1", "d", "d1", "")},
+	}, func() {
+		// The batch timed out and its events are being sent one by one:
+		// drop everything held, and let the connection come back.
+		waitFor(t, func() bool { return f.retries.Load() > 0 })
+		f.proxy.SetCut(true)
+		f.proxy.SetPaused(false)
+		f.proxy.SetCut(false)
+	})
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	got := f.stored(t)
+	var c []string
+	for _, d := range got {
+		if strings.HasPrefix(d, "c") {
+			c = append(c, d)
+		}
+	}
+	if !slices.Equal(c, []string{"c1", "c2", "c3"}) {
+		t.Errorf("channel c holds %v, want c1 c2 c3 in order", c)
+	}
+	slices.Sort(got)
+	if want := []string{"a1", "b1", "c1", "c2", "c3", "d1"}; !slices.Equal(got, want) {
+		t.Errorf("stream holds %v, want each event once: %v", got, want)
 	}
 }
 
