@@ -48,7 +48,8 @@ type Options struct {
 	// Default 5 s: long enough for a loaded cluster, short enough that a
 	// subscribe does not hang when NATS is gone.
 	Timeout time.Duration
-	// Concurrency bounds the resumes and rewinds running at once. A
+	// Concurrency bounds the history reads of resumes and rewinds running
+	// at once (resumes of one channel waiting together share one read). A
 	// reconnect storm then queues on the gateway instead of flooding the
 	// JetStream API with stream info requests and holding every history in
 	// memory at once. Default 16.
