@@ -53,6 +53,7 @@ const env = process.env;
 const basePort = Number(env.BENCH_PORT || 18180);
 const binDir = path.resolve(env.BENCH_BIN || path.join(root, 'bin'));
 const out = env.BENCH_OUT || fs.mkdtempSync(path.join(os.tmpdir(), 'herald-bench-resume.'));
+fs.mkdirSync(out, { recursive: true });
 const MISSED = Number(env.MISSED || 1000);
 const CLIENTS = Number(env.CLIENTS || 1000);
 const HERD_MISSED = Number(env.HERD_MISSED || 100);
