@@ -109,7 +109,9 @@ async function until(check, what, timeout = 60_000) {
   }
 }
 
-const up = (port) => until(async () => (await fetch(`http://127.0.0.1:${port}/up`)).status === 200, `:${port}/up`);
+// ready waits for a service's /ready: /up answers as soon as it listens,
+// while its other requests get 503 until it has started.
+const ready = (port) => until(async () => (await fetch(`http://127.0.0.1:${port}/ready`)).status === 200, `:${port}/ready`);
 
 // cpu returns the CPU time (ms, user + system) that process pid has used.
 function cpu(pid) {
@@ -156,7 +158,7 @@ async function deployment(tag) {
     trigger: start(`${tag}.trigger`, 'trigger', [], { ...natsEnv, HERALD_TRIGGER_HOST: '127.0.0.1', HERALD_TRIGGER_PORT: String(trig) }),
     api: `http://127.0.0.1:${trig}`,
   };
-  await Promise.all([up(gwA), up(gwB), up(trig)]);
+  await Promise.all([ready(gwA), ready(gwB), ready(trig)]);
   d.stop = async () => {
     const all = [d.a.proc, d.b.proc, d.trigger, d.nats];
     for (const p of all) p.kill('SIGTERM');
