@@ -304,6 +304,9 @@ func VerifyRequest(method, path, rawQuery string, body []byte, key, secret strin
 // server SDKs build it. Extra query parameters go in params. Tests and the
 // load generator use it.
 func SignRequest(method, path string, params url.Values, body []byte, key, secret string, now time.Time) string {
+	if len(params) == 0 {
+		return signAuthOnly(method, path, body, key, secret, now)
+	}
 	q := url.Values{}
 	for k, v := range params {
 		q[k] = v
@@ -317,4 +320,26 @@ func SignRequest(method, path string, params url.Values, body []byte, key, secre
 	}
 	q.Set("auth_signature", HMAC(secret, StringToSign(method, path, q)))
 	return q.Encode()
+}
+
+// signAuthOnly is SignRequest of a request without other parameters (every
+// publish), the query written directly in url.Values.Encode's order.
+func signAuthOnly(method, path string, body []byte, key, secret string, now time.Time) string {
+	ts := strconv.FormatInt(now.Unix(), 10)
+	var buf [5]Param
+	params := append(buf[:0], Param{"auth_key", key}, Param{"auth_timestamp", ts}, Param{"auth_version", "1.0"})
+	var md5Hex string
+	if len(body) > 0 {
+		sum := md5.Sum(body)
+		md5Hex = hex.EncodeToString(sum[:])
+		params = append(params, Param{"body_md5", md5Hex})
+	}
+	var sbuf [256]byte
+	var mbuf [sha256.Size]byte
+	sig := hex.EncodeToString(appendMAC(mbuf[:0], secret, appendStringToSign(sbuf[:0], method, path, params)))
+	q := "auth_key=" + url.QueryEscape(key) + "&auth_signature=" + sig + "&auth_timestamp=" + ts + "&auth_version=1.0"
+	if md5Hex != "" {
+		q += "&body_md5=" + md5Hex
+	}
+	return q
 }

@@ -1,6 +1,8 @@
 package signing
 
 import (
+	"crypto/md5"
+	"encoding/hex"
 	"errors"
 	"net/url"
 	"reflect"
@@ -117,6 +119,29 @@ func TestStringToSignOfParsedQuery(t *testing.T) {
 		got := string(appendStringToSign(nil, "post", "/apps/1/events", params))
 		if want := StringToSign("post", "/apps/1/events", vals); got != want {
 			t.Errorf("%q: string to sign %q, want %q", q, got, want)
+		}
+	}
+}
+
+// A request without other parameters is signed as url.Values would encode
+// it.
+func TestSignAuthOnly(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	for _, body := range [][]byte{nil, []byte(`{"name":"e","channel":"c","data":"{}"}`)} {
+		for _, key := range []string{"key", "a key&=+/é"} {
+			got := signAuthOnly("POST", "/apps/1/events", body, key, "secret", now)
+			q := url.Values{"auth_key": {key}, "auth_timestamp": {"1700000000"}, "auth_version": {"1.0"}}
+			if len(body) > 0 {
+				sum := md5.Sum(body)
+				q.Set("body_md5", hex.EncodeToString(sum[:]))
+			}
+			q.Set("auth_signature", HMAC("secret", StringToSign("POST", "/apps/1/events", q)))
+			if want := q.Encode(); got != want {
+				t.Errorf("signed %q, want %q", got, want)
+			}
+			if err := VerifyRequest("POST", "/apps/1/events", got, body, key, "secret", now); err != nil {
+				t.Errorf("%q does not verify: %v", got, err)
+			}
 		}
 	}
 }
