@@ -20,50 +20,17 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// posFrame is a frame of a positioned subscription.
-type posFrame struct {
-	Event    string          `json:"event"`
-	Channel  string          `json:"channel"`
-	Data     json.RawMessage `json:"data"`
-	Position string          `json:"position"`
-}
-
 // dialPositioned connects to a gateway and subscribes to channel with
 // positions, resuming from resume when it is not empty, and returns the
 // socket and the subscribe's answer.
-func dialPositioned(t *testing.T, gw *proc, channel, resume string) (*websocket.Conn, posFrame) {
+func dialPositioned(t *testing.T, gw *proc, channel, resume string) (*websocket.Conn, frame) {
 	t.Helper()
-	url := strings.Replace(gw.base, "http", "ws", 1) + "/app/" + splitAppKey + "?protocol=7&client=js&version=8.4.0&flash=false"
-	ws, _, err := websocket.DefaultDialer.Dial(url, nil)
-	if err != nil {
-		t.Fatalf("dial %s: %v", url, err)
-	}
-	t.Cleanup(func() { ws.Close() })
-	if f := readPosFrame(t, ws); f.Event != "pusher:connection_established" {
-		t.Fatalf("first frame %+v", f)
-	}
+	ws, _ := dial(t, strings.Replace(gw.base, "http", "ws", 1)+"/app/"+splitAppKey)
 	data := map[string]any{"channel": channel, "positions": true}
 	if resume != "" {
 		data["resume"] = resume
 	}
-	if err := ws.WriteJSON(map[string]any{"event": "pusher:subscribe", "data": data}); err != nil {
-		t.Fatal(err)
-	}
-	f := readPosFrame(t, ws)
-	if f.Event != "pusher_internal:subscription_succeeded" {
-		t.Fatalf("subscribe answer %+v", f)
-	}
-	return ws, f
-}
-
-func readPosFrame(t *testing.T, ws *websocket.Conn) posFrame {
-	t.Helper()
-	_ = ws.SetReadDeadline(time.Now().Add(20 * time.Second))
-	var f posFrame
-	if err := ws.ReadJSON(&f); err != nil {
-		t.Fatalf("reading a frame: %v", err)
-	}
-	return f
+	return ws, subscribeWith(t, ws, data)
 }
 
 // post publishes one event and returns the status and body.
@@ -81,7 +48,7 @@ func post(client *http.Client, base, channel, event, data string) (int, string, 
 }
 
 // eventNumber reads the n of an event whose data is {"n":…}.
-func eventNumber(t *testing.T, f posFrame) int {
+func eventNumber(t *testing.T, f frame) int {
 	t.Helper()
 	var s string
 	var d struct{ N int }
@@ -109,12 +76,12 @@ func TestRollingRestartOfTheNATSCluster(t *testing.T) {
 	cluster.WaitHealthy(20 * time.Second)
 
 	ws, _ := dialPositioned(t, gw, "orders", "")
-	frames := make(chan posFrame, 10000)
+	frames := make(chan frame, 10000)
 	go func() {
 		defer close(frames)
 		for {
 			_ = ws.SetReadDeadline(time.Now().Add(60 * time.Second))
-			var f posFrame
+			var f frame
 			if err := ws.ReadJSON(&f); err != nil {
 				return
 			}
@@ -240,7 +207,7 @@ func TestWholeNATSClusterStoppedAndStarted(t *testing.T) {
 	}
 	var last string
 	for n := 1; n <= 10; n++ {
-		f := readPosFrame(t, ws)
+		f := readFrame(t, ws)
 		if got := eventNumber(t, f); f.Event != "tick" || got != n {
 			t.Fatalf("frame %+v, want event %d", f, n)
 		}
@@ -254,7 +221,7 @@ func TestWholeNATSClusterStoppedAndStarted(t *testing.T) {
 	// than the 20 a channel keeps.
 	ws, _ = dialPositioned(t, gw, "busy", "")
 	mustPost("busy", 1)
-	busyLast := readPosFrame(t, ws).Position
+	busyLast := readFrame(t, ws).Position
 	ws.Close()
 	for n := 2; n <= 26; n++ {
 		mustPost("busy", n)
@@ -314,22 +281,22 @@ func TestWholeNATSClusterStoppedAndStarted(t *testing.T) {
 		t.Errorf("subscription_succeeded at %q, want the resumed position %q", okData.Position, last)
 	}
 	for n := 11; n <= 20; n++ {
-		f := readPosFrame(t, ws)
+		f := readFrame(t, ws)
 		if f.Event != "tick" || eventNumber(t, f) != n {
 			t.Fatalf("frame %+v, want event %d", f, n)
 		}
 	}
-	if f := readPosFrame(t, ws); f.Event != "herald:resumed" || !strings.Contains(string(f.Data), `\"replayed\":10`) {
+	if f := readFrame(t, ws); f.Event != "herald:resumed" || !strings.Contains(string(f.Data), `\"replayed\":10`) {
 		t.Fatalf("after the replay: %+v, want herald:resumed with 10 replayed", f)
 	}
 	mustPost("orders", 21)
-	if f := readPosFrame(t, ws); f.Event != "tick" || eventNumber(t, f) != 21 {
+	if f := readFrame(t, ws); f.Event != "tick" || eventNumber(t, f) != 21 {
 		t.Fatalf("live after the resume: %+v", f)
 	}
 
 	// From a position beyond the channel's cap: resume_failed.
 	ws, _ = dialPositioned(t, gw, "busy", busyLast)
-	if f := readPosFrame(t, ws); f.Event != "herald:resume_failed" || !strings.Contains(string(f.Data), "window_exceeded") {
+	if f := readFrame(t, ws); f.Event != "herald:resume_failed" || !strings.Contains(string(f.Data), "window_exceeded") {
 		t.Fatalf("resuming from before the cap: %+v, want herald:resume_failed window_exceeded", f)
 	}
 }

@@ -23,29 +23,16 @@ func TestPresenceInOneProcess(t *testing.T) {
 	const ch = "presence-room"
 	join := func(user string) (*websocket.Conn, []string) {
 		t.Helper()
-		ws, _, err := websocket.DefaultDialer.Dial(wsBase+"/app/"+key+"?protocol=7&client=js&version=8.4.0", nil)
-		if err != nil {
-			t.Fatalf("dial: %v", err)
-		}
-		t.Cleanup(func() { ws.Close() })
-		var est struct {
-			SocketID string `json:"socket_id"`
-		}
-		if f := readFrame(t, ws); f.Event != "pusher:connection_established" || json.Unmarshal([]byte(unquote(t, f.Data)), &est) != nil {
-			t.Fatalf("first frame %+v", f)
-		}
+		ws, socketID := dial(t, wsBase+"/app/"+key)
 		channelData := `{"user_id":"` + user + `"}`
-		if err := ws.WriteJSON(map[string]any{"event": "pusher:subscribe", "data": map[string]any{"channel": ch,
-			"channel_data": channelData, "auth": signing.ChannelAuth(key, secret, est.SocketID, ch, channelData)}}); err != nil {
-			t.Fatal(err)
-		}
-		f := readFrame(t, ws)
+		f := subscribeWith(t, ws, map[string]any{"channel": ch,
+			"channel_data": channelData, "auth": signing.ChannelAuth(key, secret, socketID, ch, channelData)})
 		var d struct {
 			Presence struct {
 				IDs []string `json:"ids"`
 			} `json:"presence"`
 		}
-		if f.Event != "pusher_internal:subscription_succeeded" || json.Unmarshal([]byte(unquote(t, f.Data)), &d) != nil {
+		if json.Unmarshal([]byte(dataString(t, f)), &d) != nil {
 			t.Fatalf("subscribe answer %+v", f)
 		}
 		slices.Sort(d.Presence.IDs)
@@ -60,7 +47,7 @@ func TestPresenceInOneProcess(t *testing.T) {
 	if !slices.Equal(ids, []string{"ann", "bob"}) {
 		t.Fatalf("bob sees %v", ids)
 	}
-	if f := readFrame(t, ann); f.Event != "pusher_internal:member_added" || unquote(t, f.Data) != `{"user_id":"bob"}` {
+	if f := readFrame(t, ann); f.Event != "pusher_internal:member_added" || dataString(t, f) != `{"user_id":"bob"}` {
 		t.Fatalf("ann got %+v, want member_added of bob", f)
 	}
 
@@ -95,16 +82,7 @@ func TestPresenceInOneProcess(t *testing.T) {
 	}
 
 	bob.Close()
-	if f := readFrame(t, ann); f.Event != "pusher_internal:member_removed" || unquote(t, f.Data) != `{"user_id":"bob"}` {
+	if f := readFrame(t, ann); f.Event != "pusher_internal:member_removed" || dataString(t, f) != `{"user_id":"bob"}` {
 		t.Fatalf("ann got %+v, want member_removed of bob", f)
 	}
-}
-
-func unquote(t *testing.T, data json.RawMessage) string {
-	t.Helper()
-	var s string
-	if err := json.Unmarshal(data, &s); err != nil {
-		t.Fatalf("data %s is not a string", data)
-	}
-	return s
 }

@@ -113,28 +113,7 @@ func trigger(t *testing.T, base, channel, data string) {
 // dialHerald connects and returns the connection and its socket id.
 func dialHerald(t *testing.T, base string) (*websocket.Conn, string) {
 	t.Helper()
-	ws, _, err := websocket.DefaultDialer.Dial("ws"+base[len("http"):]+"/app/"+replayAppKey+"?protocol=7&client=js&version=8.4.0&flash=false", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ws.Close() })
-	f := readFrame(t, ws)
-	var d struct {
-		SocketID string `json:"socket_id"`
-	}
-	if f.Event != "pusher:connection_established" || json.Unmarshal([]byte(dataString(t, f)), &d) != nil {
-		t.Fatalf("first frame %+v", f)
-	}
-	return ws, d.SocketID
-}
-
-func dataString(t *testing.T, f frame) string {
-	t.Helper()
-	var s string
-	if err := json.Unmarshal(f.Data, &s); err != nil {
-		t.Fatalf("data of %s: %s", f.Event, f.Data)
-	}
-	return s
+	return dial(t, "ws"+base[len("http"):]+"/app/"+replayAppKey)
 }
 
 // A page rendered on the server reads the channel's position from the HTTP
@@ -153,12 +132,8 @@ func TestResumeFromTheHTTPAPIsPosition(t *testing.T) {
 
 	ws, socketID := dialHerald(t, base)
 	auth := signing.ChannelAuth(replayAppKey, replayAppSecret, socketID, "private-orders.1", "")
-	if err := ws.WriteJSON(map[string]any{"event": "pusher:subscribe", "data": map[string]any{
-		"channel": "private-orders.1", "auth": auth, "resume": pos}}); err != nil {
-		t.Fatal(err)
-	}
-	ok := readFrame(t, ws)
-	if ok.Event != "pusher_internal:subscription_succeeded" || dataString(t, ok) != `{"position":"`+pos+`"}` {
+	ok := subscribeWith(t, ws, map[string]any{"channel": "private-orders.1", "auth": auth, "resume": pos})
+	if dataString(t, ok) != `{"position":"`+pos+`"}` {
 		t.Fatalf("subscribe answer %+v", ok)
 	}
 	for _, want := range []string{"after-1", "after-2"} {
@@ -181,12 +156,7 @@ func TestCacheChannelThroughTheHTTPAPI(t *testing.T) {
 	trigger(t, base, "cache-rate", "1.10")
 	trigger(t, base, "cache-rate", "1.12")
 	ws, _ := dialHerald(t, base)
-	if err := ws.WriteJSON(map[string]any{"event": "pusher:subscribe", "data": map[string]any{"channel": "cache-rate"}}); err != nil {
-		t.Fatal(err)
-	}
-	if f := readFrame(t, ws); f.Event != "pusher_internal:subscription_succeeded" {
-		t.Fatalf("subscribe answer %+v", f)
-	}
+	subscribeWith(t, ws, map[string]any{"channel": "cache-rate"})
 	if f := readFrame(t, ws); f.Event != "e" || dataString(t, f) != "1.12" {
 		t.Fatalf("got %s %s, want the last event", f.Event, f.Data)
 	}

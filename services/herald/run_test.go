@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -12,7 +10,6 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/herald-ws/herald/shared/process/processtest"
-	"github.com/herald-ws/herald/shared/signing"
 )
 
 func waitUp(t *testing.T, base string) {
@@ -20,18 +17,65 @@ func waitUp(t *testing.T, base string) {
 	processtest.WaitReady(t, base)
 }
 
+// frame is a Pusher frame, its data raw; position is set on the frames of
+// a positioned subscription.
 type frame struct {
-	Event   string          `json:"event"`
-	Channel string          `json:"channel"`
-	Data    json.RawMessage `json:"data"`
+	Event    string          `json:"event"`
+	Channel  string          `json:"channel"`
+	Data     json.RawMessage `json:"data"`
+	Position string          `json:"position"`
 }
 
 func readFrame(t *testing.T, c *websocket.Conn) frame {
 	t.Helper()
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
 	var f frame
 	if err := c.ReadJSON(&f); err != nil {
 		t.Fatalf("reading a frame: %v", err)
+	}
+	return f
+}
+
+// dataString decodes data that is a JSON string.
+func dataString(t *testing.T, f frame) string {
+	t.Helper()
+	var s string
+	if err := json.Unmarshal(f.Data, &s); err != nil {
+		t.Fatalf("data of %s: %s", f.Event, f.Data)
+	}
+	return s
+}
+
+// dial connects to url (ws://…/app/KEY), closed when the test ends, and
+// reads connection_established; it returns the connection and its socket
+// id.
+func dial(t *testing.T, url string) (*websocket.Conn, string) {
+	t.Helper()
+	ws, _, err := websocket.DefaultDialer.Dial(url+"?protocol=7&client=js&version=8.4.0&flash=false", nil)
+	if err != nil {
+		t.Fatalf("dial %s: %v", url, err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	f := readFrame(t, ws)
+	var d struct {
+		SocketID string `json:"socket_id"`
+	}
+	if f.Event != "pusher:connection_established" || json.Unmarshal([]byte(dataString(t, f)), &d) != nil {
+		t.Fatalf("first frame %+v", f)
+	}
+	return ws, d.SocketID
+}
+
+// subscribeWith sends pusher:subscribe with data and returns the answer,
+// which must be subscription_succeeded.
+func subscribeWith(t *testing.T, ws *websocket.Conn, data map[string]any) frame {
+	t.Helper()
+	if err := ws.WriteJSON(map[string]any{"event": "pusher:subscribe", "data": data}); err != nil {
+		t.Fatal(err)
+	}
+	f := readFrame(t, ws)
+	if f.Event != "pusher_internal:subscription_succeeded" {
+		t.Fatalf("subscribe answer %+v", f)
 	}
 	return f
 }
@@ -43,32 +87,8 @@ func TestOnePortServesWebSocketAndAPI(t *testing.T) {
 	t.Setenv("REVERB_SERVER_PATH", "/ws")
 	base, stop := startProgram(t)
 
-	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(base, "http")+"/ws/app/shop-key?protocol=7&client=js&version=8.4.0&flash=false", nil)
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	defer ws.Close()
-	if f := readFrame(t, ws); f.Event != "pusher:connection_established" {
-		t.Fatalf("first frame %+v", f)
-	}
-	if err := ws.WriteJSON(map[string]any{"event": "pusher:subscribe", "data": map[string]any{"channel": "orders"}}); err != nil {
-		t.Fatal(err)
-	}
-	if f := readFrame(t, ws); f.Event != "pusher_internal:subscription_succeeded" {
-		t.Fatalf("subscribe answer %+v", f)
-	}
-
-	body := []byte(`{"name":"progress","channel":"orders","data":"{\"pct\":50}"}`)
-	q := signing.SignRequest("POST", "/ws/apps/shop/events", nil, body, "shop-key", "0123456789abcdef0123", time.Now())
-	resp, err := http.Post(base+"/ws/apps/shop/events?"+q, "application/json", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("trigger: %d %s", resp.StatusCode, b)
-	}
+	ws := subscribe(t, "ws"+strings.TrimPrefix(base, "http")+"/ws/app/"+replayAppKey, "orders")
+	callAPI(t, base, http.MethodPost, "/ws/apps/shop/events", nil, `{"name":"progress","channel":"orders","data":"{\"pct\":50}"}`)
 	f := readFrame(t, ws)
 	var data string
 	if f.Event != "progress" || f.Channel != "orders" || json.Unmarshal(f.Data, &data) != nil || data != `{"pct":50}` {

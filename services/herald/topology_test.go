@@ -20,7 +20,6 @@ import (
 	"github.com/herald-ws/herald/shared/bintest"
 	"github.com/herald-ws/herald/shared/logging/logtest"
 	"github.com/herald-ws/herald/shared/natstest"
-	"github.com/herald-ws/herald/shared/signing"
 )
 
 // binaries builds the split binaries once for the tests of this package.
@@ -136,7 +135,9 @@ func TestSplitServicesStartTogetherOnACluster(t *testing.T) {
 
 	gw, trig := procs[2], procs[3]
 	ws := subscribe(t, strings.Replace(gw.base, "http", "ws", 1)+"/app/"+splitAppKey, "orders")
-	publish(t, trig.base, splitAppKey, splitAppSecret, splitAppID, "orders", "shipped", `{"id":1}`)
+	if code, body, err := post(http.DefaultClient, trig.base, "orders", "shipped", `{"id":1}`); err != nil || code != http.StatusOK {
+		t.Fatalf("publish: %d %s %v", code, body, err)
+	}
 	expectEvent(t, ws, "orders", "shipped", `{"id":1}`)
 }
 
@@ -283,39 +284,13 @@ func TestKeygenAppsFile(t *testing.T) {
 	}
 }
 
+// subscribe connects to url (ws://…/app/KEY) and subscribes to a public
+// channel.
 func subscribe(t *testing.T, url, channel string) *websocket.Conn {
 	t.Helper()
-	ws, _, err := websocket.DefaultDialer.Dial(url+"?protocol=7&client=js&version=8.4.0&flash=false", nil)
-	if err != nil {
-		t.Fatalf("dial %s: %v", url, err)
-	}
-	t.Cleanup(func() { ws.Close() })
-	if f := readFrame(t, ws); f.Event != "pusher:connection_established" {
-		t.Fatalf("first frame %+v", f)
-	}
-	if err := ws.WriteJSON(map[string]any{"event": "pusher:subscribe", "data": map[string]any{"channel": channel}}); err != nil {
-		t.Fatal(err)
-	}
-	if f := readFrame(t, ws); f.Event != "pusher_internal:subscription_succeeded" {
-		t.Fatalf("subscribe answer %+v", f)
-	}
+	ws, _ := dial(t, url)
+	subscribeWith(t, ws, map[string]any{"channel": channel})
 	return ws
-}
-
-func publish(t *testing.T, base, key, secret, appID, channel, event, data string) {
-	t.Helper()
-	body, _ := json.Marshal(map[string]string{"name": event, "channel": channel, "data": data})
-	path := "/apps/" + appID + "/events"
-	q := signing.SignRequest("POST", path, nil, body, key, secret, time.Now())
-	res, err := http.Post(base+path+"?"+q, "application/json", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		t.Fatalf("publish: %d %s", res.StatusCode, b)
-	}
 }
 
 func expectEvent(t *testing.T, ws *websocket.Conn, channel, event, data string) {
