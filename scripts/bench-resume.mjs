@@ -18,8 +18,11 @@
 //           the same clients, LIVE events (default 300) are sent one
 //           a request at LIVE_RATE a second (default 100), as the fan-out
 //           benchmark does: gateway B's CPU per delivered live frame, and
-//           the ratio of its CPU per replayed frame to it. RUNS_HERD times
-//           (default 3), a fresh deployment each.
+//           the ratio of its CPU per replayed frame to it. Last, the same
+//           clients drop and reconnect to gateway B at once, subscribing with
+//           positions but no resume: the resume phase's CPU less this one's
+//           is what the replay itself cost. RUNS_HERD times (default 3), a
+//           fresh deployment each.
 //
 // Every client must receive each missed and live event exactly once, in
 // order, or the run fails. Output: one line of text per run and a JSON
@@ -418,13 +421,28 @@ async function herd() {
       check(clients, 10, last);
       await liveProfile;
 
+      const allResumedMs = r1(Math.max(...clients.map((c) => c.resumedAt)) - t0);
+      const medianSubscribeToResumedMs = r1(median(clients.map((c) => c.resumedAt - c.subscribeAt)));
+
+      // Reconnect: the same clients drop and dial gateway B again at once,
+      // subscribing with positions but no resume: what connecting and
+      // subscribing cost in the resume phase, without the replay.
+      for (const c of clients) c.drop();
+      await sleep(1000);
+      for (const c of clients) c.position = null;
+      const rc0 = { gw: cpu(d.b.proc.pid) };
+      await Promise.all(clients.map((c) => c.connect(d.b.url).then(() => c.subscribe())));
+      await until(() => clients.every((c) => c.subscribed), 'every subscription', 120_000);
+      await sleep(200);
+      const rc1 = { gw: cpu(d.b.proc.pid) };
+
       const gwReplayUs = ((cpu1.gw - cpu0.gw) * 1000) / (CLIENTS * HERD_MISSED);
       const gwLiveUs = ((live1.gw - live0.gw) * 1000) / (CLIENTS * LIVE);
       const r = {
         allConnectedMs: r1(tConnected - t0),
-        allResumedMs: r1(Math.max(...clients.map((c) => c.resumedAt)) - t0),
+        allResumedMs,
         allEventsMs: r1(t1 - t0),
-        medianSubscribeToResumedMs: r1(median(clients.map((c) => c.resumedAt - c.subscribeAt))),
+        medianSubscribeToResumedMs,
         gatewayCpuMs: r1(cpu1.gw - cpu0.gw),
         natsCpuMs: r1(cpu1.nats - cpu0.nats),
         clientCpuMs: r1((self.user + self.system) / 1000),
@@ -439,11 +457,14 @@ async function herd() {
         gatewayUsPerLiveFrame: r2(gwLiveUs),
         // null when the live phase was too short to show in 10 ms ticks
         replayToLive: gwLiveUs > 0 ? r2(gwReplayUs / gwLiveUs) : null,
+        reconnectGatewayCpuMs: r1(rc1.gw - rc0.gw),
+        // the resume phase's CPU less the reconnect's, per replayed frame
+        gatewayUsPerReplayedFrameLessConnect: r2(((cpu1.gw - cpu0.gw - (rc1.gw - rc0.gw)) * 1000) / (CLIENTS * HERD_MISSED)),
       };
       runs.push(r);
       console.error(`herd run ${run}: ${CLIENTS} clients × ${HERD_MISSED} events, ${JSON.stringify(r)}`);
       console.error(
-        `herd run ${run}: gateway CPU per replayed frame ${r.gatewayUsPerReplayedFrame} µs, per live frame ${r.gatewayUsPerLiveFrame} µs: ${r.replayToLive ?? 'n/a'}× live`,
+        `herd run ${run}: gateway CPU per replayed frame ${r.gatewayUsPerReplayedFrame} µs (${r.gatewayUsPerReplayedFrameLessConnect} µs less the reconnect's), per live frame ${r.gatewayUsPerLiveFrame} µs: ${r.replayToLive ?? 'n/a'}× live`,
       );
       for (const c of clients) c.drop();
     } finally {
