@@ -12,6 +12,7 @@ import (
 	"github.com/herald-ws/herald/services/gateway/internal/replay"
 	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/events"
+	"github.com/herald-ws/herald/shared/events/eventstest"
 	"github.com/herald-ws/herald/shared/names"
 	"github.com/herald-ws/herald/shared/natstest"
 	"github.com/herald-ws/herald/shared/position"
@@ -35,19 +36,12 @@ type streamEnv struct {
 
 func newStreamEnv(t testing.TB, repair RepairOptions, opts ...func(*Options)) *streamEnv {
 	t.Helper()
-	reg, err := appconf.NewRegistry([]appconf.App{{ID: "app", Key: "key", Secret: "a-long-test-secret-value"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	app, _ := reg.ByID("app")
-	srv := natstest.Start(t)
-	nc, js := natstest.JetStream(t, srv)
+	app := eventstest.App(t, appconf.App{ID: "app"})
+	srv, nc, js := eventstest.Start(t, app)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
-	if _, err := events.EnsureStream(ctx, js, app, events.StreamOptions{}); err != nil {
-		t.Fatal(err)
-	}
 	hubConn := natstest.Connect(t, srv)
+	var err error
 	if repair.Engine, err = replay.New(hubConn, replay.Options{}); err != nil {
 		t.Fatal(err)
 	}

@@ -13,8 +13,8 @@ import (
 
 	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/events"
+	"github.com/herald-ws/herald/shared/events/eventstest"
 	"github.com/herald-ws/herald/shared/names"
-	"github.com/herald-ws/herald/shared/natstest"
 	"github.com/herald-ws/herald/shared/poll"
 	"github.com/herald-ws/herald/shared/position"
 	"github.com/nats-io/nats.go"
@@ -36,19 +36,10 @@ func newEnv(t testing.TB, app appconf.App) *env {
 	if app.ID == "" {
 		app.ID = "app.1"
 	}
-	app.Key, app.Secret = "key", "a-long-test-secret-value"
-	reg, err := appconf.NewRegistry([]appconf.App{app})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, _ := reg.ByID(app.ID)
-	srv := natstest.Start(t)
-	nc, js := natstest.JetStream(t, srv)
+	a := eventstest.App(t, app)
+	_, nc, js := eventstest.Start(t, a)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
-	if _, err := events.EnsureStream(ctx, js, a, events.StreamOptions{}); err != nil {
-		t.Fatal(err)
-	}
 	eng, err := New(nc, Options{})
 	if err != nil {
 		t.Fatal(err)

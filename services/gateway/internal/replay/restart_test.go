@@ -8,6 +8,8 @@ import (
 
 	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/events"
+	"github.com/herald-ws/herald/shared/events/eventstest"
+	"github.com/herald-ws/herald/shared/natstest"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -18,35 +20,16 @@ import (
 // server (the single-process Herald restarts its embedded one).
 func TestPositionsSurviveARestart(t *testing.T) {
 	dir := t.TempDir()
-	reg, err := appconf.NewRegistry([]appconf.App{{ID: "app", Key: "key", Secret: "a-long-test-secret-value"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	app, _ := reg.ByID("app")
+	app := eventstest.App(t, appconf.App{ID: "app"})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
+	// start runs a server on the same store each time.
 	start := func() (*server.Server, *nats.Conn, jetstream.JetStream, *Engine) {
 		t.Helper()
-		srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		go srv.Start()
-		if !srv.ReadyForConnections(10 * time.Second) {
-			t.Fatal("server not ready")
-		}
-		nc, err := nats.Connect(srv.ClientURL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		js, err := jetstream.New(nc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := events.EnsureStream(ctx, js, app, events.StreamOptions{}); err != nil {
-			t.Fatal(err)
-		}
+		srv := natstest.StartWith(t, &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true})
+		nc, js := natstest.JetStream(t, srv)
+		eventstest.Ensure(t, js, app)
 		eng, err := New(nc, Options{})
 		if err != nil {
 			t.Fatal(err)
@@ -73,12 +56,7 @@ func TestPositionsSurviveARestart(t *testing.T) {
 	srv.Shutdown()
 	srv.WaitForShutdown()
 
-	srv, nc, _, eng = start()
-	defer func() {
-		nc.Close()
-		srv.Shutdown()
-		srv.WaitForShutdown()
-	}()
+	_, _, _, eng = start()
 	h, err := eng.Resume(ctx, app.ID, "a", p.String())
 	if err != nil {
 		t.Fatalf("resume after a restart: %v", err)
