@@ -5,12 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sync/atomic"
 
 	"github.com/herald-ws/herald/services/gateway/gateway"
 	"github.com/herald-ws/herald/services/presence/service"
 	"github.com/herald-ws/herald/services/trigger/api"
-	"github.com/herald-ws/herald/services/trigger/statuspage"
 	"github.com/herald-ws/herald/shared/process"
 	"github.com/nats-io/nats.go"
 )
@@ -34,74 +32,23 @@ func start(ctx context.Context, rt *process.Runtime, cfg *config) (process.Servi
 		})
 		extra = append(extra, nats.InProcessServer(ns))
 	}
-	var gw atomic.Pointer[gateway.Gateway]
-	gwConn, err := rt.Connect(ctx, "gateway", append(extra, nats.ReconnectHandler(func(*nats.Conn) {
-		if g := gw.Load(); g != nil {
-			g.Reconnected()
-		}
-	}))...)
-	if err != nil {
-		return nil, err
-	}
-	apiConn, err := rt.Connect(ctx, "trigger", extra...)
-	if err != nil {
-		return nil, err
-	}
-	presenceConn, err := rt.Connect(ctx, "presence", extra...)
-	if err != nil {
-		return nil, err
-	}
-	stream := cfg.Process.Stream()
-
 	// Presence first, so that the gateway's first presence subscribes find
 	// it (gateways also wait for one that starts later).
-	popt := service.Options{
-		NC:      presenceConn,
-		Apps:    apps,
-		Logger:  rt.Log.With("service", "presence"),
-		Metrics: rt.Metrics,
-		Infra:   cfg.Process.Presence(),
-	}
-	cfg.Presence.Apply(&popt)
-	psvc, err := service.New(popt)
-	if err != nil {
+	h := &herald{}
+	if h.presence, err = service.Start(ctx, rt, &cfg.Process, cfg.Presence, apps, rt.Log.With("service", "presence"), extra...); err != nil {
 		return nil, fmt.Errorf("starting presence: %w", err)
 	}
-	h := &herald{presence: service.Start(rt, psvc)}
-
-	gopt := gateway.Options{
-		Apps:       apps,
-		NC:         gwConn,
-		Logger:     rt.Log.With("service", "gateway"),
-		Metrics:    rt.Metrics,
-		PathPrefix: cfg.Process.Path,
-		Stream:     stream,
-	}
-	cfg.Gateway.Apply(&gopt)
-	gopt.LogPayloads = cfg.Process.LogPayloads
-	if h.gateway, err = gateway.New(ctx, gopt); err != nil {
+	if h.gateway, err = gateway.Start(ctx, rt, &cfg.Process, cfg.Gateway, apps, rt.Log.With("service", "gateway"), extra...); err != nil {
 		return nil, errors.Join(fmt.Errorf("starting gateway: %w", err), h.presence.Shutdown(context.Background()))
 	}
-	gw.Store(h.gateway)
-	aopt := api.Options{
-		Apps:       apps,
-		NC:         apiConn,
-		Logger:     rt.Log.With("service", "trigger"),
-		Metrics:    rt.Metrics,
-		PathPrefix: cfg.Process.Path,
-		Stream:     stream,
-	}
-	cfg.API.Apply(&aopt)
-	httpAPI, err := api.New(ctx, aopt)
+	httpAPI, apiConn, err := api.Start(ctx, rt, &cfg.Process, cfg.API, apps, rt.Log.With("service", "trigger"), extra...)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("starting HTTP API: %w", err), h.Shutdown(context.Background()))
 	}
 	mux := http.NewServeMux()
 	mux.Handle(cfg.Process.Path+"/app/", h.gateway.Handler())
 	mux.Handle(cfg.Process.Path+"/apps/", httpAPI.Handler())
-	sopt := statuspage.Options{NC: apiConn, Apps: apps, PathPrefix: cfg.Process.Path,
-		Replicas: cfg.Process.StreamReplicas, Logger: rt.Log.With("service", "status"), Payloads: cfg.Process.LogPayloads}
-	if err := cfg.Status.Mount(ctx, mux, sopt, rt.AtExit); err != nil {
+	if err := cfg.Status.Mount(ctx, mux, rt, &cfg.Process, apiConn, apps, rt.Log.With("service", "status")); err != nil {
 		return nil, errors.Join(fmt.Errorf("starting the status page: %w", err), h.Shutdown(context.Background()))
 	}
 	h.handler = mux

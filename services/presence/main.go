@@ -53,21 +53,5 @@ func start(ctx context.Context, rt *process.Runtime, cfg *config) (process.Servi
 	} else {
 		rt.Log.Info("no app configured: default presence limits apply to every app")
 	}
-	nc, err := rt.Connect(ctx, "presence")
-	if err != nil {
-		return nil, err
-	}
-	opt := service.Options{
-		NC:      nc,
-		Apps:    apps,
-		Logger:  rt.Log,
-		Metrics: rt.Metrics,
-		Infra:   cfg.Process.Presence(),
-	}
-	cfg.Presence.Apply(&opt)
-	svc, err := service.New(opt)
-	if err != nil {
-		return nil, err
-	}
-	return service.Start(rt, svc), nil
+	return service.Start(ctx, rt, &cfg.Process, cfg.Presence, apps, rt.Log)
 }

@@ -65,28 +65,13 @@ func start(ctx context.Context, rt *process.Runtime, cfg *config) (process.Servi
 	if err != nil {
 		return nil, err
 	}
-	nc, err := rt.Connect(ctx, "trigger")
-	if err != nil {
-		return nil, err
-	}
-	opt := api.Options{
-		Apps:       apps,
-		NC:         nc,
-		Logger:     rt.Log,
-		Metrics:    rt.Metrics,
-		PathPrefix: cfg.Process.Path,
-		Stream:     cfg.Process.Stream(),
-	}
-	cfg.API.Apply(&opt)
-	a, err := api.New(ctx, opt)
+	a, nc, err := api.Start(ctx, rt, &cfg.Process, cfg.API, apps, rt.Log)
 	if err != nil {
 		return nil, err
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", a.Handler())
-	sopt := statuspage.Options{NC: nc, Apps: apps, PathPrefix: cfg.Process.Path,
-		Replicas: cfg.Process.StreamReplicas, Logger: rt.Log, Payloads: cfg.Process.LogPayloads}
-	if err := cfg.Status.Mount(ctx, mux, sopt, rt.AtExit); err != nil {
+	if err := cfg.Status.Mount(ctx, mux, rt, &cfg.Process, nc, apps, rt.Log); err != nil {
 		return nil, fmt.Errorf("starting the status page: %w", err)
 	}
 	rt.Log.Info("trigger API serving", "apps", len(apps.All()), "nats", nc.ConnectedUrlRedacted(), "path", cfg.Process.Path+"/apps/{id}")

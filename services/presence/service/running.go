@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 
+	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/process"
+	"github.com/nats-io/nats.go"
 )
 
 // Running is a presence service run by a process: Run keeps going until
@@ -17,9 +20,33 @@ type Running struct {
 	done   chan error
 }
 
-// Start runs svc.Run in the background until Shutdown; a failure of Run
-// stops the process.
-func Start(rt *process.Runtime, svc *Service) *Running {
+// Start connects to NATS as "presence" (extra adds options, such as an
+// in-process server), builds the service from the process settings and s,
+// and runs it in the background until Shutdown; a failure of Run stops the
+// process. It is the one way the presence binary and herald start theirs.
+func Start(ctx context.Context, rt *process.Runtime, set *process.Settings, s Settings, apps *appconf.Registry, log *slog.Logger, extra ...nats.Option) (*Running, error) {
+	nc, err := rt.Connect(ctx, "presence", extra...)
+	if err != nil {
+		return nil, err
+	}
+	opt := Options{
+		NC:      nc,
+		Apps:    apps,
+		Logger:  log,
+		Metrics: rt.Metrics,
+		Infra:   set.Presence(),
+	}
+	s.Apply(&opt)
+	svc, err := New(opt)
+	if err != nil {
+		return nil, err
+	}
+	return runInBackground(rt, svc), nil
+}
+
+// runInBackground runs svc.Run until Shutdown; a failure of Run stops the
+// process.
+func runInBackground(rt *process.Runtime, svc *Service) *Running {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Running{svc: svc, cancel: cancel, done: make(chan error, 1)}
 	go func() {

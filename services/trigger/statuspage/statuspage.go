@@ -23,6 +23,7 @@ import (
 	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/names"
 	"github.com/herald-ws/herald/shared/presence"
+	"github.com/herald-ws/herald/shared/process"
 	"github.com/herald-ws/herald/shared/status"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -465,18 +466,21 @@ func (s *Settings) Check() error {
 	return nil
 }
 
-// Mount serves the page on mux when the token is set, and stops it at
-// exit (through atExit).
-func (s Settings) Mount(ctx context.Context, mux *http.ServeMux, opt Options, atExit func(func())) error {
+// Mount serves the page on mux when the token is set, reading NATS through
+// nc with the process settings set, and stops it when the process exits:
+// the one way the trigger binary and herald mount theirs.
+func (s Settings) Mount(ctx context.Context, mux *http.ServeMux, rt *process.Runtime, set *process.Settings,
+	nc *nats.Conn, apps *appconf.Registry, log *slog.Logger) error {
 	if s.AdminToken == "" {
 		return nil
 	}
-	opt.Token = s.AdminToken
+	opt := Options{NC: nc, Apps: apps, Token: s.AdminToken, PathPrefix: set.Path,
+		Replicas: set.StreamReplicas, Logger: log, Payloads: set.LogPayloads}
 	p, err := New(ctx, opt)
 	if err != nil {
 		return err
 	}
-	atExit(p.Close)
+	rt.AtExit(p.Close)
 	mux.Handle(p.Base(), p.Handler())
 	mux.Handle(p.Base()+"/", p.Handler())
 	opt.Logger.Info("status page", "path", p.Base())
