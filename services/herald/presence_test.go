@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/herald-ws/herald/shared/poll"
 	"github.com/herald-ws/herald/shared/signing"
 )
 
@@ -73,12 +74,9 @@ func TestPresenceInOneProcess(t *testing.T) {
 		}
 		return ids
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for got := users(); !slices.Equal(got, []string{"ann", "bob"}); got = users() {
-		if time.Now().After(deadline) {
-			t.Fatalf("users %v, want ann and bob", got)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var got []string
+	if !poll.Within(5*time.Second, func() bool { got = users(); return slices.Equal(got, []string{"ann", "bob"}) }) {
+		t.Fatalf("users %v, want ann and bob", got)
 	}
 
 	bob.Close()

@@ -17,6 +17,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/herald-ws/herald/shared/ensure"
 	"github.com/herald-ws/herald/shared/natstest"
+	"github.com/herald-ws/herald/shared/poll"
 	"github.com/herald-ws/herald/shared/process"
 	"github.com/herald-ws/herald/shared/process/processtest"
 	"github.com/nats-io/nats.go/jetstream"
@@ -146,16 +147,10 @@ func TestWaitsForNATS(t *testing.T) {
 	p := program(&testService{})
 	base, _, done := start(t, p, map[string]string{"NATS_URL": fmt.Sprintf("nats://127.0.0.1:%d", natsPort)})
 
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if code, _ := get(t, base+"/up"); code == http.StatusOK {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("/up never answered 200")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	poll.Until(t, 20*time.Second, "/up to answer 200", func() bool {
+		code, _ := get(t, base+"/up")
+		return code == http.StatusOK
+	})
 	if code, body := get(t, base+"/ready"); code != http.StatusServiceUnavailable || !strings.Contains(body, "starting") {
 		t.Fatalf("/ready without NATS: %d %s", code, body)
 	}

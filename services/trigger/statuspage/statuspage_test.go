@@ -14,7 +14,7 @@ import (
 
 	"github.com/herald-ws/herald/services/trigger/statuspage"
 	"github.com/herald-ws/herald/shared/appconf"
-	"github.com/herald-ws/herald/shared/events"
+	"github.com/herald-ws/herald/shared/events/eventstest"
 	"github.com/herald-ws/herald/shared/names"
 	"github.com/herald-ws/herald/shared/natstest"
 	"github.com/herald-ws/herald/shared/poll"
@@ -57,11 +57,12 @@ func TestStatusPage(t *testing.T) {
 	nc, apps := startNATS(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	js, _ := jetstream.New(nc)
-	app, _ := apps.ByID("shop")
-	if _, err := events.EnsureStream(ctx, js, app, events.StreamOptions{}); err != nil {
+	js, err := jetstream.New(nc)
+	if err != nil {
 		t.Fatal(err)
 	}
+	app, _ := apps.ByID("shop")
+	eventstest.Ensure(t, js, app)
 	if _, err := statuspage.New(ctx, statuspage.Options{NC: nc, Apps: apps, Token: "short"}); err == nil {
 		t.Error("a short token was accepted")
 	}
