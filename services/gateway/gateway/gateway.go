@@ -154,7 +154,7 @@ func New(ctx context.Context, opt Options) (*Gateway, error) {
 	// One page of history per connection at a time (session.Session),
 	// a quarter of the send queue: a resume holds about as much as the
 	// queue itself, whatever the size of the history.
-	eng, err := replay.New(opt.NC, replay.Options{PageBytes: opt.WriteQueueBytes / 4})
+	eng, err := replay.New(opt.NC, replay.Options{PageBytes: opt.WriteQueueBytes / 4, Reads: rm.ResumeReads})
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}

@@ -14,7 +14,7 @@ import (
 func TestConcurrentResumesOfOneChannel(t *testing.T) {
 	e := newEnv(t)
 	app := e.app("app-1")
-	_, other, _ := e.startGateway()
+	_, other, reg := e.startGateway()
 	const ch = "private-herd"
 
 	first := connect(t, e.hs, "key-1")
@@ -79,6 +79,11 @@ func TestConcurrentResumesOfOneChannel(t *testing.T) {
 		}
 	}
 	wg.Wait()
+	// How many reads the resumes shared depends on how they met on the way;
+	// each read is counted.
+	if reads := metric(t, reg, "herald_gateway_resume_reads_total"); reads < 1 || reads > n {
+		t.Fatalf("%v history reads for %d resumes", reads, n)
+	}
 	for i, c := range clients {
 		if extra := c.ping(); len(extra) != 0 {
 			t.Fatalf("client %d: more frames: %v", i, extra)

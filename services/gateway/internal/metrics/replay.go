@@ -14,6 +14,9 @@ type Replay struct {
 	Resumes *prometheus.CounterVec
 	// Replayed counts events sent from history by resumes and rewinds.
 	Replayed prometheus.Counter
+	// ResumeReads counts the history reads of resumes: the resumes of one
+	// channel that wait together share one.
+	ResumeReads prometheus.Counter
 	// LiveRecovered counts stored events delivered from the stream rather
 	// than live: missed live, or read by a tail check before their live
 	// copy arrived.
@@ -37,6 +40,10 @@ func NewReplay(reg prometheus.Registerer) (*Replay, error) {
 		Replayed: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: namespace, Name: "replayed_events_total", Help: "Events sent from history by resumes and rewinds.",
 		}),
+		ResumeReads: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "resume_reads_total",
+			Help: "History reads of resumes (resumes of one channel waiting together share one).",
+		}),
 		LiveRecovered: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: namespace, Name: "live_recovered_events_total",
 			Help: "Stored events delivered from the stream rather than live (missed live, or read by a tail check first).",
@@ -52,7 +59,7 @@ func NewReplay(reg prometheus.Registerer) (*Replay, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.Resumes, m.Replayed, m.LiveRecovered, m.LiveUnrecoverable, m.CacheMisses} {
+	for _, c := range []prometheus.Collector{m.Resumes, m.Replayed, m.ResumeReads, m.LiveRecovered, m.LiveUnrecoverable, m.CacheMisses} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering replay metrics: %w", err)
 		}

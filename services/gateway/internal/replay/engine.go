@@ -37,6 +37,7 @@ import (
 	"github.com/herald-ws/herald/shared/position"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // MaxRewind is the largest rewind a client may ask for.
@@ -60,6 +61,9 @@ type Options struct {
 	// caller holds one page at a time whatever the history's size. 0 reads
 	// every event at once.
 	PageBytes int
+	// Reads, when set, counts the history reads of resumes, a shared one
+	// once.
+	Reads prometheus.Counter
 	// RetryAfter is how long Fill waits before reading a hole a second time
 	// when the first read did not fill it: with AllowDirect on a cluster a
 	// replica may answer a little behind its leader. Default 20 ms.
@@ -80,8 +84,9 @@ type Engine struct {
 	epochs map[string]cachedEpoch // by stream name
 
 	lanesMu sync.Mutex
-	lanes   map[readKey]*lane // resumes sharing a read (shared.go)
-	reads   atomic.Int64      // history reads of resumes, a shared one once
+	lanes   map[readKey]*lane  // resumes sharing a read (shared.go)
+	reads   atomic.Int64       // history reads of resumes, a shared one once
+	readsC  prometheus.Counter // Options.Reads; may be nil
 	// afterRead, when set (tests), runs after a shared read, before the
 	// resumes waiting on it get it.
 	afterRead func()
@@ -116,6 +121,7 @@ func New(nc *nats.Conn, opt Options) (*Engine, error) {
 		slots:      make(chan struct{}, opt.Concurrency),
 		epochs:     map[string]cachedEpoch{},
 		lanes:      map[readKey]*lane{},
+		readsC:     opt.Reads,
 	}, nil
 }
 

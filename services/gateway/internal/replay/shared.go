@@ -97,6 +97,9 @@ func (e *Engine) fly(k readKey, l *lane, f *flight) {
 	e.lanesMu.Unlock()
 	if members > 0 {
 		e.reads.Add(1)
+		if e.readsC != nil {
+			e.readsC.Inc()
+		}
 		ctx := context.Background()
 		h, upTo, err := e.resume(ctx, k.stream, k.subject, from)
 		if err == nil {
