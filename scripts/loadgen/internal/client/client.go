@@ -254,16 +254,7 @@ func (c *Conn) record(e payload.Event, recv time.Time) {
 		ns := recv.UnixNano()
 		sh.Latency.Record(time.Duration(ns - e.SentAt))
 		sh.Delivered.Add(1)
-		storeMax(&sh.LastRecvNs, ns)
-	}
-}
-
-func storeMax(a *atomic.Int64, v int64) {
-	for {
-		m := a.Load()
-		if v <= m || a.CompareAndSwap(m, v) {
-			return
-		}
+		stats.StoreMax(&sh.LastRecvNs, ns)
 	}
 }
 

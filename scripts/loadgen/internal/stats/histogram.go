@@ -56,12 +56,15 @@ func (h *Histogram) Record(d time.Duration) {
 	h.counts[bucketOf(v)].Add(1)
 	h.n.Add(1)
 	h.sum.Add(v)
-	storeMax(&h.max, v)
-	storeMax(&h.min, ^v)
+	StoreMax(&h.max, v)
+	StoreMax(&h.min, ^v)
 }
 
-// storeMax raises a to v if v is larger.
-func storeMax(a *atomic.Uint64, v uint64) {
+// StoreMax raises a to v if v is larger.
+func StoreMax[T int64 | uint64, A interface {
+	Load() T
+	CompareAndSwap(old, new T) bool
+}](a A, v T) {
 	for {
 		m := a.Load()
 		if v <= m || a.CompareAndSwap(m, v) {
@@ -130,8 +133,8 @@ func (h *Histogram) Merge(o *Histogram) {
 	}
 	h.n.Add(o.n.Load())
 	h.sum.Add(o.sum.Load())
-	storeMax(&h.max, o.max.Load())
-	storeMax(&h.min, o.min.Load())
+	StoreMax(&h.max, o.max.Load())
+	StoreMax(&h.min, o.min.Load())
 }
 
 // Summary is a histogram's usual figures.

@@ -233,7 +233,7 @@ func (a *API) Run(ctx context.Context, p Plan) Result {
 
 func (a *API) send(ctx context.Context, p Plan, r request, res *Result, mu *sync.Mutex, lat *stats.Histogram, maxLag *atomic.Int64) {
 	now := time.Now()
-	storeMax(maxLag, int64(now.Sub(r.due)))
+	stats.StoreMax(maxLag, int64(now.Sub(r.due)))
 	evs := make([]Event, r.n)
 	sentAt := now.UnixNano()
 	for k := range evs {
@@ -260,14 +260,5 @@ func (a *API) send(ctx context.Context, p Plan, r request, res *Result, mu *sync
 		res.Transport++
 		res.Failed += r.n
 		res.LastError = err.Error()
-	}
-}
-
-func storeMax(a *atomic.Int64, v int64) {
-	for {
-		m := a.Load()
-		if v <= m || a.CompareAndSwap(m, v) {
-			return
-		}
 	}
 }
