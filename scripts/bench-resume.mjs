@@ -129,6 +129,14 @@ function writes(pid) {
   return Number(/^syscw: (\d+)$/m.exec(fs.readFileSync(`/proc/${pid}/io`, 'utf8'))[1]);
 }
 
+// counter returns the value of a counter on a gateway's /metrics, null when
+// it has none.
+async function counter(port, name) {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : null;
+}
+
 // machineBusy returns the CPU time (ms) all CPUs spent not idle since boot,
 // so that a run can say how much went to other work.
 function machineBusy() {
@@ -404,6 +412,7 @@ async function herd() {
       const othersMs = others(cpu0.machine, cpu1.gw - cpu0.gw + cpu1.nats - cpu0.nats, cpu0.self);
       check(clients, 10, 9 + HERD_MISSED);
       await resumeProfile;
+      const resumeReads = await counter(d.b.port, 'herald_gateway_resume_reads_total');
 
       // Live: the same clients on the same gateway, LIVE events at LIVE_RATE.
       const first = 10 + HERD_MISSED;
@@ -448,6 +457,7 @@ async function herd() {
         clientCpuMs: r1((self.user + self.system) / 1000),
         othersCpuMs: othersMs,
         gatewayWrites: cpu1.writes - cpu0.writes,
+        resumeReads, // history reads for the CLIENTS resumes
         liveMs: r1(tl1 - tl0),
         liveGatewayCpuMs: r1(live1.gw - live0.gw),
         liveNatsCpuMs: r1(live1.nats - live0.nats),
