@@ -34,13 +34,9 @@ var heraldServices = map[string]string{
 // dotenv as its .env ("" for none), so a developer's own .env plays no part.
 func loadCompose(t *testing.T, files []string, dotenv string) *types.Project {
 	t.Helper()
-	root := repoRoot()
 	dir := t.TempDir()
 	for _, f := range append([]string{"deploy/compose/generated-app.env"}, files...) {
-		src, err := os.ReadFile(filepath.Join(root, f))
-		if err != nil {
-			t.Fatal(err)
-		}
+		src := repoFile(t, f)
 		dst := filepath.Join(dir, f)
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			t.Fatal(err)
@@ -94,10 +90,7 @@ func env(s types.ServiceConfig, name string) (string, bool) {
 
 func TestComposeServicesMatchTheCode(t *testing.T) {
 	root := repoRoot()
-	sets, err := readSettings(root)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sets := repoSettings(t)
 	stages, err := readDockerfile(filepath.Join(root, "deploy", "Dockerfile"))
 	if err != nil {
 		t.Fatal(err)
@@ -228,11 +221,7 @@ func natsServices(p *types.Project) []string {
 }
 
 func TestComposeNATSIsTheTestedVersion(t *testing.T) {
-	root := repoRoot()
-	mod, err := os.ReadFile(filepath.Join(root, "shared", "go.mod"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	mod := repoFile(t, "shared", "go.mod")
 	m := regexp.MustCompile(`github.com/nats-io/nats-server/v2 v(\S+)`).FindSubmatch(mod)
 	if m == nil {
 		t.Fatal("shared/go.mod does not require nats-server")
@@ -285,10 +274,7 @@ func TestComposeCluster(t *testing.T) {
 		}
 	}
 	// Every variable the configuration reads is set on every node.
-	conf, err := os.ReadFile(filepath.Join(repoRoot(), "deploy", "nats", "cluster.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	conf := repoFile(t, "deploy", "nats", "cluster.conf")
 	for _, m := range regexp.MustCompile(`:\s*\$([A-Z_]+)`).FindAllSubmatch(conf, -1) {
 		for _, n := range nodes {
 			if _, ok := env(service(t, p, n), string(m[1])); !ok {
@@ -370,10 +356,7 @@ func configSource(t *testing.T, s types.ServiceConfig, readOnly bool) string {
 // Every setting put in .env reaches every service, and a port or listen
 // address there does not move a service away from where nginx looks.
 func TestComposeDotEnvReachesEveryService(t *testing.T) {
-	sets, err := readSettings(repoRoot())
-	if err != nil {
-		t.Fatal(err)
-	}
+	sets := repoSettings(t)
 	var dotenv strings.Builder
 	for name := range sets.all() {
 		if !strings.HasPrefix(name, "HERALD_") && !strings.HasPrefix(name, "REVERB_") {
@@ -410,15 +393,8 @@ func TestComposeDotEnvReachesEveryService(t *testing.T) {
 // .env.example documents every variable the compose files read, and names
 // nothing that is neither a setting nor one of those.
 func TestEnvExample(t *testing.T) {
-	root := repoRoot()
-	sets, err := readSettings(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	example, err := os.ReadFile(filepath.Join(root, ".env.example"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	sets := repoSettings(t)
+	example := repoFile(t, ".env.example")
 	documented := map[string]bool{}
 	for _, m := range regexp.MustCompile(`(?m)^#?([A-Z][A-Z0-9_]*)=`).FindAllSubmatch(example, -1) {
 		documented[string(m[1])] = true
@@ -426,10 +402,7 @@ func TestEnvExample(t *testing.T) {
 	interpolated := map[string]bool{}
 	for _, files := range composeSetups {
 		for _, f := range files {
-			src, err := os.ReadFile(filepath.Join(root, f))
-			if err != nil {
-				t.Fatal(err)
-			}
+			src := repoFile(t, f)
 			for _, m := range regexp.MustCompile(`\$\{([A-Z][A-Z0-9_]*)`).FindAllSubmatch(src, -1) {
 				interpolated[string(m[1])] = true
 			}
@@ -451,15 +424,8 @@ func TestEnvExample(t *testing.T) {
 // nginx gets every variable its template uses, the template is the one file
 // in deploy/nginx, and the addresses it is given are the services' ports.
 func TestComposeNginx(t *testing.T) {
-	root := repoRoot()
-	sets, err := readSettings(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl, err := os.ReadFile(filepath.Join(root, "deploy", "nginx", "split.conf.template"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	sets := repoSettings(t)
+	tmpl := repoFile(t, "deploy", "nginx", "split.conf.template")
 	for setup, files := range composeSetups {
 		p := loadCompose(t, files, "")
 		s := service(t, p, "nginx")

@@ -2,9 +2,8 @@ package deploy
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -41,6 +40,15 @@ func decodeManifests(src []byte) (*manifests, error) {
 		pdbs:        map[string]*policyv1.PodDisruptionBudget{},
 		ingresses:   map[string]*networkingv1.Ingress{},
 	}
+	// The kinds the manifests may hold, by "apiVersion kind".
+	kinds := map[string]func([]byte) error{
+		"apps/v1 Deployment":                     into(m.deployments),
+		"v1 Service":                             into(m.services),
+		"v1 ConfigMap":                           into(m.configMaps),
+		"autoscaling/v2 HorizontalPodAutoscaler": into(m.hpas),
+		"policy/v1 PodDisruptionBudget":          into(m.pdbs),
+		"networking.k8s.io/v1 Ingress":           into(m.ingresses),
+	}
 	for i, doc := range regexp.MustCompile(`(?m)^---\s*$`).Split(string(src), -1) {
 		if strings.TrimSpace(regexp.MustCompile(`(?m)^\s*#.*$`).ReplaceAllString(doc, "")) == "" {
 			continue
@@ -49,39 +57,33 @@ func decodeManifests(src []byte) (*manifests, error) {
 		if err := yaml.Unmarshal([]byte(doc), &tm); err != nil {
 			return nil, fmt.Errorf("document %d: %w", i, err)
 		}
-		var obj interface{ GetName() string }
-		var add func()
-		switch tm.APIVersion + " " + tm.Kind {
-		case "apps/v1 Deployment":
-			o := &appsv1.Deployment{}
-			obj, add = o, func() { m.deployments[o.Name] = o }
-		case "v1 Service":
-			o := &corev1.Service{}
-			obj, add = o, func() { m.services[o.Name] = o }
-		case "v1 ConfigMap":
-			o := &corev1.ConfigMap{}
-			obj, add = o, func() { m.configMaps[o.Name] = o }
-		case "autoscaling/v2 HorizontalPodAutoscaler":
-			o := &autoscalingv2.HorizontalPodAutoscaler{}
-			obj, add = o, func() { m.hpas[o.Name] = o }
-		case "policy/v1 PodDisruptionBudget":
-			o := &policyv1.PodDisruptionBudget{}
-			obj, add = o, func() { m.pdbs[o.Name] = o }
-		case "networking.k8s.io/v1 Ingress":
-			o := &networkingv1.Ingress{}
-			obj, add = o, func() { m.ingresses[o.Name] = o }
-		default:
+		decode, ok := kinds[tm.APIVersion+" "+tm.Kind]
+		if !ok {
 			return nil, fmt.Errorf("document %d: unexpected %s %s", i, tm.APIVersion, tm.Kind)
 		}
-		if err := yaml.UnmarshalStrict([]byte(doc), obj); err != nil {
+		if err := decode([]byte(doc)); err != nil {
 			return nil, fmt.Errorf("document %d (%s): %w", i, tm.Kind, err)
 		}
-		if obj.GetName() == "" {
-			return nil, fmt.Errorf("document %d (%s): no name", i, tm.Kind)
-		}
-		add()
 	}
 	return m, nil
+}
+
+// into decodes a document strictly as a *T and files it under its name.
+func into[T any, PT interface {
+	*T
+	GetName() string
+}](byName map[string]PT) func([]byte) error {
+	return func(doc []byte) error {
+		o := PT(new(T))
+		if err := yaml.UnmarshalStrict(doc, o); err != nil {
+			return err
+		}
+		if o.GetName() == "" {
+			return errors.New("no name")
+		}
+		byName[o.GetName()] = o
+		return nil
+	}
 }
 
 func TestKubernetesManifestsDecodeStrictly(t *testing.T) {
@@ -89,25 +91,15 @@ func TestKubernetesManifestsDecodeStrictly(t *testing.T) {
 	if _, err := decodeManifests([]byte("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec: {replica: 2}\n")); err == nil {
 		t.Fatal("strict decoding let a misspelt field through")
 	}
-	src, err := os.ReadFile(filepath.Join(repoRoot(), "deploy", "kubernetes", "herald.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	src := repoFile(t, "deploy", "kubernetes", "herald.yaml")
 	if _, err := decodeManifests(src); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func TestKubernetesManifestsMatchTheCode(t *testing.T) {
-	root := repoRoot()
-	sets, err := readSettings(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := os.ReadFile(filepath.Join(root, "deploy", "kubernetes", "herald.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	sets := repoSettings(t)
+	src := repoFile(t, "deploy", "kubernetes", "herald.yaml")
 	m, err := decodeManifests(src)
 	if err != nil {
 		t.Fatal(err)
@@ -277,11 +269,7 @@ type natsValues struct {
 }
 
 func TestNATSHelmValues(t *testing.T) {
-	root := repoRoot()
-	src, err := os.ReadFile(filepath.Join(root, "deploy", "kubernetes", "nats-values.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	src := repoFile(t, "deploy", "kubernetes", "nats-values.yaml")
 	var v natsValues
 	if err := yaml.UnmarshalStrict(src, &v); err != nil {
 		t.Fatal(err)
@@ -289,17 +277,11 @@ func TestNATSHelmValues(t *testing.T) {
 	if !v.Config.Cluster.Enabled || v.Config.Cluster.Replicas != 3 || !v.Config.JetStream.Enabled {
 		t.Errorf("want a 3-node cluster with JetStream, have %+v", v.Config)
 	}
-	mod, err := os.ReadFile(filepath.Join(root, "shared", "go.mod"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	mod := repoFile(t, "shared", "go.mod")
 	if want := regexp.MustCompile(`nats-server/v2 v(\S+)`).FindSubmatch(mod); want == nil || v.Container.Image.Tag != string(want[1])+"-alpine" {
 		t.Errorf("NATS image tag %q, want the version the tests run (shared/go.mod)", v.Container.Image.Tag)
 	}
-	herald, err := os.ReadFile(filepath.Join(root, "deploy", "kubernetes", "herald.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	herald := repoFile(t, "deploy", "kubernetes", "herald.yaml")
 	// The release is named nats (in the install line of both files), so
 	// the chart's client Service is nats:4222.
 	for name, b := range map[string][]byte{"nats-values.yaml": src, "herald.yaml": herald} {

@@ -73,7 +73,6 @@ func TestSupervisorRunsHerald(t *testing.T) {
 	supervisord := needTool(t, "supervisord", "supervisor")
 	supervisorctl := needTool(t, "supervisorctl", "supervisor")
 	bins := binaries(t)
-	root := repoRoot()
 	dir := t.TempDir()
 	for _, d := range []string{"data", "log"} {
 		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
@@ -81,10 +80,7 @@ func TestSupervisorRunsHerald(t *testing.T) {
 		}
 	}
 	port := natstest.FreePort(t)
-	src, err := os.ReadFile(filepath.Join(root, "deploy", "supervisor", "herald.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	src := repoFile(t, "deploy", "supervisor", "herald.conf")
 	minfds := regexp.MustCompile(`(?m)^;\s*minfds=(\d+)$`).FindSubmatch(src)
 	if minfds == nil {
 		t.Fatal("deploy/supervisor/herald.conf no longer documents minfds")
@@ -103,7 +99,7 @@ func TestSupervisorRunsHerald(t *testing.T) {
 	}
 	conf := filepath.Join(dir, "supervisord.conf")
 	sock := filepath.Join(dir, "supervisor.sock")
-	err = os.WriteFile(conf, fmt.Appendf(nil, `[unix_http_server]
+	err := os.WriteFile(conf, fmt.Appendf(nil, `[unix_http_server]
 file=%[1]s
 
 [supervisord]
@@ -227,10 +223,7 @@ func throughNginxTLS(t *testing.T, nginx string, heraldPort int, appID, key, sec
 	dir := t.TempDir()
 	certFile, keyFile, pool := selfSignedCert(t, dir, "ws.example.com")
 	httpPort, httpsPort := natstest.FreePort(t), natstest.FreePort(t)
-	src, err := os.ReadFile(filepath.Join(repoRoot(), "deploy", "nginx", "herald.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	src := repoFile(t, "deploy", "nginx", "herald.conf")
 	site := render(t, "herald.conf", src,
 		"    listen [::]:80;\n", "",
 		"    listen [::]:443 ssl;\n", "",

@@ -62,10 +62,7 @@ var units = map[string]struct{ bin, installed string }{
 func TestSystemdUnits(t *testing.T) {
 	analyze := needTool(t, "systemd-analyze", "systemd")
 	root := repoRoot()
-	sets, err := readSettings(root)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sets := repoSettings(t)
 	bins := binaries(t)
 	found, err := filepath.Glob(filepath.Join(root, "deploy", "systemd", "*.service"))
 	if err != nil {

@@ -38,3 +38,24 @@ func binaries(t *testing.T) string {
 }
 
 func TestMain(m *testing.M) { bintest.Main(m) }
+
+// repoFile returns the file at path (its elements joined) below the
+// repository's top folder.
+func repoFile(t *testing.T, path ...string) []byte {
+	t.Helper()
+	src, err := os.ReadFile(filepath.Join(append([]string{repoRoot()}, path...)...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src
+}
+
+// repoSettings returns the settings each binary of the repository reads.
+func repoSettings(t *testing.T) settings {
+	t.Helper()
+	sets, err := readSettings(repoRoot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sets
+}
