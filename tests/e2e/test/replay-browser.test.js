@@ -78,6 +78,13 @@ describe('replay in Chromium with laravel-echo and the companion [split]', { ski
         await page.goto(`${pages.origin}/?${q}`);
         await this.subscribed(channels.length);
       },
+      // drop cuts the page's connection as a network would; its reconnection
+      // reaches ep, held at the proxy until proxy.release() when hold is set.
+      drop(ep, { hold = false } = {}) {
+        if (hold) proxy.hold();
+        proxy.route(ep);
+        proxy.cut();
+      },
       subscribed: (n) =>
         until((n) => window.herald && window.herald.subscribed.length >= n, n, `${n} subscription(s) of the page`),
       until,
@@ -97,21 +104,27 @@ describe('replay in Chromium with laravel-echo and the companion [split]', { ski
     };
   }
 
+  // streaming opens a tab on channels and waits until it has received
+  // ticks 1..n on the first.
+  async function streaming(ctx, t, channels, n) {
+    const b = await tab(ctx.topo, t);
+    await b.open(channels);
+    await emit(ctx.sdk, channels[0], 1, n);
+    await b.ticks(channels[0], n);
+    return b;
+  }
+
   describe('on a split topology', () => {
     const ctx = useTopology('split', { label: 'replay-browser' });
     before(() => pages.setSDK(ctx.sdk));
 
     it('resumes on the other gateway after the connection drops mid-stream: nothing lost, nothing twice', async (t) => {
-      const b = await tab(ctx.topo, t);
       const name = `stream-${randomId()}`;
-      await b.open([name]);
-      await emit(ctx.sdk, name, 1, 5);
-      await b.ticks(name, 5);
+      const b = await streaming(ctx, t, [name], 5);
       const firstSocket = await b.page.evaluate(() => window.herald.socketIds[0]);
 
       // The network drops; the page's next connection reaches gateway B.
-      b.proxy.route(ctx.topo.ws[1]);
-      b.proxy.cut();
+      b.drop(ctx.topo.ws[1]);
       await emit(ctx.sdk, name, 6, 15);
       await b.event(name, 'herald:resumed');
       await emit(ctx.sdk, name, 16, 20);
@@ -128,11 +141,8 @@ describe('replay in Chromium with laravel-echo and the companion [split]', { ski
     });
 
     it('resumes after a page reload from the positions in sessionStorage', async (t) => {
-      const b = await tab(ctx.topo, t);
       const name = `reload-${randomId()}`;
-      await b.open([name]);
-      await emit(ctx.sdk, name, 1, 3);
-      await b.ticks(name, 3);
+      const b = await streaming(ctx, t, [name], 3);
       assert.deepEqual(await b.seq(name), [1, 2, 3]);
 
       // The reloaded page waits before it connects, so that events surely
@@ -167,17 +177,12 @@ describe('replay in Chromium with laravel-echo and the companion [split]', { ski
     });
 
     it('delivers 20 live events racing a replay of 30, all once and in order', async (t) => {
-      const b = await tab(ctx.topo, t);
       const name = `race-${randomId()}`;
-      await b.open([name]);
-      await emit(ctx.sdk, name, 1, 5);
-      await b.ticks(name, 5);
+      const b = await streaming(ctx, t, [name], 5);
 
       // The page loses its connection and its reconnection is held at the
       // proxy while 30 events pass; it is let through as 20 more are sent.
-      b.proxy.hold();
-      b.proxy.route(ctx.topo.ws[1]);
-      b.proxy.cut();
+      b.drop(ctx.topo.ws[1], { hold: true });
       await emit(ctx.sdk, name, 6, 35);
       await waitFor(() => b.proxy.held > 0, { timeout: WAIT, what: 'the page to reconnect' });
       const live = emit(ctx.sdk, name, 36, 55);
@@ -195,15 +200,11 @@ describe('replay in Chromium with laravel-echo and the companion [split]', { ski
     });
 
     it('resumes a private channel with valid auth, and refuses it with invalid auth', async (t) => {
-      const b = await tab(ctx.topo, t);
       const name = `private-orders.${randomId()}`;
       const marker = `marker-${randomId()}`;
-      await b.open([name, marker]);
-      await emit(ctx.sdk, name, 1, 2);
-      await b.ticks(name, 2);
+      const b = await streaming(ctx, t, [name, marker], 2);
 
-      b.proxy.route(ctx.topo.ws[1]);
-      b.proxy.cut();
+      b.drop(ctx.topo.ws[1]);
       await emit(ctx.sdk, name, 3, 5);
       await b.event(name, 'herald:resumed');
       await emit(ctx.sdk, name, 6, 6);
@@ -214,8 +215,7 @@ describe('replay in Chromium with laravel-echo and the companion [split]', { ski
       // refused, and nothing of the channel reaches the page.
       pages.setSDK(ctx.topo.sdk({ secret: 'not-the-secret-of-this-app-00000' }));
       t.after(() => pages.setSDK(ctx.sdk));
-      b.proxy.route(ctx.topo.ws[0]);
-      b.proxy.cut();
+      b.drop(ctx.topo.ws[0]);
       await emit(ctx.sdk, name, 7, 9);
       await b.until((c) => window.herald.failed.some((f) => f.name === c), name, 'subscription_error on the private channel');
       const [failure] = await b.page.evaluate(() => window.herald.failed);
@@ -234,15 +234,10 @@ describe('replay in Chromium with laravel-echo and the companion [split]', { ski
 
     it('sends herald:resume_failed when the gap exceeds the window, then live', async (t) => {
       pages.setSDK(ctx.sdk);
-      const b = await tab(ctx.topo, t);
       const name = `window-${randomId()}`;
-      await b.open([name]);
-      await emit(ctx.sdk, name, 1, 2);
-      await b.ticks(name, 2);
+      const b = await streaming(ctx, t, [name], 2);
 
-      b.proxy.hold();
-      b.proxy.route(ctx.topo.ws[1]);
-      b.proxy.cut();
+      b.drop(ctx.topo.ws[1], { hold: true });
       await emit(ctx.sdk, name, 3, 12);
       b.proxy.release();
       await b.event(name, 'herald:resume_failed');
@@ -252,9 +247,7 @@ describe('replay in Chromium with laravel-echo and the companion [split]', { ski
       assert.deepEqual(await b.received(name, 'herald:resume_failed'), [{ reason: 'window_exceeded' }]);
 
       // Live started at the channel's current position: the next drop resumes from there.
-      b.proxy.hold();
-      b.proxy.route(ctx.topo.ws[0]);
-      b.proxy.cut();
+      b.drop(ctx.topo.ws[0], { hold: true });
       await emit(ctx.sdk, name, 14, 15);
       b.proxy.release();
       await b.event(name, 'herald:resumed');
