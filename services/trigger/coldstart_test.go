@@ -10,7 +10,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -22,6 +21,7 @@ import (
 	"time"
 
 	"github.com/herald-ws/herald/shared/appconf"
+	"github.com/herald-ws/herald/shared/bintest"
 	"github.com/herald-ws/herald/shared/events"
 	"github.com/herald-ws/herald/shared/natstest"
 	"github.com/herald-ws/herald/shared/signing"
@@ -33,12 +33,11 @@ const (
 	coldSecret = "cold-start-secret-0123456789"
 )
 
+func TestMain(m *testing.M) { bintest.Main(m) }
+
 func BenchmarkColdStart(b *testing.B) {
 	srv := natstest.Start(b)
-	bin := filepath.Join(b.TempDir(), "trigger")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		b.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := filepath.Join(bintest.Build(b, "trigger"), "trigger")
 
 	// A stream that exists already: the usual case of a serverless restart.
 	nc := natstest.Connect(b, srv)
@@ -75,7 +74,7 @@ func BenchmarkColdStart(b *testing.B) {
 // from exec to the 200.
 func startOnce(b *testing.B, bin, natsURL, app string) time.Duration {
 	b.Helper()
-	port := freePort(b)
+	port := natstest.FreePort(b)
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(),
 		"NATS_URL="+natsURL,
@@ -120,14 +119,4 @@ func startOnce(b *testing.B, bin, natsURL, app string) time.Duration {
 		b.Fatalf("trigger exited: %v", err)
 	}
 	return took
-}
-
-func freePort(b *testing.B) int {
-	b.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
