@@ -7,164 +7,23 @@ package main
 // struct field, so one default and one check of its limits) and checked
 // nowhere else.
 //
-// What a binary reads is found in its source: the `env:"…"` tags of the
-// struct `config` in services/<binary> and of every struct it holds, across
-// packages of this repository, plus appconf.Env when the binary reads its
-// apps (appconf.ParseEnv, or process.Apps which calls it).
+// What a binary reads is found in its source (shared/settingstest).
 
 import (
 	"go/ast"
-	"go/parser"
 	"go/token"
 	"os"
 	"path/filepath"
-	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/herald-ws/herald/shared/settingstest"
 )
 
-// settingBinaries are the four programs, by their directory under services/.
-var settingBinaries = []string{"herald", "gateway", "trigger", "presence"}
-
-const modulePrefix = "github.com/herald-ws/herald/"
-
-// setting is one env-tagged struct field.
-type setting struct {
-	name     string
-	def      string // envDefault
-	hasDef   bool
-	declared string // package directory, type and field: where its default and check live
-}
-
-// goPackage is the parsed non-test source of one directory.
-type goPackage struct {
-	structs map[string]*ast.StructType
-	imports map[string]map[string]string // type name -> import name -> path (the imports of its file)
-	files   []*ast.File
-}
-
-type sourceTree struct {
-	root string
-	pkgs map[string]*goPackage
-}
-
-func (st *sourceTree) pkg(t *testing.T, dir string) *goPackage {
-	t.Helper()
-	if p, ok := st.pkgs[dir]; ok {
-		return p
-	}
-	p := &goPackage{structs: map[string]*ast.StructType{}, imports: map[string]map[string]string{}}
-	fset := token.NewFileSet()
-	entries, err := os.ReadDir(filepath.Join(st.root, dir))
-	if err != nil {
-		t.Fatalf("reading %s: %v", dir, err)
-	}
-	for _, e := range entries {
-		if e.IsDir() || !strings.HasSuffix(e.Name(), ".go") || strings.HasSuffix(e.Name(), "_test.go") {
-			continue
-		}
-		f, err := parser.ParseFile(fset, filepath.Join(st.root, dir, e.Name()), nil, 0)
-		if err != nil {
-			t.Fatalf("parsing %s/%s: %v", dir, e.Name(), err)
-		}
-		p.files = append(p.files, f)
-		imports := map[string]string{}
-		for _, im := range f.Imports {
-			path, _ := strconv.Unquote(im.Path.Value)
-			name := path[strings.LastIndex(path, "/")+1:]
-			if im.Name != nil {
-				name = im.Name.Name
-			}
-			imports[name] = path
-		}
-		for _, d := range f.Decls {
-			gd, ok := d.(*ast.GenDecl)
-			if !ok || gd.Tok != token.TYPE {
-				continue
-			}
-			for _, spec := range gd.Specs {
-				ts := spec.(*ast.TypeSpec)
-				if s, ok := ts.Type.(*ast.StructType); ok {
-					p.structs[ts.Name.Name] = s
-					p.imports[ts.Name.Name] = imports
-				}
-			}
-		}
-	}
-	st.pkgs[dir] = p
-	return p
-}
-
-// settings collects the env-tagged fields of struct typ in dir and of the
-// structs it holds.
-func (st *sourceTree) settings(t *testing.T, dir, typ string, out map[string]setting) {
-	t.Helper()
-	p := st.pkg(t, dir)
-	s, ok := p.structs[typ]
-	if !ok {
-		t.Fatalf("no struct %s in %s", typ, dir)
-	}
-	for _, f := range s.Fields.List {
-		if f.Tag != nil {
-			tag, _ := strconv.Unquote(f.Tag.Value)
-			if name, ok := reflect.StructTag(tag).Lookup("env"); ok {
-				def, hasDef := reflect.StructTag(tag).Lookup("envDefault")
-				field := typ
-				if len(f.Names) > 0 {
-					field += "." + f.Names[0].Name
-				}
-				out[name] = setting{name: name, def: def, hasDef: hasDef, declared: dir + " " + field}
-				continue
-			}
-		}
-		ft := f.Type
-		if star, ok := ft.(*ast.StarExpr); ok {
-			ft = star.X
-		}
-		switch x := ft.(type) {
-		case *ast.Ident:
-			if _, ok := p.structs[x.Name]; ok {
-				st.settings(t, dir, x.Name, out)
-			}
-		case *ast.SelectorExpr:
-			pkgName, ok := x.X.(*ast.Ident)
-			if !ok {
-				continue
-			}
-			path := p.imports[typ][pkgName.Name]
-			if rest, ok := strings.CutPrefix(path, modulePrefix); ok {
-				st.settings(t, rest, x.Sel.Name, out)
-			}
-		}
-	}
-}
-
-// reads is what binary reads: its config and, when it reads its apps from
-// the environment (appconf.ParseEnv or process.Apps), appconf.Env.
-func (st *sourceTree) reads(t *testing.T, binary string) map[string]setting {
-	t.Helper()
-	dir := "services/" + binary
-	out := map[string]setting{}
-	st.settings(t, dir, "config", out)
-	calls := false
-	for _, f := range st.pkg(t, dir).files {
-		ast.Inspect(f, func(n ast.Node) bool {
-			if sel, ok := n.(*ast.SelectorExpr); ok {
-				if x, ok := sel.X.(*ast.Ident); ok && (x.Name == "appconf" && sel.Sel.Name == "ParseEnv" || x.Name == "process" && sel.Sel.Name == "Apps") {
-					calls = true
-				}
-			}
-			return true
-		})
-	}
-	if calls {
-		st.settings(t, "shared/appconf", "Env", out)
-	}
-	return out
-}
+var settingBinaries = settingstest.Binaries
 
 // documented is one row of a settings table.
 type documented struct {
@@ -228,10 +87,10 @@ func TestSettingsDocumented(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := &sourceTree{root: root, pkgs: map[string]*goPackage{}}
-	reads := map[string]map[string]setting{}
+	st := settingstest.NewTree(root)
+	reads := map[string]map[string]settingstest.Setting{}
 	for _, b := range settingBinaries {
-		reads[b] = st.reads(t, b)
+		reads[b] = st.Reads(t, b)
 		if len(reads[b]) < 10 {
 			t.Fatalf("%s reads %d settings: the source scan found too few to be right", b, len(reads[b]))
 		}
@@ -263,8 +122,8 @@ func TestSettingsDocumented(t *testing.T) {
 		// The documented default is the declared one where both are plain.
 		if len(d.names) == 1 && !strings.ContainsAny(d.def, "` ") {
 			for _, b := range d.usedBy {
-				if s, ok := reads[b][d.names[0]]; ok && s.hasDef && s.def != d.def {
-					t.Errorf("%s: %s documented with default %q, declared with %q (%s)", d.where, s.name, d.def, s.def, s.declared)
+				if s, ok := reads[b][d.names[0]]; ok && s.HasDefault && s.Default != d.def {
+					t.Errorf("%s: %s documented with default %q, declared with %q (%s)", d.where, s.Name, d.def, s.Default, s.Declared)
 				}
 			}
 		}
@@ -294,12 +153,12 @@ func TestSettingsDocumented(t *testing.T) {
 
 	// One declaration per setting: the same field in every binary, so the
 	// same default and the same check of its limits.
-	decl := map[string]setting{}
+	decl := map[string]settingstest.Setting{}
 	for _, b := range settingBinaries {
 		for n, s := range reads[b] {
 			if first, ok := decl[n]; ok {
-				if first.def != s.def || first.declared != s.declared {
-					t.Errorf("%s is declared twice: %s (default %q) and %s (default %q)", n, first.declared, first.def, s.declared, s.def)
+				if first.Default != s.Default || first.Declared != s.Declared {
+					t.Errorf("%s is declared twice: %s (default %q) and %s (default %q)", n, first.Declared, first.Default, s.Declared, s.Default)
 				}
 			}
 			decl[n] = s
@@ -309,7 +168,7 @@ func TestSettingsDocumented(t *testing.T) {
 	// the limits live with the declaration, the same in every binary.
 	for _, b := range settingBinaries {
 		dir := "services/" + b
-		for _, f := range st.pkg(t, dir).files {
+		for _, f := range st.Files(t, dir) {
 			for _, d := range f.Decls {
 				fd, ok := d.(*ast.FuncDecl)
 				if !ok || fd.Name.Name != "Check" || fd.Body == nil {
@@ -323,8 +182,8 @@ func TestSettingsDocumented(t *testing.T) {
 					for _, m := range regexp.MustCompile(`[A-Z][A-Z0-9_]{3,}`).FindAllString(lit.Value, -1) {
 						// NATS_URL is required or not by binary, by design
 						// (herald embeds a server): a rule of the binary.
-						if s, ok := decl[m]; ok && !isMain(s.declared) && m != "NATS_URL" {
-							t.Errorf("%s: Check tests %s, declared in %s: a shared setting's limits belong to its declaration", dir, m, s.declared)
+						if s, ok := decl[m]; ok && !isMain(s.Declared) && m != "NATS_URL" {
+							t.Errorf("%s: Check tests %s, declared in %s: a shared setting's limits belong to its declaration", dir, m, s.Declared)
 						}
 					}
 					return true

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/herald-ws/herald/shared/bintest"
+	"github.com/herald-ws/herald/shared/settingstest"
 )
 
 // needTool returns the path of a program the test runs. Missing, the test is
@@ -50,12 +51,29 @@ func repoFile(t *testing.T, path ...string) []byte {
 	return src
 }
 
-// repoSettings returns the settings each binary of the repository reads.
+// settings maps each binary (herald, gateway, trigger, presence) to the
+// settings it reads, by name.
+type settings map[string]map[string]settingstest.Setting
+
+// all is every setting any binary reads.
+func (s settings) all() map[string]bool {
+	out := map[string]bool{}
+	for _, m := range s {
+		for name := range m {
+			out[name] = true
+		}
+	}
+	return out
+}
+
+// repoSettings returns the settings each binary of the repository reads,
+// as its source declares them.
 func repoSettings(t *testing.T) settings {
 	t.Helper()
-	sets, err := readSettings(repoRoot())
-	if err != nil {
-		t.Fatal(err)
+	tree := settingstest.NewTree(repoRoot())
+	sets := settings{}
+	for _, bin := range settingstest.Binaries {
+		sets[bin] = tree.Reads(t, bin)
 	}
 	return sets
 }
