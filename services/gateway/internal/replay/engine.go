@@ -265,8 +265,8 @@ func (e *Engine) resume(ctx context.Context, stream, subject string, p position.
 		return History{}, 0, fmt.Errorf("%w: stream %s was created at %s", HistoryLost, stream, info.Created.Format(time.RFC3339Nano))
 	}
 	s := p.Seq
-	if s > info.State.LastSeq {
-		return History{}, 0, fmt.Errorf("%w: sequence %d is past the stream's last, %d", InvalidPosition, s, info.State.LastSeq)
+	if err := pastLast(s, info.State.LastSeq); err != nil {
+		return History{}, 0, err
 	}
 	if info.State.FirstSeq > s+1 {
 		// The stream has dropped messages after S: only an event of the
@@ -286,6 +286,15 @@ func (e *Engine) resume(ctx context.Context, stream, subject string, p position.
 		return History{}, 0, err
 	}
 	return History{Start: p, Events: evs, rest: pg.rest()}, info.State.LastSeq, nil
+}
+
+// pastLast refuses a resume from sequence s of a stream whose last is last:
+// a position in the future.
+func pastLast(s, last uint64) error {
+	if s > last {
+		return fmt.Errorf("%w: sequence %d is past the stream's last, %d", InvalidPosition, s, last)
+	}
+	return nil
 }
 
 // tailReaches reports whether the oldest event the stream holds for the

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"sync/atomic"
 
@@ -150,8 +149,8 @@ func (e *Engine) wait(ctx context.Context, f *flight, p position.Position) (Hist
 		}
 		return History{}, f.err
 	}
-	if p.Seq > f.upTo {
-		return History{}, fmt.Errorf("%w: sequence %d is past the stream's last, %d", InvalidPosition, p.Seq, f.upTo)
+	if err := pastLast(p.Seq, f.upTo); err != nil {
+		return History{}, err
 	}
 	// The events after p: the first one's predecessor is at or before p.
 	i, _ := slices.BinarySearchFunc(f.h.Events, p.Seq+1, func(ev Event, seq uint64) int { return cmp.Compare(ev.Seq, seq) })
