@@ -2,6 +2,7 @@ package publish
 
 import (
 	"bytes"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -83,8 +84,16 @@ func (b *batcher) store(msgs []*nats.Msg) bool {
 		b.busy = true
 		b.mu.Unlock()
 	}
-	// j leads: it is first in the queue.
+	// j leads: it is first in the queue. Alone there, it lets the
+	// goroutines that are ready to run go first: requests answered
+	// together come back together, and they would otherwise go one alone
+	// and the rest in the next batch.
 	b.mu.Lock()
+	if len(b.queue) == 1 {
+		b.mu.Unlock()
+		runtime.Gosched()
+		b.mu.Lock()
+	}
 	n, size := 0, 0
 	for n < len(b.queue) && (n == 0 || size+len(b.queue[n].msgs) <= maxBatch) {
 		size += len(b.queue[n].msgs)
