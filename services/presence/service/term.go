@@ -307,8 +307,12 @@ func (t *term) consume(stops *[]func()) error {
 // loop runs the term: operations, requests, flushes and the ticks of
 // graces, counts and housekeeping, one at a time.
 func (t *term) loop() error {
-	ticker := time.NewTicker(tick)
+	// The tick runs every tick only while something waits on it (graces,
+	// throttled counts, member requests); an idle term wakes for its
+	// housekeeping only.
+	ticker := time.NewTimer(tick)
 	defer ticker.Stop()
+	due := time.Now().Add(tick)
 	flush := time.NewTimer(time.Hour)
 	flush.Stop()
 	lastReconcile, lastPrune := time.Now(), time.Now()
@@ -345,6 +349,8 @@ func (t *term) loop() error {
 				return err
 			}
 		case now := <-ticker.C:
+			due = time.Now().Add(t.tickEvery())
+			ticker.Reset(time.Until(due))
 			if err := t.effects(t.st.Expire(now), ""); err != nil {
 				return err
 			}
@@ -368,6 +374,11 @@ func (t *term) loop() error {
 				}
 			}
 		}
+		if every := t.tickEvery(); time.Until(due) > every {
+			// Something began to wait on the tick.
+			due = time.Now().Add(every)
+			ticker.Reset(every)
+		}
 		if len(t.acks) >= flushAt {
 			t.flushArmed = false
 			flush.Stop()
@@ -380,6 +391,16 @@ func (t *term) loop() error {
 			flush.Reset(t.svc.opt.FlushInterval)
 		}
 	}
+}
+
+// tickEvery is the period of the loop's tick: tick while graces run,
+// counts are throttled or member requests wait, else the reconcile
+// interval.
+func (t *term) tickEvery() time.Duration {
+	if t.st.Holding() || len(t.counts) > 0 || len(t.waiting) > 0 {
+		return tick
+	}
+	return min(t.svc.opt.ReconcileInterval, time.Minute)
 }
 
 // publishResync asks the gateways on subject for a snapshot.

@@ -476,6 +476,10 @@ func (s *State) Expire(now time.Time) Effects {
 	return fx
 }
 
+// Holding reports members held through a drain grace: Expire has work to
+// do when their deadlines pass.
+func (s *State) Holding() bool { return len(s.graces) > 0 }
+
 // PruneGateways forgets gateways removed before cutoff. Their keys were
 // gone long before; an operation of theirs arriving later still finds no
 // heartbeat.
