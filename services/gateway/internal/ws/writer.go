@@ -168,14 +168,14 @@ func (w *Writer) enqueue(op byte, b []byte) bool {
 // push appends to the queue and starts the flusher unless one runs: a
 // running flusher takes the queue again before it ends. w.mu is held.
 func (w *Writer) push(it item) {
-	if w.queue == nil {
-		w.queue = make([]item, 0, 4) // a lone frame, or a few: no regrowth
+	if !w.flushing {
+		// The queue is empty and has no slice: the flusher brings one.
+		bw := batches.Get().(*batchWriter)
+		w.queue, bw.queue = bw.queue[:0], nil
+		w.flushing = true
+		go w.flush(bw)
 	}
 	w.queue = append(w.queue, it)
-	if !w.flushing {
-		w.flushing = true
-		go w.flush()
-	}
 }
 
 // Close sends pusher:error with code and message, then a close frame with the
@@ -315,15 +315,22 @@ func (w *Writer) finish() {
 	close(w.done)
 }
 
-// batches keeps the buffers of a flusher for the next one: an idle
-// connection holds none.
+// batches keeps the buffers of a flusher, the queue's slices included, for
+// the next one: an idle connection holds none.
 var batches = sync.Pool{New: func() any { return new(batchWriter) }}
+
+// maxKept bounds the queue slices kept in batches.
+const maxKept = 4 * maxBatch
 
 // flush is the flusher: it writes what is queued, batch after batch, and
 // ends when the queue is empty, after the close frame, or on an error.
-func (w *Writer) flush() {
-	bw := batches.Get().(*batchWriter)
-	defer batches.Put(bw)
+func (w *Writer) flush(bw *batchWriter) {
+	defer func() {
+		if cap(bw.queue) > maxKept || cap(bw.spare) > maxKept {
+			bw.queue, bw.spare = nil, nil // once a huge backlog
+		}
+		batches.Put(bw)
+	}()
 	for {
 		w.mu.Lock()
 		if w.aborted || len(w.queue) == 0 {
@@ -336,7 +343,7 @@ func (w *Writer) flush() {
 			return
 		}
 		batch := w.queue
-		w.queue = bw.spare[:0]
+		w.queue, bw.spare = bw.spare[:0], nil
 		w.queued = 0
 		w.signalDrainedLocked()
 		final := w.state == stateClosing
@@ -370,14 +377,11 @@ func (w *Writer) flush() {
 var tookBatch func(frames int)
 
 // endFlushLocked ends the flusher: what is still queued is dropped (the
-// connection is ending then), and the queue's slice goes back to bw unless
-// bw has a larger one. w.mu is held.
+// connection is ending then), and the queue's slice goes back to bw. w.mu is
+// held.
 func (w *Writer) endFlushLocked(bw *batchWriter) {
 	clear(w.queue)
-	if cap(w.queue) > cap(bw.spare) {
-		bw.spare = w.queue[:0]
-	}
-	w.queue = nil
+	bw.queue, w.queue = w.queue[:0], nil
 	w.queued = 0
 	w.flushing = false
 }
@@ -429,10 +433,12 @@ func (w *Writer) checkLiveness() {
 
 // batchWriter holds the buffers of one writev, reused across batches.
 type batchWriter struct {
-	spare []item // the queue's other slice: the writer swaps the two
-	hdr   []byte
-	bufs  net.Buffers
-	out   net.Buffers // consumed by WriteTo; kept here so that it is not allocated per write
+	// queue and spare are the two slices of the writer's queue, swapped
+	// at each batch; the writer holds one of them while the flusher runs.
+	queue, spare []item
+	hdr          []byte
+	bufs         net.Buffers
+	out          net.Buffers // consumed by WriteTo; kept here so that it is not allocated per write
 }
 
 // write sends the frames of batch, up to maxBatch of them per writev.
