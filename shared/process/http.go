@@ -55,7 +55,7 @@ func listen(addr string, set *Settings, rt *Runtime, st *state) (*listeners, err
 				code = http.StatusServiceUnavailable
 				body["error"] = err.Error()
 			}
-			writeJSON(w, code, body)
+			WriteJSON(w, code, body)
 		})
 	}
 	if set.MetricsAddr == "" {
@@ -64,7 +64,7 @@ func listen(addr string, set *Settings, rt *Runtime, st *state) (*listeners, err
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		svc := st.service.Load()
 		if svc == nil {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "starting: not ready yet"})
+			WriteError(w, http.StatusServiceUnavailable, "starting: not ready yet")
 			return
 		}
 		(*svc).Handler().ServeHTTP(w, r)
@@ -151,10 +151,18 @@ func addrOf(ln net.Listener) string {
 // serveUp answers while the process runs, whatever NATS does: a liveness
 // probe that restarts nothing during a NATS outage.
 func serveUp(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
+// WriteError answers {"error": msg} with status code: the shape of every
+// refusal.
+func WriteError(w http.ResponseWriter, code int, msg string) {
+	WriteJSON(w, code, map[string]string{"error": msg})
+}
+
+// WriteJSON answers v as JSON with status code, uncached: the answers of
+// a process's own endpoints (/up, /ready, /status, the status page).
+func WriteJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)

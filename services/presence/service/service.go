@@ -15,7 +15,6 @@ package service
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,6 +28,7 @@ import (
 	"github.com/herald-ws/herald/shared/ensure"
 	"github.com/herald-ws/herald/shared/names"
 	"github.com/herald-ws/herald/shared/presence"
+	"github.com/herald-ws/herald/shared/process"
 	"github.com/herald-ws/herald/shared/webhooks"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -260,7 +260,7 @@ func (s *Service) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
-			http.Error(w, `{"error":"method not allowed"}`, http.StatusMethodNotAllowed)
+			process.WriteError(w, http.StatusMethodNotAllowed, "method not allowed")
 			return
 		}
 		role := "standby"
@@ -271,9 +271,7 @@ func (s *Service) Handler() http.Handler {
 		if !s.nc.IsConnected() {
 			code, status = http.StatusServiceUnavailable, "nats disconnected"
 		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(code)
-		_ = json.NewEncoder(w).Encode(map[string]string{"status": status, "role": role, "instance": s.opt.Instance})
+		process.WriteJSON(w, code, map[string]string{"status": status, "role": role, "instance": s.opt.Instance})
 	})
 }
 

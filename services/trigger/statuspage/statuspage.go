@@ -198,7 +198,7 @@ func (p *Page) Handler() http.Handler {
 		w.Header().Set("Referrer-Policy", "no-referrer")
 		w.Header().Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'")
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			writeError(w, http.StatusMethodNotAllowed, "GET only")
+			process.WriteError(w, http.StatusMethodNotAllowed, "GET only")
 			return
 		}
 		if t := r.URL.Query().Get("token"); t != "" && p.tokenOK(t) && r.URL.Path == p.base {
@@ -211,7 +211,7 @@ func (p *Page) Handler() http.Handler {
 		}
 		if !p.authorized(r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="herald"`)
-			writeError(w, http.StatusUnauthorized, "admin token required: open "+p.base+"?token=… (HERALD_ADMIN_TOKEN)")
+			process.WriteError(w, http.StatusUnauthorized, "admin token required: open "+p.base+"?token=… (HERALD_ADMIN_TOKEN)")
 			return
 		}
 		switch r.URL.Path {
@@ -241,12 +241,6 @@ func (p *Page) authorized(r *http.Request) bool {
 	return err == nil && p.tokenOK(c.Value)
 }
 
-func writeError(w http.ResponseWriter, code int, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
-}
-
 func (p *Page) serveData(w http.ResponseWriter, r *http.Request) {
 	p.mu.Lock()
 	fresh := p.snap != nil && time.Since(p.snapAt) < snapshotTTL
@@ -258,7 +252,7 @@ func (p *Page) serveData(w http.ResponseWriter, r *http.Request) {
 		cancel()
 		var err error
 		if b, err = json.Marshal(s); err != nil {
-			writeError(w, http.StatusInternalServerError, err.Error())
+			process.WriteError(w, http.StatusInternalServerError, err.Error())
 			return
 		}
 		p.mu.Lock()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/herald-ws/herald/shared/names"
+	"github.com/herald-ws/herald/shared/process"
 	"github.com/herald-ws/herald/shared/protocol"
 	"github.com/nats-io/nats.go"
 )
@@ -38,23 +39,23 @@ type TailLine struct {
 func (p *Page) serveTail(w http.ResponseWriter, r *http.Request) {
 	appID, channel := r.URL.Query().Get("app"), r.URL.Query().Get("channel")
 	if _, ok := p.opt.Apps.ByID(appID); !ok {
-		writeError(w, http.StatusNotFound, "unknown app")
+		process.WriteError(w, http.StatusNotFound, "unknown app")
 		return
 	}
 	if err := protocol.ValidateChannel(channel); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		process.WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	// The server's write timeout is for requests, not a stream: lift it
 	// for this response only.
 	rc := http.NewResponseController(w)
 	if err := rc.SetWriteDeadline(time.Time{}); err != nil {
-		writeError(w, http.StatusInternalServerError, "streaming unsupported: "+err.Error())
+		process.WriteError(w, http.StatusInternalServerError, "streaming unsupported: "+err.Error())
 		return
 	}
 	if p.tails.Add(1) > maxTails {
 		p.tails.Add(-1)
-		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("at most %d tails at once", maxTails))
+		process.WriteError(w, http.StatusTooManyRequests, fmt.Sprintf("at most %d tails at once", maxTails))
 		return
 	}
 	defer p.tails.Add(-1)
@@ -90,7 +91,7 @@ func (p *Page) serveTail(w http.ResponseWriter, r *http.Request) {
 	} {
 		sub, err := p.opt.NC.Subscribe(s.subject, handle(s.kind))
 		if err != nil {
-			writeError(w, http.StatusServiceUnavailable, "subscribing: "+err.Error())
+			process.WriteError(w, http.StatusServiceUnavailable, "subscribing: "+err.Error())
 			return
 		}
 		subs = append(subs, sub)
@@ -99,7 +100,7 @@ func (p *Page) serveTail(w http.ResponseWriter, r *http.Request) {
 	// Subscribed on the server before the stream starts: what is published
 	// after the first line is shown.
 	if err := p.opt.NC.Flush(); err != nil {
-		writeError(w, http.StatusServiceUnavailable, "subscribing: "+err.Error())
+		process.WriteError(w, http.StatusServiceUnavailable, "subscribing: "+err.Error())
 		return
 	}
 	w.Header().Set("Content-Type", "text/event-stream")
