@@ -176,7 +176,7 @@ type waiter struct {
 }
 
 func newAcker(nc *nats.Conn, idBase string) (*acker, error) {
-	a := &acker{prefix: nats.NewInbox() + ".", idBase: idBase, wait: map[string]*waiter{}}
+	a := &acker{prefix: nc.NewInbox() + ".", idBase: idBase, wait: map[string]*waiter{}}
 	if _, err := nc.Subscribe(a.prefix+">", a.handle); err != nil {
 		return nil, err
 	}
