@@ -1,8 +1,10 @@
 package replay
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/herald-ws/herald/shared/appconf"
@@ -87,4 +89,41 @@ func BenchmarkTailCheck(b *testing.B) {
 			b.Fatalf("%d events, %v", len(evs), err)
 		}
 	}
+}
+
+// BenchmarkConcurrentResumes measures 100 resumes of one channel from one
+// position at once, 100 events each, as after a gateway's loss: each op is
+// the whole crowd (the embedded server's work included); events/op counts
+// the events the resumes got in all.
+func BenchmarkConcurrentResumes(b *testing.B) {
+	const resumes, missed = 100, 100
+	e := newEnv(b, appconf.App{})
+	data := `{"v":"` + strings.Repeat("x", 92) + `"}`
+	first := e.publish("a", "x", data, "")
+	for range missed {
+		e.publish("a", "progress", data, "")
+	}
+	from := e.at(first)
+	b.ReportAllocs()
+	for b.Loop() {
+		var wg sync.WaitGroup
+		errs := make(chan error, resumes)
+		for range resumes {
+			wg.Go(func() {
+				h, err := e.eng.Resume(e.ctx, e.app.ID, "a", from)
+				if err == nil && len(h.Events) != missed {
+					err = fmt.Errorf("%d events", len(h.Events))
+				}
+				errs <- err
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*resumes*missed), "ns/event")
 }
