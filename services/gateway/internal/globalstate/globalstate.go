@@ -179,8 +179,10 @@ type Client struct {
 	queuedAck   *opAck
 	queuedBytes int
 	inflight    int
-	// batches counts the messages of operations published (for tests).
+	// batches counts the messages of operations published; oneByOne sends
+	// every operation at once on its own (both for tests).
 	batches  atomic.Int64
+	oneByOne bool
 	subs     map[subKey]*localSub
 	signed   map[signKey]string // signed-in sockets (users.go)
 	reg      uint64             // heartbeat revision of the current registration

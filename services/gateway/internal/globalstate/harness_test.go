@@ -27,7 +27,7 @@ const (
 )
 
 // testApps allows 3 members per presence channel and subscription counts.
-func testApps(t *testing.T) *appconf.Registry {
+func testApps(t testing.TB) *appconf.Registry {
 	t.Helper()
 	reg, err := appconf.NewRegistry([]appconf.App{{ID: testApp, Key: "key1", Secret: "s3cr3t-for-tests-0123",
 		MaxPresenceMembers: 3, SubscriptionCount: true}})
@@ -40,7 +40,7 @@ func testApps(t *testing.T) *appconf.Registry {
 // startService runs a presence instance with short timings. A long flush
 // interval leaves applied operations unpersisted and unacknowledged for a
 // while, so that a crash makes the next instance replay them.
-func startService(t *testing.T, s *server.Server, name string, flush time.Duration) *presencetest.Service {
+func startService(t testing.TB, s *server.Server, name string, flush time.Duration) *presencetest.Service {
 	t.Helper()
 	opt := presencetest.Options(testApps(t))
 	opt.Instance, opt.FlushInterval = name, flush
@@ -52,7 +52,7 @@ const fastFlush = 20 * time.Millisecond
 
 // twoGateways starts a NATS server, presence service p1 and gateways gw-a
 // and gw-b on it; bnc is gw-b's NATS connection.
-func twoGateways(t *testing.T) (s *server.Server, a, b *Client, bnc *nats.Conn) {
+func twoGateways(t testing.TB) (s *server.Server, a, b *Client, bnc *nats.Conn) {
 	t.Helper()
 	s = natstest.Start(t)
 	startService(t, s, "p1", fastFlush)
@@ -61,7 +61,7 @@ func twoGateways(t *testing.T) (s *server.Server, a, b *Client, bnc *nats.Conn) 
 	return s, a, b, bnc
 }
 
-func startGateway(t *testing.T, s *server.Server, id string) (*Client, *nats.Conn) {
+func startGateway(t testing.TB, s *server.Server, id string) (*Client, *nats.Conn) {
 	t.Helper()
 	nc, err := nats.Connect(s.ClientURL(), nats.Name(id))
 	if err != nil {
@@ -123,7 +123,7 @@ func (s *socket) request(app, channel, id, user string) JoinRequest {
 }
 
 // join subscribes a new recorded socket, failing the test on error.
-func join(t *testing.T, c *Client, channel, id, user string) *socket {
+func join(t testing.TB, c *Client, channel, id, user string) *socket {
 	t.Helper()
 	s := &socket{}
 	if _, err := c.Join(context.Background(), s.request(testApp, channel, id, user)); err != nil {
@@ -179,7 +179,7 @@ func waitActive(t *testing.T, ins ...*presencetest.Service) *presencetest.Servic
 	return active
 }
 
-func reader(t *testing.T, s *server.Server) *presence.Reader {
+func reader(t testing.TB, s *server.Server) *presence.Reader {
 	t.Helper()
 	js, err := jetstream.New(natstest.Connect(t, s))
 	if err != nil {

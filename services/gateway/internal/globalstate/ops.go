@@ -54,7 +54,7 @@ func (c *Client) publish(op *presence.Op, check func() error) (*opAck, error) {
 	c.queued = append(c.queued, *op)
 	c.queuedBytes += n
 	a := c.queuedAck
-	if c.inflight == 0 {
+	if c.inflight == 0 || c.oneByOne {
 		if err := c.sendQueuedLocked(); err != nil {
 			return nil, err
 		}
