@@ -58,7 +58,9 @@ func TestMemberLimitAndReaderCounts(t *testing.T) {
 	poll.Until(t, 3*time.Second, "channel state persisted", func() bool {
 		news, err1 := r.Channel(ctx, testApp, "news")
 		room, err2 := r.Channel(ctx, testApp, testRoom)
-		return err1 == nil && err2 == nil && news.SubscriptionCount == 2 && room.UserCount == 3 && room.SubscriptionCount == 4
+		eu, err3 := r.Channel(ctx, testApp, "news-eu")
+		return err1 == nil && err2 == nil && err3 == nil && news.SubscriptionCount == 2 && room.UserCount == 3 &&
+			room.SubscriptionCount == 4 && eu.Occupied
 	})
 	list, err := r.Channels(ctx, testApp, "news")
 	if err != nil {
