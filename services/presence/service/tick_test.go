@@ -19,7 +19,7 @@ func TestTickOnlyWhileSomethingWaits(t *testing.T) {
 			{Op: presence.Drain, Gateway: "g"},
 			{Op: presence.Leave, Gateway: "g", App: "a", Channel: "presence-r", SocketID: "1"},
 		} {
-			st.Apply(uint64(i+1), &op, time.Now())
+			st.ApplyAt(uint64(i+1), 0, &op, time.Now())
 		}
 		return st
 	}

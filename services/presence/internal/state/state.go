@@ -146,14 +146,10 @@ func New(cfg Config) *State {
 // its sequence.
 const wholeBatch = math.MaxInt
 
-// Apply applies the operation stored at seq. A snapshot must be whole: the
-// caller joins its parts and applies them at the sequence of the last one.
-func (s *State) Apply(seq uint64, op *presence.Op, now time.Time) Effects {
-	return s.ApplyAt(seq, 0, op, now)
-}
-
-// ApplyAt applies operation idx of the batch stored at seq; the operations
-// of a batch are applied in their order.
+// ApplyAt applies operation idx of the batch stored at seq (0 for an
+// operation stored alone); the operations of a batch are applied in their
+// order. A snapshot must be whole: the caller joins its parts and applies
+// them at the sequence of the last one.
 func (s *State) ApplyAt(seq uint64, idx int, op *presence.Op, now time.Time) Effects {
 	s.idx = idx
 	defer func() { s.idx = 0 }()

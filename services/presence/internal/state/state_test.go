@@ -14,6 +14,11 @@ import (
 	"github.com/herald-ws/herald/shared/protocol"
 )
 
+// Apply applies an operation stored alone at seq, as most tests store them.
+func (s *State) Apply(seq uint64, op *presence.Op, now time.Time) Effects {
+	return s.ApplyAt(seq, 0, op, now)
+}
+
 const (
 	app  = "app1"
 	room = "presence-room"
