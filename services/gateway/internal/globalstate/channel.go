@@ -1,6 +1,7 @@
 package globalstate
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"maps"
@@ -161,9 +162,16 @@ func (ch *channel) adopt(members map[string]json.RawMessage, seq uint64) {
 		return
 	}
 	old := ch.view
-	ch.view, ch.pos, ch.synced = maps.Clone(members), seq, true
-	if ch.view == nil {
-		ch.view = map[string]json.RawMessage{}
+	ch.view, ch.pos, ch.synced = make(map[string]json.RawMessage, len(members)), seq, true
+	for id, info := range members {
+		// A list says null for a member without user_info, where its live
+		// member_added has none: the view keeps it absent, so that the
+		// member_added sent from a list is the frame the live event would
+		// have been.
+		if string(bytes.TrimSpace(info)) == "null" {
+			info = nil
+		}
+		ch.view[id] = info
 	}
 	for _, id := range slices.Sorted(maps.Keys(old)) {
 		if _, ok := ch.view[id]; !ok {

@@ -171,6 +171,7 @@ type Client struct {
 
 	// pubMu orders operations with the local set they describe: a
 	// snapshot taken under it matches the operations published before it.
+	// It is taken before mu and a channel's mu, never while holding them.
 	pubMu sync.Mutex
 	// queued are operations waiting for the publish in flight (ops.go),
 	// queuedAck their message's acknowledgement; inflight counts the
@@ -378,41 +379,44 @@ func (c *Client) Join(ctx context.Context, req JoinRequest) (Snapshot, error) {
 
 // Leave unsubscribes a socket from a channel. Leaving what is not joined
 // does nothing; a Join in progress for it fails with ErrLeft.
+//
+// The socket leaves its channel before the leave can go out: the
+// member_removed it causes may come back at once, and a socket of the user
+// still in the channel would keep it from the others for good (hasLocal).
 func (c *Client) Leave(app, channel, socketID string) {
 	k := subKey{app, channel, socketID}
-	var ls *localSub
 	_, _ = c.publish(&presence.Op{Op: presence.Leave, Gateway: c.id, App: app, Channel: channel, SocketID: socketID},
 		func() error {
-			if ls = c.subs[k]; ls == nil {
+			ls := c.subs[k]
+			if ls == nil {
 				return errSkip
 			}
 			delete(c.subs, k)
+			c.mu.Lock()
+			ch := c.channels[chanKey{app, channel}]
+			c.mu.Unlock()
+			if ch != nil {
+				c.detach(ch, ls)
+			}
 			if c.closed {
 				return errSkip // the presence service has removed this gateway
 			}
 			return nil
 		})
-	if ls != nil {
-		c.mu.Lock()
-		ch := c.channels[chanKey{app, channel}]
-		c.mu.Unlock()
-		if ch != nil {
-			c.detach(ch, ls)
-		}
-	}
 }
 
-// abandon undoes a join that will not complete.
+// abandon undoes a join that will not complete; the socket leaves the
+// channel before its leave goes out, as in Leave.
 func (c *Client) abandon(ls *localSub, ch *channel) {
 	_, _ = c.publish(&presence.Op{Op: presence.Leave, Gateway: c.id, App: ls.key.app, Channel: ls.key.channel,
 		SocketID: ls.key.socket}, func() error {
+		c.detach(ch, ls)
 		if c.subs[ls.key] != ls {
 			return errSkip // already left
 		}
 		delete(c.subs, ls.key)
 		return nil
 	})
-	c.detach(ch, ls)
 }
 
 var errSkip = errors.New("skip")

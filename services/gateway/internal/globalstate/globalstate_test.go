@@ -2,13 +2,18 @@ package globalstate
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/herald-ws/herald/shared/names"
 	"github.com/herald-ws/herald/shared/natstest"
 	"github.com/herald-ws/herald/shared/poll"
+	"github.com/herald-ws/herald/shared/protocol"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 func TestMemberEventsExactlyOnceAcrossGateways(t *testing.T) {
@@ -295,4 +300,112 @@ func TestLostLiveEventIsRecovered(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A member_added told from a member list (a refetch, or the list of a later
+// subscribe on the same gateway arriving before the live event) is the frame
+// the live event carries, with or without user_info.
+func TestMemberAddedFromAListIsTheLiveFrame(t *testing.T) {
+	for _, tt := range []struct {
+		name, info, want string
+	}{
+		{"without user_info", "", `{"user_id":"u2"}`},
+		{"with user_info", `{"name":"Bo"}`, `{"user_id":"u2","user_info":{"name":"Bo"}}`},
+	} {
+		for _, fromList := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s, from the list %v", tt.name, fromList), func(t *testing.T) {
+				_, a, b, _ := twoGateways(t)
+				added := make(chan string, 4)
+				watcher := JoinRequest{App: testApp, Channel: testRoom, SocketID: "1.1", UserID: "u1",
+					Deliver: func(e *Event) {
+						if e.Name == protocol.EventMemberAdded {
+							added <- string(e.Data)
+						}
+					}}
+				if _, err := a.Join(context.Background(), watcher); err != nil {
+					t.Fatal(err)
+				}
+				var hear func()
+				if fromList {
+					hear = deafen(t, a, testRoom)
+				}
+				req := JoinRequest{App: testApp, Channel: testRoom, SocketID: "2.1", UserID: "u2"}
+				if tt.info != "" {
+					req.UserInfo = json.RawMessage(tt.info)
+				}
+				if _, err := b.Join(context.Background(), req); err != nil {
+					t.Fatal(err)
+				}
+				if fromList {
+					hear()
+					a.Reconnected() // refetches the list, which has u2
+				}
+				select {
+				case got := <-added:
+					if got != tt.want {
+						t.Fatalf("member_added data %s, want %s", got, tt.want)
+					}
+				case <-time.After(20 * time.Second):
+					t.Fatal("no member_added of u2")
+				}
+			})
+		}
+	}
+}
+
+// A member_removed that comes back while Leave is still under way reaches
+// the other sockets of the gateway: the leaving socket is out of the channel
+// before its leave goes out, so it does not count as the user still here.
+func TestMemberRemovedWhileLeaveIsUnderWay(t *testing.T) {
+	s, a, _, _ := twoGateways(t)
+	a1 := join(t, a, testRoom, "1.1", "u1")
+	join(t, a, testRoom, "1.2", "u2")
+	expect(t, a1, 10*time.Second, "ok:u1", "+u2")
+	a.mu.Lock()
+	ch := a.channels[chanKey{testApp, testRoom}]
+	a.mu.Unlock()
+
+	js, err := jetstream.New(natstest.Connect(t, s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	members, err := js.Stream(context.Background(), names.MembersStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// removalSeen: u2's member_removed is stored and gw-a's view has moved
+	// past it.
+	removalSeen := func() bool {
+		m, err := members.GetLastMsgForSubject(context.Background(), names.MemberEventSubject(testApp, testRoom))
+		if err != nil || m.Header.Get(names.HeaderEvent) != protocol.EventMemberRemoved {
+			return false
+		}
+		ch.mu.Lock()
+		defer ch.mu.Unlock()
+		return ch.pos >= m.Sequence
+	}
+	// Leave stops where it takes the channel list (held here), with pubMu
+	// held when the socket leaves first, after its leave went out if not.
+	held := 0
+	leaveWaits := func() bool {
+		if a.pubMu.TryLock() {
+			a.pubMu.Unlock()
+			held = 0
+			return false
+		}
+		held++
+		return held >= 40
+	}
+	a.mu.Lock()
+	left := make(chan struct{})
+	go func() {
+		defer close(left)
+		a.Leave(testApp, testRoom, "1.2")
+	}()
+	poll.Until(t, 20*time.Second, "u2's removal applied, or Leave waiting before its leave goes out", func() bool {
+		return removalSeen() || leaveWaits()
+	})
+	a.mu.Unlock()
+	<-left
+	expect(t, a1, 10*time.Second, "ok:u1", "+u2", "-u2")
 }
