@@ -224,7 +224,7 @@ func TestColdStart(t *testing.T) {
 
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	poll.Until(t, 5*time.Second, "condition", cond)
+	poll.Until(t, poll.Patience, "condition", cond)
 }
 
 // flagCase is a command line and the error parseFlags should give (empty:

@@ -75,7 +75,7 @@ func TestPresenceInOneProcess(t *testing.T) {
 		return ids
 	}
 	var got []string
-	if !poll.Within(30*time.Second, func() bool { got = users(); return slices.Equal(got, []string{"ann", "bob"}) }) {
+	if !poll.Within(poll.Patience, func() bool { got = users(); return slices.Equal(got, []string{"ann", "bob"}) }) {
 		t.Fatalf("users %v, want ann and bob", got)
 	}
 

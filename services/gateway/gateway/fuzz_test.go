@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/herald-ws/herald/shared/poll"
 	"github.com/herald-ws/herald/shared/protocol"
 )
 
@@ -61,7 +62,7 @@ func FuzzClientFrame(f *testing.F) {
 		c.t = t
 		_ = c.c.WriteMessage(websocket.TextMessage, []byte(frame))
 		_ = c.c.WriteMessage(websocket.TextMessage, []byte(`{"event":"pusher:ping","data":{}}`))
-		_ = c.c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		_ = c.c.SetReadDeadline(time.Now().Add(poll.Patience))
 		for {
 			_, b, err := c.c.ReadMessage()
 			if err != nil {

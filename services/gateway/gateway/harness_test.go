@@ -130,7 +130,7 @@ func (e *env) app(id string) *appconf.App {
 // publish stores a channel event in the app's stream, as the trigger API does.
 func (e *env) publish(ev events.Event) {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), poll.Patience)
 	defer cancel()
 	if _, err := e.js.PublishMsg(ctx, ev.Msg()); err != nil {
 		e.t.Fatalf("publish: %v", err)
@@ -159,10 +159,10 @@ func (e *env) waitMetric(name string, want float64) {
 	eventually(e.t, fmt.Sprintf("%s = %v", name, want), func() bool { return metric(e.t, e.reg, name) == want })
 }
 
-// eventually polls cond until it holds, or fails after 5 s.
+// eventually polls cond until it holds, or fails after poll.Patience.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	poll.Until(t, 5*time.Second, what, cond)
+	poll.Until(t, poll.Patience, what, cond)
 }
 
 // client is a WebSocket client speaking raw Pusher frames.
@@ -280,7 +280,7 @@ func (c *client) read() frame {
 }
 
 func (c *client) tryRead() (frame, error) {
-	_ = c.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_ = c.c.SetReadDeadline(time.Now().Add(poll.Patience))
 	_, b, err := c.c.ReadMessage()
 	if err != nil {
 		return frame{}, err

@@ -19,6 +19,7 @@ import (
 	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/events"
 	"github.com/herald-ws/herald/shared/names"
+	"github.com/herald-ws/herald/shared/poll"
 	"github.com/herald-ws/herald/shared/position"
 	"github.com/herald-ws/herald/shared/signing"
 	"github.com/nats-io/nats.go"
@@ -30,7 +31,7 @@ import (
 // store publishes an event of app-1 and returns its stream sequence.
 func (e *env) store(channel, name, data, exclude string) uint64 {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), poll.Patience)
 	defer cancel()
 	ev := events.Event{AppID: "app-1", Channel: channel, Name: name, Data: data, ExcludeSocketID: exclude}
 	ack, err := e.js.PublishMsg(ctx, ev.Msg())
@@ -60,7 +61,7 @@ func (e *env) storeMany(channel string, n int, data func(i int) string) {
 // for cache channels.
 func (e *env) cached(channel, name, data string, seq uint64) {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), poll.Patience)
 	defer cancel()
 	ev := events.Event{AppID: "app-1", Channel: channel, Name: name, Data: data}
 	if _, err := e.js.PublishMsg(ctx, ev.CacheMsg(seq)); err != nil {

@@ -37,7 +37,7 @@ func cutOffActive(t *testing.T, cut func(*natstest.Proxy, bool)) {
 	}
 	// Run's error is not checked: the cut-off instance may stop with one.
 	background(t, first, func(error) {})
-	poll.Until(t, 5*time.Second, "the first instance is active", first.Active)
+	poll.Until(t, poll.Patience, "the first instance is active", first.Active)
 
 	standby, err := New(Options{NC: natstest.Connect(t, s), Instance: "standby", LockTTL: time.Second, FlushInterval: 10 * time.Millisecond})
 	if err != nil {
@@ -80,21 +80,21 @@ func cutOffActive(t *testing.T, cut func(*natstest.Proxy, bool)) {
 	}
 
 	join("1.1", "u1")
-	poll.Until(t, 5*time.Second, "+u1", seen("+u1"))
+	poll.Until(t, poll.Patience, "+u1", seen("+u1"))
 
 	cut(proxy, true)
-	poll.Until(t, 5*time.Second, "the standby to take over", standby.Active)
+	poll.Until(t, poll.Patience, "the standby to take over", standby.Active)
 	join("1.2", "u2")
 	g.publish(presence.Op{Op: presence.Leave, App: "a", Channel: "presence-r", SocketID: "1.1", UserID: "u1"})
-	poll.Until(t, 5*time.Second, "+u2 and -u1 from the standby", seen("+u1", "+u2", "-u1"))
+	poll.Until(t, poll.Patience, "+u2 and -u1 from the standby", seen("+u1", "+u2", "-u1"))
 
 	cut(proxy, false)
-	poll.Until(t, 5*time.Second, "the cut-off instance to be back on NATS", nc.IsConnected)
+	poll.Until(t, poll.Patience, "the cut-off instance to be back on NATS", nc.IsConnected)
 	// Once back, the cut-off instance learns that its lock is gone and
 	// stands down; whatever it sent meanwhile comes before the barrier.
-	poll.Until(t, 5*time.Second, "the cut-off instance to stand down", func() bool { return !first.Active() })
+	poll.Until(t, poll.Patience, "the cut-off instance to stand down", func() bool { return !first.Active() })
 	join("1.3", "u3")
-	poll.Until(t, 5*time.Second, "+u3", func() bool {
+	poll.Until(t, poll.Patience, "+u3", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return slices.Contains(got, "+u3")

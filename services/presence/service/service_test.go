@@ -48,7 +48,7 @@ func run(t *testing.T, s *server.Server, opt Options) (*Service, func()) {
 			t.Errorf("Run: %v", err)
 		}
 	})
-	poll.Until(t, 5*time.Second, "the service is active", svc.Active)
+	poll.Until(t, poll.Patience, "the service is active", svc.Active)
 	return svc, stop
 }
 
@@ -121,7 +121,7 @@ func (g *fakeGateway) membersFor(app, channel, socket string, seq uint64) presen
 	b, _ := json.Marshal(presence.MembersRequest{App: app, Channel: channel, Gateway: g.id, SocketID: socket, OpSeq: seq})
 	var rep presence.MembersReply
 	var err error
-	poll.Until(g.t, 5*time.Second, "a member list", func() bool {
+	poll.Until(g.t, poll.Patience, "a member list", func() bool {
 		var m *nats.Msg
 		if m, err = g.nc.Request(names.PresenceMembersSubject, b, time.Second); err != nil {
 			return false
@@ -150,7 +150,7 @@ func TestMembersRequests(t *testing.T) {
 	ghost := register(t, s, "gw-ghost")
 	kv, _ := ghost.js.KeyValue(context.Background(), names.GatewaysBucket)
 	_ = kv.Purge(context.Background(), names.GatewayKey("gw-ghost"))
-	poll.Until(t, 3*time.Second, "the ghost's joins are refused", func() bool {
+	poll.Until(t, poll.Patience, "the ghost's joins are refused", func() bool {
 		seq := ghost.publish(presence.Op{Op: presence.Join, App: "a", Channel: "presence-r", SocketID: "9.1", UserID: "u9"})
 		return ghost.membersFor("a", "presence-r", "9.1", seq).Status == presence.StatusRefused
 	})
@@ -168,7 +168,7 @@ func TestMalformedOperationsAreDropped(t *testing.T) {
 		t.Fatalf("reply %+v", rep)
 	}
 	ops, _ := g.js.Stream(context.Background(), names.PresenceOpsStream)
-	poll.Until(t, 3*time.Second, "every operation acknowledged", func() bool {
+	poll.Until(t, poll.Patience, "every operation acknowledged", func() bool {
 		info, err := ops.Info(context.Background())
 		return err == nil && info.State.Msgs == 0
 	})

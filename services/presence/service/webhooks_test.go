@@ -137,7 +137,7 @@ func hookApps(t *testing.T, hooks ...appconf.Webhook) *appconf.Registry {
 func waitEvents(t *testing.T, r *receiver, want []webhooks.Event) {
 	t.Helper()
 	var got []webhooks.Event
-	poll.Until(t, 10*time.Second, "the webhooks arrive", func() bool {
+	poll.Until(t, poll.Patience, "the webhooks arrive", func() bool {
 		got = r.events()
 		return len(got) >= len(want)
 	})
@@ -213,7 +213,7 @@ func waitQueueEmpty(t *testing.T, js jetstream.JetStream, what string, also func
 	if err != nil {
 		t.Fatal(err)
 	}
-	poll.Until(t, 10*time.Second, what, func() bool {
+	poll.Until(t, poll.Patience, what, func() bool {
 		info, err := st.Info(t.Context())
 		return err == nil && info.State.Msgs == 0 && also()
 	})
@@ -239,7 +239,7 @@ func TestWebhooksSurviveRestart(t *testing.T) {
 	_, stop := run(t, s, opt)
 	seq := g.publish(presence.Op{Op: presence.Join, App: "a", Channel: "presence-r", SocketID: "1.1", UserID: "u1"})
 	g.members("a", "presence-r", seq)
-	poll.Until(t, 5*time.Second, "an attempt failed", func() bool { return r.tries() > 0 })
+	poll.Until(t, poll.Patience, "an attempt failed", func() bool { return r.tries() > 0 })
 	stop()
 
 	r.set(0, http.StatusOK)
@@ -300,7 +300,7 @@ func TestWebhooksQueuedOnceAfterCrash(t *testing.T) {
 	go func() { defer close(done); _ = first.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	g.publish(presence.Op{Op: presence.Join, App: "a", Channel: "presence-r", SocketID: "1.1", UserID: "u1"})
-	poll.Until(t, 5*time.Second, "a delivery was attempted", func() bool { return r.tries() > 0 })
+	poll.Until(t, poll.Patience, "a delivery was attempted", func() bool { return r.tries() > 0 })
 	nc.Close()
 
 	// The next instance applies the same operation again: its webhooks

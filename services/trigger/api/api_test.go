@@ -531,7 +531,7 @@ func TestNATSDown(t *testing.T) {
 	if msg, _ := got.body["error"].(string); msg == "" {
 		t.Errorf("body = %s, want an error", got.raw)
 	}
-	poll.Until(t, 10*time.Second, "/up to answer 503", func() bool {
+	poll.Until(t, poll.Patience, "/up to answer 503", func() bool {
 		return f.do(t, req{method: "GET", path: "/up", unsigned: true}).status == http.StatusServiceUnavailable
 	})
 }
@@ -593,7 +593,7 @@ func TestLostAckIsRetriedAndStoredOnce(t *testing.T) {
 		answer <- f.do(t, req{path: "/apps/app1/events", body: `{"name":"e","data":"once","channels":["lost","cache-lost"]}`})
 	}()
 	// The first try reached the stream; its acks did not come back.
-	poll.Until(t, 10*time.Second, "the first try stored on both channels", func() bool {
+	poll.Until(t, poll.Patience, "the first try stored on both channels", func() bool {
 		return f.count(t, "app1", "lost") == 1 && f.count(t, "app1", "cache-lost") == 1
 	})
 	select {

@@ -52,7 +52,7 @@ func newWorld(t *testing.T) *world {
 func (w *world) waitChannel(t *testing.T, channel, info, want string) {
 	t.Helper()
 	path := "/apps/app1/channels/" + channel
-	poll.Until(t, 5*time.Second, path+" to answer "+want, func() bool {
+	poll.Until(t, poll.Patience, path+" to answer "+want, func() bool {
 		return canonical(t, w.get(t, path, url.Values{"info": {info}}).raw) == want
 	})
 }
@@ -112,7 +112,7 @@ func (w *world) subscribe(t *testing.T, i int, channel, user string) *subscriber
 
 func (s *subscriber) read(t *testing.T, v any) {
 	t.Helper()
-	_ = s.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_ = s.c.SetReadDeadline(time.Now().Add(poll.Patience))
 	if err := s.c.ReadJSON(v); err != nil {
 		t.Fatalf("reading a frame: %v", err)
 	}

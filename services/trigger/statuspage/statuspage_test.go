@@ -135,7 +135,7 @@ func TestStatusPage(t *testing.T) {
 		t.Fatal(err)
 	}
 	var snap statuspage.Snapshot
-	if !poll.Within(5*time.Second, func() bool {
+	if !poll.Within(poll.Patience, func() bool {
 		res := get(statuspage.Path+"/data.json", bearer(token))
 		snap = statuspage.Snapshot{}
 		err := json.NewDecoder(res.Body).Decode(&snap)

@@ -148,9 +148,9 @@ func stored(c *Client) {
 }
 
 // expect waits until the socket received want (exactly, in order).
-func expect(t *testing.T, s *socket, within time.Duration, want ...string) {
+func expect(t *testing.T, s *socket, want ...string) {
 	t.Helper()
-	deadline := time.Now().Add(within)
+	deadline := time.Now().Add(poll.Patience)
 	for {
 		got := s.got()
 		if slices.Equal(got, want) {
@@ -166,7 +166,7 @@ func expect(t *testing.T, s *socket, within time.Duration, want ...string) {
 func waitActive(t *testing.T, ins ...*presencetest.Service) *presencetest.Service {
 	t.Helper()
 	var active *presencetest.Service
-	poll.Until(t, 5*time.Second, "one active presence instance", func() bool {
+	poll.Until(t, poll.Patience, "one active presence instance", func() bool {
 		active = nil
 		n := 0
 		for _, in := range ins {

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/herald-ws/herald/shared/poll"
 )
@@ -62,7 +61,7 @@ func TestABurstOfOperationsGoesInOneMessage(t *testing.T) {
 		})
 	}
 	want := n + n/3 + 4 + 4
-	poll.Until(t, 5*time.Second, "every operation queued", func() bool { return queuedOps(a) == want })
+	poll.Until(t, poll.Patience, "every operation queued", func() bool { return queuedOps(a) == want })
 	release()
 	wg.Wait()
 	stored(a)
@@ -87,7 +86,7 @@ func TestABurstOfOperationsGoesInOneMessage(t *testing.T) {
 	// The presence service's state is exact.
 	r := reader(t, s)
 	ctx := context.Background()
-	poll.Until(t, 5*time.Second, "the state of every channel persisted", func() bool {
+	poll.Until(t, poll.Patience, "the state of every channel persisted", func() bool {
 		chans, err := r.Channels(ctx, testApp, "private-own-")
 		if err != nil || len(chans) != n-n/3 {
 			return false

@@ -35,11 +35,11 @@ func TestGatewayStartedBeforeService(t *testing.T) {
 
 	startService(t, s, "p1", fastFlush)
 	u1 := join(t, a, testRoom, "1.3", "u1")
-	expect(t, u1, time.Second, "ok:u1")
-	expect(t, news, time.Second, "ok:")
+	expect(t, u1, "ok:u1")
+	expect(t, news, "ok:")
 
 	r := reader(t, s)
-	poll.Until(t, 3*time.Second, "the operations from before the service applied", func() bool {
+	poll.Until(t, poll.Patience, "the operations from before the service applied", func() bool {
 		n, err1 := r.Channel(context.Background(), testApp, "news")
 		users, err2 := r.Users(context.Background(), testApp, testRoom)
 		return err1 == nil && err2 == nil && n.SubscriptionCount == 1 && slices.Equal(users, []string{"u1"})

@@ -40,7 +40,7 @@ func (r *recorder) got() []string {
 
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	poll.Until(t, 5*time.Second, what, cond)
+	poll.Until(t, poll.Patience, what, cond)
 }
 
 func liveMsg(app, channel, event, data, exclude string) *nats.Msg {

@@ -231,7 +231,7 @@ func TestResumeAgainstTheWindow(t *testing.T) {
 	a1 := e.publish("a", "x", "1", "")
 	e.publish("a", "x", "2", "")
 	from := e.at(a1)
-	poll.Until(t, 10*time.Second, "events to age out", func() bool {
+	poll.Until(t, poll.Patience, "events to age out", func() bool {
 		return e.streamInfo().State.FirstSeq > a1+1
 	})
 	// Everything aged out: nothing left to prove with.
@@ -527,7 +527,7 @@ func TestResumeWhilePublishing(t *testing.T) {
 		wg.Go(func() {
 			// Join once the publisher is part of the way through, from a
 			// position somewhat behind.
-			if !poll.Within(10*time.Second, func() bool { return len(snapshot()) >= j*total/joiners }) {
+			if !poll.Within(poll.Patience, func() bool { return len(snapshot()) >= j*total/joiners }) {
 				t.Errorf("joiner %d: the publisher stalled", j)
 				return
 			}

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/herald-ws/herald/shared/appconf"
 	"github.com/herald-ws/herald/shared/poll"
@@ -123,7 +122,7 @@ func TestResumeDoesNotJoinAReadUnderWay(t *testing.T) {
 		h, err := eng.Resume(e.ctx, e.app.ID, "a", from)
 		b <- resumeResult{h, err}
 	}()
-	poll.Until(t, 10*time.Second, "the second resume waiting", func() bool { return e.gathering(eng, "a") == 1 })
+	poll.Until(t, poll.Patience, "the second resume waiting", func() bool { return e.gathering(eng, "a") == 1 })
 	close(resume)
 	ra, rb := <-a, <-b
 	if ra.err != nil || rb.err != nil {
@@ -192,7 +191,7 @@ func (e *env) resumeFrom(t *testing.T, eng *Engine, channel string, froms ...uin
 			out[i].h, out[i].err = eng.Resume(e.ctx, e.app.ID, channel, pos)
 		}()
 	}
-	poll.Until(t, 10*time.Second, "the resumes gathered", func() bool { return e.gathering(eng, channel) == len(froms) })
+	poll.Until(t, poll.Patience, "the resumes gathered", func() bool { return e.gathering(eng, channel) == len(froms) })
 	release()
 	wg.Wait()
 	return out

@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/herald-ws/herald/shared/poll"
 	"github.com/herald-ws/herald/shared/protocol"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -136,17 +137,11 @@ func TestSlowConsumerIsClosed(t *testing.T) {
 	if !w.Send([]byte("first")) {
 		t.Fatal("first frame refused")
 	}
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+	waitFor(t, "the writer to take the first frame", func() bool {
 		w.mu.Lock()
-		taken := len(w.queue) == 0
-		w.mu.Unlock()
-		if taken {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the writer never took the first frame")
-		}
-	}
+		defer w.mu.Unlock()
+		return len(w.queue) == 0
+	})
 	sent := 1
 	for w.Send([]byte(strings.Repeat("q", 30))) {
 		sent++
@@ -329,14 +324,10 @@ func TestAbortEndsABlockedWrite(t *testing.T) {
 	}
 }
 
-// waitFor polls cond until it holds, for up to 5 s.
+// waitFor polls cond until it holds, for up to poll.Patience.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
+	poll.Until(t, poll.Patience, what, cond)
 }
 
 // Senders, a reader and each way of ending a connection, all at once: every

@@ -128,10 +128,10 @@ func (e *queueEnv) queue(channel string) {
 	}
 }
 
-// waitFor polls cond for up to 5 s.
+// waitFor polls cond for up to poll.Patience.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	poll.Until(t, 5*time.Second, what, cond)
+	poll.Until(t, poll.Patience, what, cond)
 }
 
 // An endpoint back from an outage gets its backlog and fresh webhooks
