@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/herald-ws/herald/shared/names"
 	"github.com/herald-ws/herald/shared/natstest"
+	"github.com/herald-ws/herald/shared/poll"
 	"github.com/herald-ws/herald/shared/signing"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -124,17 +125,31 @@ func TestRollingRestartOfTheNATSCluster(t *testing.T) {
 		}
 	}()
 
-	time.Sleep(time.Second)
+	// Events accepted before, between and after the restarts, however slow
+	// a loaded machine makes the requests.
+	acceptedMore := func(n int) {
+		t.Helper()
+		mu.Lock()
+		target := accepted + n
+		mu.Unlock()
+		poll.Until(t, 2*poll.Patience, fmt.Sprintf("%d more events accepted", n), func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return accepted >= target || len(failures) > 0
+		})
+	}
+	acceptedMore(40)
 	for i := range 3 {
 		start := time.Now()
 		cluster.Stop(i)
-		time.Sleep(500 * time.Millisecond)
+		time.Sleep(500 * time.Millisecond) // the outage
 		cluster.Start(i)
 		cluster.WaitFormed()
 		cluster.WaitHealthy(30 * time.Second)
 		t.Logf("node %d restarted and caught up in %s", i+1, time.Since(start).Round(time.Millisecond))
+		acceptedMore(20)
 	}
-	time.Sleep(time.Second)
+	acceptedMore(40)
 	stop()
 	wg.Wait()
 	mu.Lock()
