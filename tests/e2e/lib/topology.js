@@ -17,6 +17,11 @@ import PusherServer from 'pusher';
 
 import { randomId, waitFor } from './wait.js';
 
+// The SDK's request timeout: beyond the trigger API's own bound on a
+// publish (HERALD_PUBLISH_RETRY_FOR, 25 s), so that a slow answer on a loaded
+// machine is not taken for a failed request.
+export const SDK_TIMEOUT = 60_000;
+
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const E2E_DIR = path.resolve(here, '..');
 export const REPO_ROOT = path.resolve(E2E_DIR, '..', '..');
@@ -27,7 +32,7 @@ const LOG_ROOT = path.join(E2E_DIR, '.tmp', 'logs');
 export const TOPOLOGIES = (process.env.HERALD_E2E_TOPOLOGIES || 'herald,split').split(',').filter(Boolean);
 
 const LOOPBACK = '127.0.0.1';
-const START_TIMEOUT = 20_000;
+const START_TIMEOUT = 60_000;
 const STOP_TIMEOUT = 8_000;
 
 // Every live child, so that nothing outlives the test process.
@@ -268,7 +273,7 @@ export class Topology {
       host: this.http.host,
       port: String(this.http.port),
       useTLS: false,
-      timeout: 10_000,
+      timeout: SDK_TIMEOUT,
       ...overrides,
     });
   }

@@ -4,7 +4,12 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-export const DEFAULT_TIMEOUT = 5000;
+// DEFAULT_TIMEOUT bounds the wait for what should happen soon (a connect, a
+// subscribe, an event, a member event): only a test that fails waits that
+// long. Generous, because the machines that run the suite are often loaded
+// (CI, or several test runs at once), and a member event or a reconnect can
+// then take seconds; never a figure a passing test depends on.
+export const DEFAULT_TIMEOUT = 30_000;
 
 // waitFor calls check until it returns a truthy value (which it returns) or
 // the timeout passes, then throws with what was awaited and, when given,

@@ -11,7 +11,7 @@ import { skipWithoutChromium } from '../lib/browser.js';
 import { connectPusher, record, subscribe } from '../lib/clients.js';
 import { useChromium, usePageServer, useTopology } from '../lib/suite.js';
 import { E2E_DIR, TOPOLOGIES } from '../lib/topology.js';
-import { randomId } from '../lib/wait.js';
+import { DEFAULT_TIMEOUT, randomId } from '../lib/wait.js';
 
 const PAGE = path.join(E2E_DIR, 'browser', 'index.html');
 const PUSHER_JS = path.join(E2E_DIR, 'node_modules', 'pusher-js', 'dist', 'web', 'pusher.min.js');
@@ -47,7 +47,7 @@ describe('browser', { skip }, () => {
           const q = new URLSearchParams({ key: ctx.topo.app.key, host: ep.host, port: String(ep.port), channels: `${pub},${priv}` });
           await page.goto(`${pages.origin}/?${q}`);
           await page
-            .waitForFunction(() => window.herald && window.herald.subscribed.length === 2, null, { timeout: 15_000 })
+            .waitForFunction(() => window.herald && window.herald.subscribed.length === 2, null, { timeout: DEFAULT_TIMEOUT })
             .catch(async (err) => {
               const state = await page.evaluate(() => JSON.stringify({ ...window.herald, pusher: undefined }));
               throw new Error(`the page did not subscribe: ${err.message}\npage state: ${state}\n${problems.join('\n')}`);
@@ -55,7 +55,7 @@ describe('browser', { skip }, () => {
 
           await ctx.sdk.trigger(pub, 'greeting', { text: 'hello browser' });
           await ctx.sdk.trigger(priv, 'secret', { text: 'hello private' });
-          await page.waitForFunction(() => window.herald.received.length >= 2, null, { timeout: 10_000 });
+          await page.waitForFunction(() => window.herald.received.length >= 2, null, { timeout: DEFAULT_TIMEOUT });
           // Order holds within a channel only, as on Pusher.
           const received = await page.evaluate(() => window.herald.received);
           const byChannel = (c) => received.filter((r) => r.channel === c);
@@ -103,14 +103,14 @@ describe('browser', { skip }, () => {
               replay: `http://${ep.host}:${ep.port}/app/_herald/replay.js`,
             });
             await page.goto(`${pages.origin}/?${q}`);
-            await page.waitForFunction(() => window.herald && window.herald.subscribed.length === 1, null, { timeout: 10_000 });
+            await page.waitForFunction(() => window.herald && window.herald.subscribed.length === 1, null, { timeout: DEFAULT_TIMEOUT });
           };
           const received = () => page.evaluate(() => window.herald.received.map((r) => [r.event, r.data]));
           try {
             await open(0);
             assert.ok(await page.evaluate(() => Boolean(window.herald.replay)), `companion not attached: ${problems}`);
             await ctx.sdk.trigger(name, 'progress', { pct: 10 });
-            await page.waitForFunction(() => window.herald.received.length === 1, null, { timeout: 10_000 });
+            await page.waitForFunction(() => window.herald.received.length === 1, null, { timeout: DEFAULT_TIMEOUT });
 
             // The tab leaves the page; events go on; the tab comes back.
             await page.goto('about:blank');
@@ -118,10 +118,10 @@ describe('browser', { skip }, () => {
             await ctx.sdk.trigger(name, 'progress', { pct: 30 });
             await open(1);
             await page.waitForFunction(() => window.herald.received.some((r) => r.event === 'herald:resumed'), null, {
-              timeout: 10_000,
+              timeout: DEFAULT_TIMEOUT,
             });
             await ctx.sdk.trigger(name, 'progress', { pct: 40 });
-            await page.waitForFunction(() => window.herald.received.length >= 4, null, { timeout: 10_000 });
+            await page.waitForFunction(() => window.herald.received.length >= 4, null, { timeout: DEFAULT_TIMEOUT });
             const got = await received();
             assert.deepEqual(
               got.map(([event, data]) => (event === 'progress' ? data.pct : event)),
@@ -144,7 +144,7 @@ describe('browser', { skip }, () => {
           await page.goto(`${strangers.origin}/?${q}`);
           const codes = () =>
             page.evaluate(() => window.herald.errors.map((e) => (e.error && e.error.data && e.error.data.code) || (e.data && e.data.code)));
-          await page.waitForFunction(() => window.herald.pusher.connection.state === 'disconnected', null, { timeout: 10_000 }).catch(async (err) => {
+          await page.waitForFunction(() => window.herald.pusher.connection.state === 'disconnected', null, { timeout: DEFAULT_TIMEOUT }).catch(async (err) => {
             throw new Error(`${err.message}; states ${JSON.stringify(await page.evaluate(() => window.herald.states))}, codes ${JSON.stringify(await codes())}`);
           });
           const seen = (await codes()).filter(Boolean);

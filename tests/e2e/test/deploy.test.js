@@ -28,7 +28,7 @@ import PusherServer from 'pusher';
 import { attach } from '../../../services/gateway/web/herald-replay/src/index.js';
 import { pusherClient, subscribeTicks } from '../lib/clients.js';
 import { pending } from '../lib/pending.js';
-import { BIN_DIR, E2E_DIR, Proc, REPO_ROOT, freePort } from '../lib/topology.js';
+import { BIN_DIR, E2E_DIR, Proc, REPO_ROOT, SDK_TIMEOUT, freePort } from '../lib/topology.js';
 import { randomId, waitFor } from '../lib/wait.js';
 
 const NGINX = ['/usr/sbin/nginx', '/usr/local/sbin/nginx'].find((p) => fs.existsSync(p));
@@ -270,7 +270,7 @@ http {
 
   it('serves through nginx while NATS nodes die, a gateway joins and one drains', async () => {
     const ep = { host: '127.0.0.1', port: nginxPort, name: 'nginx' };
-    const sdk = new PusherServer({ appId: app.id, key: app.key, secret: app.secret, host: '127.0.0.1', port: String(nginxPort), useTLS: false, timeout: 15_000 });
+    const sdk = new PusherServer({ appId: app.id, key: app.key, secret: app.secret, host: '127.0.0.1', port: String(nginxPort), useTLS: false, timeout: SDK_TIMEOUT });
     const topo = { app, ws: [ep], sdk: () => sdk, onStop: (fn) => stops.push(fn) };
     const channel = `deploy-${randomId()}`;
 
@@ -296,9 +296,9 @@ http {
     const probe = async () => {
       const before = upstreams().length;
       const p = pusherClient(topo, 0, { sdk });
-      await waitFor(() => p.connection.state === 'connected', { timeout: 10_000, what: 'a probe to connect through nginx' });
+      await waitFor(() => p.connection.state === 'connected', { timeout: 30_000, what: 'a probe to connect through nginx' });
       p.disconnect();
-      return waitFor(() => upstreams().slice(before).at(-1), { timeout: 5000, what: "nginx's log line of the probe" });
+      return waitFor(() => upstreams().slice(before).at(-1), { timeout: 30_000, what: "nginx's log line of the probe" });
     };
     // nginx spreads new connections over the gateways it resolved.
     const spread = new Set();
@@ -307,7 +307,7 @@ http {
         spread.add((await probe()).split(':')[0]);
         return spread.size >= 3;
       },
-      { timeout: 30_000, interval: 0, what: 'nginx to send probes to each of the three gateways', seen: () => [...spread] },
+      { timeout: 60_000, interval: 0, what: 'nginx to send probes to each of the three gateways', seen: () => [...spread] },
     );
 
     // The stream: batches paced to RATE until stopped; every request must
@@ -328,14 +328,19 @@ http {
         try {
           await sdk.triggerBatch(batch);
         } catch (err) {
-          failures.push(`events ${sent}..${sent + BATCH - 1}: ${err.status ?? ''} ${err.body ?? err.message}`);
+          // The SDK's "Request failed with an error" carries the cause in
+          // err.error (a refused or reset connection, or its own timeout).
+          const why = err.body ?? `${err.message}${err.error ? `: ${err.error.name} ${err.error.message}` : ''}`;
+          failures.push(`events ${sent}..${sent + BATCH - 1}: ${err.status ?? ''} ${why}`);
         }
         sent += BATCH;
       }
     })();
     const afterMore = (n) => {
       const target = sent + n;
-      return waitFor(() => sent >= target, { timeout: 30_000, what: `${n} more events sent` });
+      // A request that meets an election may take the trigger's whole
+      // retry budget (HERALD_PUBLISH_RETRY_FOR) on a loaded machine.
+      return waitFor(() => sent >= target, { timeout: SDK_TIMEOUT + 30_000, what: `${n} more events sent` });
     };
 
     try {
@@ -362,7 +367,7 @@ http {
       startGateway('gateway-d');
       await waitFor(() => gatewayReady('gateway-d'), { timeout: 30_000, what: 'gateway-d ready' });
       await waitFor(async () => (await probe()).includes(`${gatewayIPs['gateway-d']}:`), {
-        timeout: 40_000,
+        timeout: 60_000,
         interval: 0,
         what: 'nginx to send a client to the added gateway',
         seen: () => upstreams().slice(-10),

@@ -8,7 +8,7 @@ import { connectPusher, connectRaw, pusherClient, rawClient, record, subscribe }
 import { RouteProxy } from '../lib/proxy.js';
 import { useTopology } from '../lib/suite.js';
 import { TOPOLOGIES } from '../lib/topology.js';
-import { randomId, waitFor, withTimeout } from '../lib/wait.js';
+import { DEFAULT_TIMEOUT, randomId, waitFor, withTimeout } from '../lib/wait.js';
 
 // jsonError checks a refused SDK request: the status and a JSON body
 // {"error": "..."}.
@@ -153,7 +153,7 @@ for (const kind of TOPOLOGIES) {
         assert.equal(typeof f.data, 'object', `pusher:error data is an object: ${raw.texts[0]}`);
         assert.equal(f.data.code, 4001);
         assert.equal(typeof f.data.message, 'string');
-        const { code } = await withTimeout(raw.closed, 5000, 'the close after 4001');
+        const { code } = await withTimeout(raw.closed, DEFAULT_TIMEOUT, 'the close after 4001');
         assert.equal(code, 4001);
       });
 
@@ -161,7 +161,7 @@ for (const kind of TOPOLOGIES) {
         const raw = rawClient(ctx.topo, 0, { key: ctx.topo.disabledApp.key });
         const f = await raw.frames.waitMatch(pusherError);
         assert.equal(f.data.code, 4003, JSON.stringify(f));
-        assert.equal((await withTimeout(raw.closed, 5000, 'the close after 4003')).code, 4003);
+        assert.equal((await withTimeout(raw.closed, DEFAULT_TIMEOUT, 'the close after 4003')).code, 4003);
       });
 
       for (const [name, query, want] of [
@@ -172,7 +172,7 @@ for (const kind of TOPOLOGIES) {
           const raw = rawClient(ctx.topo, 1, { query });
           const f = await raw.frames.waitMatch(pusherError);
           assert.equal(f.data.code, want, JSON.stringify(f));
-          assert.equal((await withTimeout(raw.closed, 5000, `the close after ${want}`)).code, want);
+          assert.equal((await withTimeout(raw.closed, DEFAULT_TIMEOUT, `the close after ${want}`)).code, want);
         });
       }
 

@@ -87,7 +87,7 @@ describe('gateway killed mid-stream [split]', { skip }, () => {
     await restarted;
 
     await waitFor(() => clients.every((c) => c.got.length >= TOTAL), {
-      timeout: 25_000,
+      timeout: 60_000,
       what: `every client to receive ${TOTAL} events`,
       seen: progress,
     });

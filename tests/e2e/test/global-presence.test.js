@@ -11,12 +11,14 @@ import Echo from 'laravel-echo';
 
 import { connectRaw, connected, pusherClient } from '../lib/clients.js';
 import { useTopology } from '../lib/suite.js';
-import { Recorder, randomId, waitFor } from '../lib/wait.js';
+import { DEFAULT_TIMEOUT, Recorder, randomId, waitFor } from '../lib/wait.js';
 
 // Short, so that a killed gateway is noticed within a test's patience.
 const GATEWAY_TTL_MS = 3000;
 
 const SUCCEEDED = 'pusher_internal:subscription_succeeded';
+
+const PRESENCE_TIMEOUT_MS = 30_000;
 
 describe('global presence [presence]', () => {
   const ctx = useTopology('presence', {
@@ -26,7 +28,9 @@ describe('global presence [presence]', () => {
       // A restarted presence service takes over from the killed one's
       // lock within this.
       HERALD_PRESENCE_LOCK_TTL: '2s',
-      HERALD_PRESENCE_TIMEOUT: '10s',
+      // A subscribe waits this long for a presence service: long enough
+      // for one to be restarted on a loaded machine.
+      HERALD_PRESENCE_TIMEOUT: `${PRESENCE_TIMEOUT_MS / 1000}s`,
     },
   });
 
@@ -62,7 +66,7 @@ describe('global presence [presence]', () => {
 
   // rawMember connects a raw client to gateway i and joins a presence
   // channel as userId; it sees every member frame, duplicates included.
-  async function rawMember(i, channel, userId, timeout = 5000) {
+  async function rawMember(i, channel, userId, timeout = DEFAULT_TIMEOUT) {
     const c = await connectRaw(ctx.topo, i);
     const { auth, channel_data } = ctx.sdk.authorizeChannel(c.socketId, channel, { user_id: userId, user_info: { name: userId } });
     const f = await c.request(
@@ -86,7 +90,7 @@ describe('global presence [presence]', () => {
     await waitFor(() => memberFrames(c, channel).length >= want.length, {
       what: `${want.length} member events on ${channel}`,
       seen: () => memberFrames(c, channel),
-      timeout: GATEWAY_TTL_MS + 5000,
+      timeout: GATEWAY_TTL_MS + DEFAULT_TIMEOUT,
     });
     assert.deepEqual(memberFrames(c, channel), want);
   }
@@ -207,7 +211,7 @@ describe('global presence [presence]', () => {
     // While no presence service runs: gina leaves, and harry's subscribe
     // waits for the next instance.
     gina.send({ event: 'pusher:unsubscribe', data: { channel } });
-    const harry = rawMember(1, channel, 'harry', 15_000);
+    const harry = rawMember(1, channel, 'harry', PRESENCE_TIMEOUT_MS + DEFAULT_TIMEOUT);
     await ctx.topo.restart('presence');
     assert.deepEqual((await harry).members, ['frank', 'harry', 'watcher']);
 

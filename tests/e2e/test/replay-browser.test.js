@@ -14,14 +14,14 @@ import { skipWithoutChromium } from '../lib/browser.js';
 import { RouteProxy } from '../lib/proxy.js';
 import { useChromium, usePageServer, useTopology } from '../lib/suite.js';
 import { E2E_DIR, TOPOLOGIES } from '../lib/topology.js';
-import { randomId, waitFor } from '../lib/wait.js';
+import { DEFAULT_TIMEOUT, randomId, waitFor } from '../lib/wait.js';
 
 const PAGE = path.join(E2E_DIR, 'browser', 'replay.html');
 const SCRIPTS = {
   '/pusher.min.js': path.join(E2E_DIR, 'node_modules', 'pusher-js', 'dist', 'web', 'pusher.min.js'),
   '/echo.iife.js': path.join(E2E_DIR, 'node_modules', 'laravel-echo', 'dist', 'echo.iife.js'),
 };
-const WAIT = 15_000; // for what a page should see; generous for a loaded machine
+const WAIT = DEFAULT_TIMEOUT; // for what a page should see
 
 const skip = !TOPOLOGIES.includes('split')
   ? 'needs the split topology (HERALD_E2E_TOPOLOGIES)'

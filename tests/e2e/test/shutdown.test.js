@@ -8,7 +8,9 @@ import { connectPusher, connectRaw, record, subscribe } from '../lib/clients.js'
 import { TOPOLOGIES, startTopology } from '../lib/topology.js';
 import { randomId, waitFor, withTimeout } from '../lib/wait.js';
 
-const EXIT_TIMEOUT = 15_000;
+// A stop takes at most HERALD_SHUTDOWN_TIMEOUT (10 s); the rest is for a
+// loaded machine.
+const EXIT_TIMEOUT = 30_000;
 
 async function assertClosedWith4200(raw) {
   const f = await raw.frames.waitMatch((x) => x.event === 'pusher:error', { timeout: EXIT_TIMEOUT });

@@ -12,7 +12,7 @@ import { skipWithoutChromium } from '../lib/browser.js';
 import { connectPusher, connectRaw, subscribe } from '../lib/clients.js';
 import { useChromium, useTopology } from '../lib/suite.js';
 import { E2E_DIR, TOPOLOGIES } from '../lib/topology.js';
-import { randomId } from '../lib/wait.js';
+import { DEFAULT_TIMEOUT, randomId } from '../lib/wait.js';
 
 const PAGE = '/apps/_herald/status';
 const TOKEN = `admin-${randomId(24)}`;
@@ -50,7 +50,7 @@ describe('status page', { skip }, () => {
         try {
           await page.goto(ctx.topo.httpURL(`${PAGE}?token=${TOKEN}`));
           assert.ok(!page.url().includes('token='), `the token stayed in the address: ${page.url()}`);
-          await page.waitForFunction(() => Number(document.getElementById('updates').textContent) >= 1, null, { timeout: 15_000 });
+          await page.waitForFunction(() => Number(document.getElementById('updates').textContent) >= 1, null, { timeout: DEFAULT_TIMEOUT });
           const navigated = navigations;
 
           // Traffic: three clients on both gateways, events every 100 ms.
@@ -72,7 +72,7 @@ describe('status page', { skip }, () => {
           await raw.request(
             { event: 'pusher:subscribe', data: { channel, rewind: 2 } },
             (f) => f.event === 'herald:resumed' && f.channel === channel,
-            { timeout: 10_000 },
+            { timeout: DEFAULT_TIMEOUT },
           );
 
           await page
@@ -82,14 +82,14 @@ describe('status page', { skip }, () => {
                 return n('total-connections') >= 4 && n('total-events-rate') > 0 && n('total-messages-rate') > 0 && n('total-resumes') >= 1;
               },
               null,
-              { timeout: 20_000 },
+              { timeout: DEFAULT_TIMEOUT },
             )
             .catch(async (err) => {
               const shown = await page.evaluate(() => document.body.innerText);
               throw new Error(`the page did not show the traffic: ${err.message}\n${shown}\n${problems.join('\n')}`);
             });
           const updates = await figure(page, 'updates');
-          await page.waitForFunction((u) => Number(document.getElementById('updates').textContent) > u, updates, { timeout: 10_000 });
+          await page.waitForFunction((u) => Number(document.getElementById('updates').textContent) > u, updates, { timeout: DEFAULT_TIMEOUT });
           assert.equal(navigations, navigated, 'the page reloaded');
 
           const gateways = await page.$$eval('#gateways tbody tr', (rows) => rows.length);
@@ -104,7 +104,7 @@ describe('status page', { skip }, () => {
           await page.waitForFunction(
             () => [...document.querySelectorAll('#tail tbody tr')].some((tr) => tr.children[2].textContent === 'tick'),
             null,
-            { timeout: 10_000 },
+            { timeout: DEFAULT_TIMEOUT },
           );
           assert.deepEqual(problems, []);
           fs.mkdirSync(path.join(E2E_DIR, '.tmp'), { recursive: true });
