@@ -335,6 +335,13 @@ func (w *Writer) flush(bw *batchWriter) {
 		w.mu.Lock()
 		if w.aborted || len(w.queue) == 0 {
 			aborted := w.aborted
+			if !aborted {
+				// A write deadline left set expires with no write waiting
+				// and still fires its timer: every connection that went
+				// quiet would wake the process once. Cleared while this
+				// flusher still owns the connection's writes.
+				_ = w.nc.SetWriteDeadline(time.Time{})
+			}
 			w.endFlushLocked(bw)
 			w.mu.Unlock()
 			if aborted {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -118,6 +119,57 @@ func pipe(t *testing.T, opt Options) (*Writer, *bufio.Reader, net.Conn) {
 	w := NewWriter(server, opt)
 	t.Cleanup(w.Abort)
 	return w, bufio.NewReader(client), client
+}
+
+// deadlineConn records the write deadlines set on a connection.
+type deadlineConn struct {
+	net.Conn
+	mu   sync.Mutex
+	last time.Time
+	sets int
+}
+
+func (c *deadlineConn) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.last, c.sets = t, c.sets+1
+	c.mu.Unlock()
+	return c.Conn.SetWriteDeadline(t)
+}
+
+// A writer with nothing left to write leaves no write deadline behind: an
+// expired one fires a timer, and a wave of connections gone quiet would
+// wake the process once each.
+func TestIdleWriterLeavesNoWriteDeadline(t *testing.T) {
+	server, client := net.Pipe()
+	t.Cleanup(func() { client.Close() })
+	dc := &deadlineConn{Conn: server}
+	w := NewWriter(dc, Options{})
+	t.Cleanup(w.Abort)
+	r := bufio.NewReader(client)
+	for i := range 3 {
+		w.Send([]byte("frame " + strconv.Itoa(i)))
+		expectText(t, r, "frame "+strconv.Itoa(i))
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+			w.mu.Lock()
+			flushing := w.flushing
+			w.mu.Unlock()
+			if !flushing {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the flusher did not end")
+			}
+		}
+		dc.mu.Lock()
+		last, sets := dc.last, dc.sets
+		dc.mu.Unlock()
+		if sets == 0 {
+			t.Fatal("no write deadline was set for the write")
+		}
+		if !last.IsZero() {
+			t.Fatalf("write deadline %v left set after the queue emptied", last)
+		}
+	}
 }
 
 func TestWriterKeepsOrder(t *testing.T) {
