@@ -86,7 +86,7 @@ type seqState struct {
 	out     []replay.Event // the dispatcher's scratch
 
 	lastLive atomic.Int64 // 1 + the repairer's tick of the last live event; 0: none
-	recheck  atomic.Bool  // the subscription was just made: check the tail
+	listed   atomic.Bool  // in the repairer's active set
 	drops    atomic.Int64 // NATS drops of the live subscription acted on
 
 	// from is the stream's mark read before the channel's start (marks.go);
@@ -128,6 +128,15 @@ type repairer struct {
 
 	mu     sync.Mutex
 	closed bool
+	// fresh are the channels whose live subscription was just made, due
+	// for their second check at the next tick; active those with live
+	// traffic within TailWindow. A tick looks at these alone (and, after a
+	// drop, at the channels of the shard that dropped it): a channel
+	// without traffic costs nothing while the hub is quiet.
+	fresh  []channelRef
+	active map[*channel]*shard
+	// looked counts the channels the ticks examined.
+	looked atomic.Int64
 }
 
 func newRepairer(h *Hub, opt RepairOptions) *repairer {
@@ -140,7 +149,10 @@ func newRepairer(h *Hub, opt RepairOptions) *repairer {
 	option.Default(&opt.Workers, DefaultRepairWorkers)
 	option.Default(&opt.Timeout, DefaultRepairTimeout)
 	ctx, cancel := context.WithCancel(context.Background())
-	return &repairer{h: h, opt: opt, eng: opt.Engine, marks: newMarks(opt.Engine), ctx: ctx, cancel: cancel}
+	return &repairer{
+		h: h, opt: opt, eng: opt.Engine, marks: newMarks(opt.Engine), ctx: ctx, cancel: cancel,
+		active: map[*channel]*shard{},
+	}
 }
 
 // start runs the periodic checks; Hub.Close stops them.
@@ -201,7 +213,9 @@ func (rp *repairer) sync(c *channel) {
 // now, and again at the next tick for interest still spreading through a
 // cluster; either only if the stream stored anything since sync (marks.go).
 func (rp *repairer) subscribed(sh *shard, c *channel) {
-	c.seq.recheck.Store(true)
+	rp.mu.Lock()
+	rp.fresh = append(rp.fresh, channelRef{sh, c, true})
+	rp.mu.Unlock()
 	rp.spawn(func() {
 		if !rp.unchanged(c) {
 			rp.check(sh, c)
@@ -235,6 +249,11 @@ func (sh *shard) deliverLive(c *channel, m *nats.Msg) {
 	s := &c.seq
 	if now := sh.h.rp.ticks.Load() + 1; s.lastLive.Load() != now {
 		s.lastLive.Store(now)
+		// Stored before listed is read, as the repairer clears listed
+		// before it reads lastLive: one of the two sees the other.
+		if s.listed.CompareAndSwap(false, true) {
+			sh.h.rp.activate(sh, c)
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -420,6 +439,7 @@ func (rp *repairer) run() {
 	t := time.NewTicker(rp.opt.Tick)
 	defer t.Stop()
 	reconnects := rp.h.nc.Stats().Reconnects
+	seen := make([]int64, len(rp.h.shards))
 	tailEvery := max(1, int64(rp.opt.TailCheck/rp.opt.Tick))
 	window := max(tailEvery, int64(rp.opt.TailWindow/rp.opt.Tick))
 	for {
@@ -438,7 +458,7 @@ func (rp *repairer) run() {
 		if all {
 			rp.h.log.Info("nats reconnected: reading every channel's tail")
 		}
-		rp.checkAll(rp.due(all, tick%tailEvery == 0, tick-window))
+		rp.checkAll(rp.due(all, tick%tailEvery == 0, tick-window, seen))
 	}
 }
 
@@ -450,33 +470,91 @@ type channelRef struct {
 	fresh bool
 }
 
-// due lists the channels to check; with tail, also those with live traffic
+// activate adds a channel with live traffic to the active set.
+func (rp *repairer) activate(sh *shard, c *channel) {
+	rp.mu.Lock()
+	rp.active[c] = sh
+	rp.mu.Unlock()
+}
+
+// due lists the channels to check: every one after a reconnect (all), the
+// fresh ones, those of a shard whose queue was full since seen (whose live
+// subscription dropped messages), and with tail those with live traffic
 // after tick since.
-func (rp *repairer) due(all, tail bool, since int64) []channelRef {
+func (rp *repairer) due(all, tail bool, since int64, seen []int64) []channelRef {
+	rp.mu.Lock()
+	fresh := rp.fresh
+	rp.fresh = nil
+	var active []channelRef
+	if tail {
+		active = make([]channelRef, 0, len(rp.active))
+		for c, sh := range rp.active {
+			active = append(active, channelRef{sh, c, false})
+		}
+	}
+	rp.mu.Unlock()
+	rp.looked.Add(int64(len(fresh) + len(active)))
+
+	byChannel := map[*channel]int{}
 	var due []channelRef
-	for _, sh := range rp.h.shards {
+	add := func(r channelRef) {
+		if i, ok := byChannel[r.c]; ok {
+			due[i].fresh = due[i].fresh && r.fresh
+			return
+		}
+		byChannel[r.c] = len(due)
+		due = append(due, r)
+	}
+	for i, sh := range rp.h.shards {
+		if !all && !sh.mayHaveDropped(&seen[i]) {
+			continue
+		}
 		sh.mu.RLock()
+		rp.looked.Add(int64(len(sh.channels)))
 		for _, c := range sh.channels {
-			s := &c.seq
-			dropped := false
-			if c.liveSub != nil {
-				if n, err := c.liveSub.Dropped(); err == nil && int64(n) != s.drops.Load() {
-					s.drops.Store(int64(n))
-					dropped = true
-				}
-			}
-			recheck := s.recheck.Swap(false)
-			// lastLive 0 is a channel that never had traffic; since is
-			// negative during the first TailWindow of the hub.
-			last := s.lastLive.Load()
-			traffic := tail && last != 0 && last-1 > since
-			if all || dropped || recheck || traffic {
-				due = append(due, channelRef{sh, c, recheck && !all && !dropped && !traffic})
+			if all || rp.dropped(c) {
+				add(channelRef{sh, c, false})
 			}
 		}
 		sh.mu.RUnlock()
 	}
+	for _, r := range active {
+		s := &r.c.seq
+		// lastLive 0 is a channel that never had traffic; since is
+		// negative during the first TailWindow of the hub.
+		s.listed.Store(false)
+		if last := s.lastLive.Load(); last != 0 && last-1 > since && r.sh.holds(r.c) {
+			s.listed.Store(true)
+			add(r)
+			continue
+		}
+		rp.mu.Lock()
+		if !s.listed.Load() {
+			delete(rp.active, r.c)
+		}
+		rp.mu.Unlock()
+	}
+	for _, r := range fresh {
+		if r.sh.holds(r.c) {
+			add(r)
+		}
+	}
 	return due
+}
+
+// dropped reports whether c's live subscription dropped messages since the
+// last look. The shard lock is held.
+func (rp *repairer) dropped(c *channel) bool {
+	if c.liveSub == nil {
+		return false
+	}
+	s := &c.seq
+	n, err := c.liveSub.Dropped()
+	if err != nil || int64(n) == s.drops.Load() {
+		return false
+	}
+	s.drops.Store(int64(n))
+	return true
 }
 
 // checkAll reads the tails of due channels, Workers at a time.

@@ -163,12 +163,20 @@ func (s *slowSub) Send(f []byte) bool {
 }
 
 // A dispatcher that falls behind makes NATS drop live messages (a slow
-// consumer): the drops are seen and the channel's tail is read.
+// consumer): the drops are seen and the channel's tail is read. A queue
+// longer than one shows that a full queue is noticed by the dispatcher,
+// which is what has the drop counts read.
 func TestGapRepairAfterSlowConsumerDrops(t *testing.T) {
+	for _, queue := range []int{1, 8} {
+		t.Run("queue "+strconv.Itoa(queue), func(t *testing.T) { testGapRepairAfterSlowConsumerDrops(t, queue) })
+	}
+}
+
+func testGapRepairAfterSlowConsumerDrops(t *testing.T, queue int) {
 	dropped := prometheus.NewCounter(prometheus.CounterOpts{Name: "dropped"})
 	e := newStreamEnv(t, RepairOptions{Tick: 20 * time.Millisecond, TailWindow: time.Millisecond},
 		func(o *Options) {
-			o.Shards, o.ShardQueue, o.NATSDropped, o.DropCheck = 1, 1, dropped, 10*time.Millisecond
+			o.Shards, o.ShardQueue, o.NATSDropped, o.DropCheck = 1, queue, dropped, 10*time.Millisecond
 		})
 	e.h.nc.SetErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}) // expected: slow consumer
 	r := &slowSub{recorder{id: "1.1"}}
@@ -189,6 +197,46 @@ func TestGapRepairAfterSlowConsumerDrops(t *testing.T) {
 	waitFrames(t, &r.recorder, frames(want...))
 	if testutil.ToFloat64(dropped) == 0 {
 		t.Fatal("NATS dropped nothing: the test did not make a slow consumer")
+	}
+}
+
+// A quiet hub looks at no channel in its ticks: the new ones once, at the
+// tick after their subscription, then only those with live traffic.
+func TestQuietChannelsAreNotLookedAt(t *testing.T) {
+	e := newStreamEnv(t, RepairOptions{Tick: 10 * time.Millisecond, TailCheck: 20 * time.Millisecond, TailWindow: 40 * time.Millisecond})
+	const n = 100
+	for i := range n {
+		if err := e.h.Subscribe(e.app.ID, "orders-"+strconv.Itoa(i), &recorder{id: "1." + strconv.Itoa(i)}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rp := e.h.rp
+	eventually(t, "the new channels' second checks", func() bool { return rp.looked.Load() >= n })
+	settled := rp.ticks.Load()
+	eventually(t, "ticks", func() bool { return rp.ticks.Load() >= settled+10 })
+	if looked := rp.looked.Load(); looked != n {
+		t.Fatalf("the ticks looked at %d channels, want the %d new ones once", looked, n)
+	}
+
+	r := &recorder{id: "2.1"}
+	if err := e.h.Subscribe(e.app.ID, "orders-0", r, nil); err != nil {
+		t.Fatal(err)
+	}
+	e.publish("orders-0", "x", "")
+	eventually(t, "the live event", func() bool { return len(r.got()) == 1 })
+	// The channel with traffic is looked at in the tail checks of its
+	// window, then no more.
+	eventually(t, "a tail check of the channel with traffic", func() bool { return rp.looked.Load() > n })
+	eventually(t, "the end of its window", func() bool {
+		rp.mu.Lock()
+		defer rp.mu.Unlock()
+		return len(rp.active) == 0
+	})
+	before := rp.looked.Load()
+	ticks := rp.ticks.Load()
+	eventually(t, "ticks", func() bool { return rp.ticks.Load() >= ticks+10 })
+	if looked := rp.looked.Load() - before; looked != 0 {
+		t.Fatalf("the ticks of a quiet hub looked at %d channels", looked)
 	}
 }
 

@@ -37,6 +37,7 @@ import (
 	"log/slog"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/herald-ws/herald/shared/events"
@@ -118,6 +119,11 @@ type Hub struct {
 type shard struct {
 	h  *Hub
 	in chan *nats.Msg
+	// fulls counts the messages the dispatcher took from a full queue.
+	// NATS drops a channel's message only when the queue is full, so the
+	// drop counts of the shard's subscriptions are read only after it
+	// moved: a quiet hub reads none (countDrops, repairer.due).
+	fulls atomic.Int64
 
 	mu       sync.RWMutex
 	closed   bool
@@ -460,6 +466,11 @@ func (sh *shard) dispatch() {
 	for {
 		select {
 		case m := <-sh.in:
+			// The queue only grows between two receives: if it was full
+			// at any moment since the last one, it was just before this.
+			if len(sh.in) >= cap(sh.in)-1 {
+				sh.fulls.Add(1)
+			}
 			sh.deliver(m)
 		case <-sh.h.done:
 			return
@@ -551,10 +562,14 @@ func (h *Hub) countDrops() {
 	}
 	t := time.NewTicker(h.opt.DropCheck)
 	defer t.Stop()
+	seen := make([]int64, len(h.shards))
 	for {
 		select {
 		case <-t.C:
-			for _, sh := range h.shards {
+			for i, sh := range h.shards {
+				if !sh.mayHaveDropped(&seen[i]) {
+					continue
+				}
 				sh.mu.Lock()
 				for _, c := range sh.channels {
 					sh.countDropsLocked(c)
@@ -582,6 +597,20 @@ func (h *Hub) countClientDrops() {
 	}
 }
 
+// mayHaveDropped reports whether the shard's queue was full since the
+// count *seen, and moves *seen up. A message is dropped with the
+// subscription's lock held until its drop is counted, and the dispatcher
+// sees the full queue only after the failed send: a drop count read after
+// this reports true includes the drop.
+func (sh *shard) mayHaveDropped(seen *int64) bool {
+	n := sh.fulls.Load()
+	if n == *seen {
+		return false
+	}
+	*seen = n
+	return true
+}
+
 func (sh *shard) countDropsLocked(c *channel) {
 	if sh.h.opt.NATSDropped == nil {
 		return
@@ -593,4 +622,11 @@ func (sh *shard) countDropsLocked(c *channel) {
 		sh.h.opt.NATSDropped.Add(float64(n - c.dropped))
 		c.dropped = n
 	}
+}
+
+// holds reports whether c is still the shard's channel of its subject.
+func (sh *shard) holds(c *channel) bool {
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	return sh.channels[c.live] == c
 }
