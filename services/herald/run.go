@@ -51,7 +51,7 @@ func start(ctx context.Context, rt *process.Runtime, cfg *config) (process.Servi
 	if err := cfg.Status.Mount(ctx, mux, rt, &cfg.Process, apiConn, apps, rt.Log.With("service", "status")); err != nil {
 		return nil, errors.Join(fmt.Errorf("starting the status page: %w", err), h.Shutdown(context.Background()))
 	}
-	h.handler = mux
+	h.handler = httpAPI.Route(mux)
 	rt.Log.Info("herald serving", "gateway_id", h.gateway.ID(), "apps", len(apps.All()),
 		"websocket", cfg.Process.Path+"/app/{key}", "api", cfg.Process.Path+"/apps/{id}")
 	return h, nil

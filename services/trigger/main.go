@@ -75,7 +75,7 @@ func start(ctx context.Context, rt *process.Runtime, cfg *config) (process.Servi
 		return nil, fmt.Errorf("starting the status page: %w", err)
 	}
 	rt.Log.Info("trigger API serving", "apps", len(apps.All()), "nats", nc.ConnectedUrlRedacted(), "path", cfg.Process.Path+"/apps/{id}")
-	return service{mux}, nil
+	return service{a.Route(mux)}, nil
 }
 
 // service is the API as the process runs it: requests in flight finish

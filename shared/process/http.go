@@ -61,15 +61,17 @@ func listen(addr string, set *Settings, rt *Runtime, st *state) (*listeners, err
 	if set.MetricsAddr == "" {
 		mux.Handle("GET /metrics", metrics)
 	}
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	serveService := func(w http.ResponseWriter, r *http.Request) {
 		svc := st.service.Load()
 		if svc == nil {
 			WriteError(w, http.StatusServiceUnavailable, "starting: not ready yet")
 			return
 		}
 		(*svc).Handler().ServeHTTP(w, r)
-	})
-	if l.public, err = l.open(addr, "the service's host and port settings", NewServer(mux, set.HTTP, rt.Log)); err != nil {
+	}
+	mux.HandleFunc("/", serveService)
+	public := serviceFirst(mux, serveService, ownPaths(set))
+	if l.public, err = l.open(addr, "the service's host and port settings", NewServer(public, set.HTTP, rt.Log)); err != nil {
 		return nil, err
 	}
 
@@ -94,6 +96,57 @@ func listen(addr string, set *Settings, rt *Runtime, st *state) (*listeners, err
 		}
 	}
 	return l, nil
+}
+
+// ownPaths are the paths the process serves itself on the public
+// listener; every other one goes to the service.
+func ownPaths(set *Settings) map[string]bool {
+	own := map[string]bool{}
+	for _, prefix := range uniq("", set.Path) {
+		own[prefix+"/up"], own[prefix+"/ready"] = true, true
+	}
+	if set.MetricsAddr == "" {
+		own["/metrics"] = true
+	}
+	return own
+}
+
+// serviceFirst hands a request for the service straight to service, and
+// anything else to mux, whose patterns include the service's ("/"). A
+// request goes straight only where mux would send it to service as it is:
+// not one of own, no escaping kept in the path, a clean path (mux
+// redirects the others) and not CONNECT. The mux's pattern matching, a
+// second routing in front of the service's own, was a measurable part of
+// each API request.
+func serviceFirst(mux *http.ServeMux, service http.HandlerFunc, own map[string]bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.RawPath == "" && r.Method != http.MethodConnect && !own[r.URL.Path] && isCleanPath(r.URL.Path) {
+			service(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// isCleanPath reports whether p is an absolute path that http.ServeMux
+// would not redirect: no empty, "." or ".." segment, except that it may
+// end with "/".
+func isCleanPath(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	last := 0 // the slash before the segment being read
+	for i := 1; i <= len(p); i++ {
+		if i < len(p) && p[i] != '/' {
+			continue
+		}
+		seg := p[last+1 : i]
+		if (seg == "" && i < len(p)) || seg == "." || seg == ".." {
+			return false
+		}
+		last = i
+	}
+	return true
 }
 
 // open listens on addr for srv, setting naming addr in the error; after an

@@ -500,6 +500,43 @@ func TestPathPrefix(t *testing.T) {
 	}
 }
 
+// Route serves the publish routes and hands every other path to next
+// (the status page's among them, under /apps/).
+func TestRoute(t *testing.T) {
+	srv := natstest.Start(t)
+	nc, err := nats.Connect("", nats.InProcessServer(srv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	a := startAPI(t, nc, testApps, api.Options{PathPrefix: "reverb"})
+	next := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(299) })
+	h := a.Route(next)
+	for _, tt := range []struct {
+		path string
+		api  bool
+	}{
+		{"/reverb/apps/app1/events", true},
+		{"/reverb/apps/app1/batch_events", true},
+		{"/reverb/apps/other/events", true},
+		{"/reverb/apps/app1/channels", false},
+		{"/reverb/apps/app1/channels/c/users", false},
+		{"/reverb/apps/_herald/status", false},
+		{"/reverb/apps/app1/events/x", false},
+		{"/reverb/apps//events", false},
+		{"/reverb/apps/../events", false},
+		{"/reverb/apps/a%2Fb/events", false},
+		{"/apps/app1/events", false},
+		{"/reverb/up", false},
+	} {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, tt.path, strings.NewReader("{}")))
+		if got := w.Code != 299; got != tt.api {
+			t.Errorf("%s: answered by the API %v, want %v (status %d)", tt.path, got, tt.api, w.Code)
+		}
+	}
+}
+
 // A stream deleted under a running API is created again on the next
 // publish, and the event is stored.
 func TestDeletedStreamIsEnsuredAgain(t *testing.T) {
