@@ -31,6 +31,9 @@ const (
 	HeaderNatsStream       = "Nats-Stream"
 	HeaderNatsSubject      = "Nats-Subject"
 	HeaderNatsMsgID        = "Nats-Msg-Id"
+	// HeaderNatsTTL is the age at which JetStream removes a message
+	// (streams that allow message TTLs).
+	HeaderNatsTTL = "Nats-TTL"
 )
 
 // EncodeToken writes s as a string that is valid as one NATS subject token,

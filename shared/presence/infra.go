@@ -28,8 +28,9 @@ const (
 	// member events: longer than a restart or a failover of the presence
 	// service, so that re-applied operations emit no event twice.
 	DuplicateWindow = 5 * time.Minute
-	// MarkerTTL is how long a TTL expiry marker stays in a bucket: watchers
-	// see it at once, so it only has to outlive a reconnect.
+	// MarkerTTL is how long a TTL expiry marker, or a purge marker of the
+	// state bucket, stays in a bucket: watchers see it at once, so it only
+	// has to outlive a reconnect.
 	MarkerTTL = time.Minute
 	// MemberEventsMaxAge bounds how long a channel's last member event is
 	// kept. Gateways check continuity with Nats-Last-Sequence, which is 0
@@ -91,13 +92,20 @@ func GatewaysBucketConfig(o Options) jetstream.KeyValueConfig {
 }
 
 // StateBucketConfig is PresenceStateBucket. One writer, so no history.
+// The writer removes a key with a purge marker that expires after
+// MarkerTTL (Nats-TTL): without it, every channel ever occupied and every
+// user ever signed in would leave a marker behind for good. LimitMarkerTTL
+// is what lets messages carry a TTL; no key of this bucket expires by a
+// limit, so the server never writes a marker of its own here and the
+// stream's last sequence (the writer's fence) moves only with its writes.
 func StateBucketConfig(o Options) jetstream.KeyValueConfig {
 	return jetstream.KeyValueConfig{
-		Bucket:       names.PresenceStateBucket,
-		Description:  "Herald global channel state",
-		Storage:      jetstream.FileStorage,
-		Replicas:     o.replicas(),
-		MaxValueSize: MaxMsgBytes,
+		Bucket:         names.PresenceStateBucket,
+		Description:    "Herald global channel state",
+		Storage:        jetstream.FileStorage,
+		Replicas:       o.replicas(),
+		MaxValueSize:   MaxMsgBytes,
+		LimitMarkerTTL: MarkerTTL,
 	}
 }
 

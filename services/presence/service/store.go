@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/herald-ws/herald/services/presence/internal/state"
 	"github.com/herald-ws/herald/shared/names"
@@ -24,6 +25,8 @@ type store struct {
 	stream jetstream.Stream
 	prefix string
 	last   uint64
+	// markerTTL is how long a removed key's purge marker stays.
+	markerTTL time.Duration
 }
 
 // errFenced means another instance wrote the state bucket.
@@ -38,7 +41,7 @@ func newStore(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue
 	if err != nil {
 		return nil, fmt.Errorf("opening the state stream: %w", err)
 	}
-	return &store{js: js, kv: kv, stream: s, prefix: "$KV." + names.PresenceStateBucket + "."}, nil
+	return &store{js: js, kv: kv, stream: s, prefix: "$KV." + names.PresenceStateBucket + ".", markerTTL: presence.MarkerTTL}, nil
 }
 
 // fence writes meta after whatever the bucket holds now, and makes this
@@ -85,8 +88,12 @@ func (s *store) writeSome(ctx context.Context, ws []state.Write) error {
 	for i, w := range ws {
 		m := nats.NewMsg(s.prefix + w.Key)
 		if w.Value == nil {
+			// The marker expires: a vacated channel or a signed-out user
+			// leaves nothing in the bucket for good. Its expiry removes a
+			// message and writes none, so the fence's sequence holds.
 			m.Header.Set("KV-Operation", "PURGE")
 			m.Header.Set("Nats-Rollup", "sub")
+			m.Header.Set(names.HeaderNatsTTL, s.markerTTL.String())
 		} else {
 			m.Data = w.Value
 		}

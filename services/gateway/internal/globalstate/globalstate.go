@@ -539,7 +539,9 @@ func (c *Client) Close(ctx context.Context) error {
 	case <-ctx.Done():
 		errs = append(errs, fmt.Errorf("globalstate: operations still unacknowledged: %w", ctx.Err()))
 	}
-	if err := c.kv.Purge(ctx, names.GatewayKey(c.id)); err != nil {
+	// The purge marker tells the presence service's watch at once, then
+	// expires: every gateway boot would otherwise leave one for good.
+	if err := c.kv.Purge(ctx, names.GatewayKey(c.id), jetstream.PurgeTTL(presence.MarkerTTL)); err != nil {
 		errs = append(errs, fmt.Errorf("globalstate: deleting the heartbeat: %w", err))
 	}
 	return errors.Join(errs...)
