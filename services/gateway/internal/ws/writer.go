@@ -504,8 +504,8 @@ func (w *Writer) writeBuffers(bw *batchWriter, bufs net.Buffers) (int64, error) 
 	var written int64
 	if w.raw != nil {
 		n, err := bw.writeNow(w.raw, bufs)
-		if wroteNow != nil {
-			wroteNow(n, bufsLen(bufs))
+		if f := wroteNow.Load(); f != nil {
+			(*f)(n, bufsLen(bufs))
 		}
 		written = int64(n)
 		if err != nil {
@@ -526,7 +526,7 @@ func (w *Writer) writeBuffers(bw *batchWriter, bufs net.Buffers) (int64, error) 
 }
 
 // wroteNow, set by tests only, sees what each writeNow wrote of how much.
-var wroteNow func(n, of int)
+var wroteNow atomic.Pointer[func(n, of int)]
 
 func bufsLen(bufs net.Buffers) int {
 	n := 0
