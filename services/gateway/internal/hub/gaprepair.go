@@ -562,12 +562,25 @@ func (rp *repairer) checkAll(due []channelRef) {
 	if len(due) == 0 {
 		return
 	}
+	// The fresh channels of an app share one read of its mark, made
+	// after every one of them started.
+	type appMark struct {
+		mark replay.Mark
+		ok   bool
+	}
+	now := map[string]appMark{}
+	for _, r := range due {
+		if _, read := now[r.c.app]; r.fresh && !read {
+			m, ok := rp.markAfter(r.c.app)
+			now[r.c.app] = appMark{m, ok}
+		}
+	}
 	next := make(chan channelRef)
 	var wg sync.WaitGroup
 	for range min(rp.opt.Workers, len(due)) {
 		wg.Go(func() {
 			for r := range next {
-				if r.fresh && rp.unchanged(r.c) {
+				if m := now[r.c.app]; r.fresh && m.ok && rp.unchangedSince(r.c, m.mark) {
 					continue
 				}
 				rp.check(r.sh, r.c)

@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/herald-ws/herald/services/gateway/internal/replay"
 )
@@ -18,23 +19,33 @@ import (
 // compares it with a mark read after the check began; only a stream that
 // moved is read channel by channel. Reads of the mark are shared: a wave of
 // thousands of subscribes with no traffic costs a few stream info requests,
-// not a Direct Get per channel and check.
+// not a Direct Get per channel and check. A read starts at least markGap
+// after the previous one ended, so that a wave's checks share a read rather
+// than each start the next one (a stream info request is some 50 µs of
+// CPU for the two ends): at most one read of an app's mark each markGap,
+// and a check waits at most markGap longer.
 type marks struct {
 	eng *replay.Engine
+	gap time.Duration
 
 	mu    sync.Mutex
 	byApp map[string]*appMark
 }
 
 type appMark struct {
-	started, finished uint64 // reads of the mark
-	done              chan struct{}
+	started, finished uint64        // reads of the mark
+	done              chan struct{} // closed when the next read ends
+	ended             time.Time     // of the last read
 	mark              replay.Mark
 	err               error
 }
 
+// markGap is the least time between the end of a read of an app's mark
+// and the start of the next.
+const markGap = 20 * time.Millisecond
+
 func newMarks(eng *replay.Engine) *marks {
-	return &marks{eng: eng, byApp: map[string]*appMark{}}
+	return &marks{eng: eng, gap: markGap, byApp: map[string]*appMark{}}
 }
 
 // known returns the mark as last read, if a read succeeded.
@@ -61,13 +72,30 @@ func (ms *marks) after(ctx context.Context, app string) (replay.Mark, error) {
 	want := m.started + 1
 	for m.finished < want {
 		if m.done == nil {
-			m.started++
-			n, done := m.started, make(chan struct{})
+			done := make(chan struct{})
 			m.done = done
+			// Until the read starts, callers that come share it.
+			if wait := ms.gap - time.Since(m.ended); m.finished > 0 && wait > 0 {
+				ms.mu.Unlock()
+				t := time.NewTimer(wait)
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					t.Stop()
+					ms.mu.Lock()
+					m.done = nil
+					close(done)
+					ms.mu.Unlock()
+					return replay.Mark{}, ctx.Err()
+				}
+				ms.mu.Lock()
+			}
+			m.started++
+			n := m.started
 			ms.mu.Unlock()
 			mark, err := ms.eng.StreamMark(ctx, app)
 			ms.mu.Lock()
-			m.mark, m.err, m.finished, m.done = mark, err, n, nil
+			m.mark, m.err, m.finished, m.done, m.ended = mark, err, n, nil, time.Now()
 			close(done)
 			continue
 		}
@@ -88,14 +116,31 @@ func (ms *marks) after(ctx context.Context, app string) (replay.Mark, error) {
 // unchanged reports whether the app's stream stored nothing since c's
 // start was read.
 func (rp *repairer) unchanged(c *channel) bool {
-	c.seq.mu.Lock()
-	from, ok := c.seq.from, c.seq.fromOK
-	c.seq.mu.Unlock()
-	if !ok {
+	if _, ok := rp.from(c); !ok {
 		return false
 	}
+	now, ok := rp.markAfter(c.app)
+	return ok && rp.unchangedSince(c, now)
+}
+
+// from is the mark read before c's start, if one was.
+func (rp *repairer) from(c *channel) (replay.Mark, bool) {
+	c.seq.mu.Lock()
+	defer c.seq.mu.Unlock()
+	return c.seq.from, c.seq.fromOK
+}
+
+// markAfter reads the app's mark (marks.after) within the repair timeout.
+func (rp *repairer) markAfter(app string) (replay.Mark, bool) {
 	ctx, cancel := context.WithTimeout(rp.ctx, rp.opt.Timeout)
 	defer cancel()
-	now, err := rp.marks.after(ctx, c.app)
-	return err == nil && now == from
+	now, err := rp.marks.after(ctx, app)
+	return now, err == nil
+}
+
+// unchangedSince reports whether the mark now, read after c's start, is the
+// one read before it.
+func (rp *repairer) unchangedSince(c *channel, now replay.Mark) bool {
+	from, ok := rp.from(c)
+	return ok && now == from
 }

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -79,4 +80,42 @@ func TestNewChannelReadsWhatWasStoredBeforeItsSubscription(t *testing.T) {
 		// A running repair owns the merger: read it only when none is.
 		return !c.seq.busy && c.seq.m != nil && c.seq.m.Last().Seq == seq.Load()
 	})
+}
+
+// Checks that come while the next read of the mark waits for markGap share
+// that read: one stream info request for them all, where each read would
+// otherwise leave those arriving during it to start the next.
+func TestChecksShareAReadOfTheMark(t *testing.T) {
+	e := newStreamEnv(t, RepairOptions{})
+	var infos atomic.Int64
+	sub, err := e.nc.Subscribe("$JS.API.STREAM.INFO."+names.EventsStream(e.app.ID), func(*nats.Msg) { infos.Add(1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	if err := e.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	ms := newMarks(e.h.rp.eng)
+	ms.gap = time.Second // the callers below all come within it
+	if _, err := ms.after(e.ctx, e.app.ID); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			if _, err := ms.after(e.ctx, e.app.ID); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := e.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the requests seen", func() bool { return infos.Load() >= 2 })
+	time.Sleep(20 * time.Millisecond) // no more must come
+	if n := infos.Load(); n != 2 {
+		t.Fatalf("%d stream info requests for a read and 20 checks after it, want 2", n)
+	}
 }
