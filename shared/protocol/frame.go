@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Event names of the Pusher protocol.
@@ -48,6 +49,15 @@ var ErrMalformed = errors.New("protocol: malformed frame")
 // object with a string "event", and a "channel" that is present but not a
 // string.
 func DecodeFrame(b []byte) (Frame, error) {
+	if f, ok := scanFrame(bytes.TrimSpace(b)); ok {
+		return f, nil
+	}
+	return decodeFrame(b)
+}
+
+// decodeFrame is DecodeFrame through encoding/json: what scanFrame leaves to
+// it, and every refusal with its reason.
+func decodeFrame(b []byte) (Frame, error) {
 	var raw struct {
 		Event   *json.RawMessage `json:"event"`
 		Channel *json.RawMessage `json:"channel"`
@@ -74,6 +84,151 @@ func DecodeFrame(b []byte) (Frame, error) {
 	}
 	f.Data = raw.Data
 	return f, nil
+}
+
+// scanFrame reads the frames clients send every time (pusher:subscribe and
+// the like) without encoding/json's reflection, a third of a subscribe's
+// decoding: a valid JSON object whose keys and "event" and "channel" strings
+// have no escapes and are ASCII or valid UTF-8. It gives what decodeFrame
+// would, and false for anything else, decodeFrame's to read or refuse.
+func scanFrame(b []byte) (Frame, bool) {
+	if len(b) == 0 || b[0] != '{' || !json.Valid(b) {
+		return Frame{}, false
+	}
+	var f Frame
+	var data []byte
+	hasEvent := false
+	i := 1
+	for {
+		i = skipSpace(b, i)
+		if b[i] == '}' {
+			break
+		}
+		key, end, ok := plainString(b, i)
+		if !ok {
+			return Frame{}, false
+		}
+		i = skipSpace(b, end)
+		i = skipSpace(b, i+1) // the colon
+		vend := valueEnd(b, i)
+		value := b[i:vend]
+		// encoding/json matches keys to fields without regard to case.
+		switch {
+		case asciiFold(key, "event"):
+			switch value[0] {
+			case 'n':
+				f.Event, hasEvent = "", false
+			case '"':
+				ev, _, ok := plainString(b, i)
+				if !ok {
+					return Frame{}, false
+				}
+				f.Event, hasEvent = string(ev), true
+			default:
+				return Frame{}, false
+			}
+		case asciiFold(key, "channel"):
+			switch value[0] {
+			case 'n':
+				f.Channel = ""
+			case '"':
+				ch, _, ok := plainString(b, i)
+				if !ok {
+					return Frame{}, false
+				}
+				f.Channel = string(ch)
+			default:
+				return Frame{}, false
+			}
+		case asciiFold(key, "data"):
+			data = value
+		}
+		i = skipSpace(b, vend)
+		if b[i] == ',' {
+			i++
+		}
+	}
+	if !hasEvent || f.Event == "" {
+		return Frame{}, false
+	}
+	if data != nil {
+		f.Data = bytes.Clone(data)
+	}
+	return f, true
+}
+
+// skipSpace skips JSON white space from i.
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// plainString returns the content of the JSON string at b[i] and the index
+// after it, when it has no escape and is valid UTF-8 (it then reads as
+// written). b is valid JSON.
+func plainString(b []byte, i int) ([]byte, int, bool) {
+	if b[i] != '"' {
+		return nil, 0, false
+	}
+	end := bytes.IndexByte(b[i+1:], '"')
+	s := b[i+1 : i+1+end]
+	if bytes.IndexByte(s, '\\') >= 0 || !utf8.Valid(s) {
+		return nil, 0, false
+	}
+	return s, i + end + 2, true
+}
+
+// valueEnd returns the index just after the JSON value at b[i], in valid JSON.
+func valueEnd(b []byte, i int) int {
+	depth := 0
+	for ; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			for i++; b[i] != '"'; i++ {
+				if b[i] == '\\' {
+					i++
+				}
+			}
+			if depth == 0 {
+				return i + 1
+			}
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth == 0 {
+				return i // the end of the enclosing object
+			}
+			depth--
+			if depth == 0 {
+				return i + 1
+			}
+		case ',', ' ', '\t', '\n', '\r':
+			if depth == 0 {
+				return i
+			}
+		}
+	}
+	return i
+}
+
+// asciiFold reports whether key, ASCII, equals name (lower case ASCII) but
+// for case.
+func asciiFold(key []byte, name string) bool {
+	if len(key) != len(name) {
+		return false
+	}
+	for i := range len(key) {
+		c := key[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != name[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // SubscribeData is the data of pusher:subscribe. Positions, Resume, Rewind and

@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"testing"
@@ -84,5 +85,30 @@ func checkEventFrame(t *testing.T, event, channel, data string, extra []byte) {
 	same("data", data, got.Data)
 	if got.Channel != nil {
 		same("channel", channel, got.Channel)
+	}
+}
+
+// scanFrame gives what encoding/json gives, or leaves the frame to it.
+func FuzzScanFrame(f *testing.F) {
+	for _, s := range scanFrameCases {
+		f.Add([]byte(s.in))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		checkScanFrame(t, b)
+	})
+}
+
+func checkScanFrame(t *testing.T, b []byte) {
+	t.Helper()
+	got, ok := scanFrame(bytes.TrimSpace(b))
+	if !ok {
+		return
+	}
+	want, err := decodeFrame(b)
+	if err != nil {
+		t.Fatalf("scanFrame(%q) took a frame encoding/json refuses: %v", b, err)
+	}
+	if got.Event != want.Event || got.Channel != want.Channel || !bytes.Equal(got.Data, want.Data) {
+		t.Fatalf("scanFrame(%q) = %q %q %q, encoding/json %q %q %q", b, got.Event, got.Channel, got.Data, want.Event, want.Channel, want.Data)
 	}
 }

@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -355,4 +356,62 @@ func TestProtocolError(t *testing.T) {
 	if !errors.As(err, &pe) || !strings.Contains(err.Error(), "4009") {
 		t.Errorf("Error() = %q", err.Error())
 	}
+}
+
+// scanFrameCases: frames scanFrame reads (scanned) and those it leaves to
+// encoding/json.
+var scanFrameCases = []struct {
+	in      string
+	scanned bool
+}{
+	{`{"event":"pusher:subscribe","data":{"channel":"private-a","auth":"k:s"}}`, true},
+	{` {"event" : "pusher:subscribe" , "data" : {"channel":"a\"}","x":[1,{"y":"]"}]} } `, true},
+	{`{"event":"client-x","channel":"presence-a","data":"{\"a\":\"\\u00e9\"}"}`, true},
+	{`{"EVENT":"e","Channel":"c","Data":5}`, true},
+	{`{"event":"e","channel":null,"data":null}`, true},
+	{`{"event":"e","event":"f","data":true,"data":[]}`, true},
+	{`{"other":{"event":"x"},"event":"é"}`, true},
+	{`{"event":"e","data":"x"}`, true},
+	{`{"event":"\u0065"}`, false},
+	{`{"ev\u0065nt":"e"}`, false},
+	{"{\"event\":\"\xff\"}", false},
+	{`{"event":"e","event":null}`, false},
+	{`{"event":""}`, false},
+	{`{"event":7}`, false},
+	{`{"event":"e","channel":1}`, false},
+	{`{"event":"e"`, false},
+	{`{}`, false},
+	{`[]`, false},
+	{``, false},
+}
+
+func TestScanFrame(t *testing.T) {
+	for _, c := range scanFrameCases {
+		t.Run(c.in, func(t *testing.T) {
+			if _, ok := scanFrame(bytes.TrimSpace([]byte(c.in))); ok != c.scanned {
+				t.Fatalf("scanned %v, want %v", ok, c.scanned)
+			}
+			checkScanFrame(t, []byte(c.in))
+		})
+	}
+}
+
+func BenchmarkDecodeFrame(b *testing.B) {
+	frame := []byte(`{"event":"pusher:subscribe","data":{"auth":"app-key:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef","channel":"private-App.Models.User.12345"}}`)
+	b.Run("scan", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			if _, err := DecodeFrame(frame); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("encoding/json", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			if _, err := decodeFrame(frame); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
