@@ -25,16 +25,24 @@ type Event struct {
 
 // Msg builds the NATS message for e on its events subject.
 func (e Event) Msg() *nats.Msg {
-	m := nats.NewMsg(names.EventSubject(e.AppID, e.Channel))
-	m.Header.Set(names.HeaderEvent, e.Name)
+	// The header values share one array (the header names are canonical
+	// already): a publish builds a message for every event.
+	var vals [3]string
+	h := make(nats.Header, 3)
+	n := 0
+	add := func(k, v string) {
+		vals[n] = v
+		h[k] = vals[n : n+1 : n+1]
+		n++
+	}
+	add(names.HeaderEvent, e.Name)
 	if e.ExcludeSocketID != "" {
-		m.Header.Set(names.HeaderExclude, e.ExcludeSocketID)
+		add(names.HeaderExclude, e.ExcludeSocketID)
 	}
 	if e.MsgID != "" {
-		m.Header.Set(names.HeaderNatsMsgID, e.MsgID)
+		add(names.HeaderNatsMsgID, e.MsgID)
 	}
-	m.Data = []byte(e.Data)
-	return m
+	return &nats.Msg{Subject: names.EventSubject(e.AppID, e.Channel), Header: h, Data: []byte(e.Data)}
 }
 
 // ClientEvent is a client-* event relayed between gateways on core NATS.

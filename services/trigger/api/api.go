@@ -204,13 +204,19 @@ func (a *API) match(u *url.URL) (match, bool) {
 	if !ok {
 		return match{}, false
 	}
-	segs := strings.Split(rest, "/")
-	for i, s := range segs {
-		v, err := url.PathUnescape(s)
+	// Every route has at most 4 segments: split into an array, without
+	// allocating.
+	var buf [4]string
+	segs := buf[:0]
+	for seg := range strings.SplitSeq(rest, "/") {
+		if len(segs) == len(buf) {
+			return match{}, false
+		}
+		v, err := url.PathUnescape(seg)
 		if err != nil || v == "" {
 			return match{}, false
 		}
-		segs[i] = v
+		segs = append(segs, v)
 	}
 	m := match{appID: segs[0]}
 	switch {

@@ -37,14 +37,14 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	if r.ContentLength > limit {
 		return nil, &http.MaxBytesError{Limit: limit}
 	}
-	body := http.MaxBytesReader(w, r.Body, limit)
 	if r.ContentLength <= 0 {
-		return io.ReadAll(body)
+		return io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	}
-	// One allocation of the announced size, the common case; a body
-	// longer than announced is cut off by net/http.
+	// One allocation of the announced size, the common case. net/http
+	// reads no more than announced, so the limit checked above holds
+	// without a MaxBytesReader.
 	b := make([]byte, r.ContentLength)
-	if _, err := io.ReadFull(body, b); err != nil {
+	if _, err := io.ReadFull(r.Body, b); err != nil {
 		return nil, err
 	}
 	return b, nil

@@ -58,6 +58,11 @@ const (
 	lead
 )
 
+// jobs are reused: a job and its channel are two allocations a request
+// would otherwise make. A job goes back once its request has its outcome;
+// its channel is empty then.
+var jobs = sync.Pool{New: func() any { return &job{done: make(chan outcome, 1)} }}
+
 // batcher queues the jobs of one stream; one batch of it is in flight at a
 // time, sent by the goroutine of one of its jobs.
 type batcher struct {
@@ -66,13 +71,21 @@ type batcher struct {
 	mu    sync.Mutex
 	busy  bool // a batch is in flight; the queue's goroutines wait
 	queue []*job
+	// sending holds the jobs of the batch in flight, kept between
+	// batches (only the leader uses it).
+	sending []*job
 }
 
 // store sends msgs in a batch with whatever else is queued and reports
 // whether all of them were acknowledged as stored. False means not known:
 // the caller sends them again on the per-event path.
 func (b *batcher) store(msgs []*nats.Msg) bool {
-	j := &job{msgs: msgs, done: make(chan outcome, 1)}
+	j := jobs.Get().(*job)
+	j.msgs = msgs
+	defer func() {
+		j.msgs = nil
+		jobs.Put(j)
+	}()
 	b.mu.Lock()
 	b.queue = append(b.queue, j)
 	if b.busy {
@@ -99,14 +112,13 @@ func (b *batcher) store(msgs []*nats.Msg) bool {
 		size += len(b.queue[n].msgs)
 		n++
 	}
-	jobs := make([]*job, n)
-	copy(jobs, b.queue)
+	batch := append(b.sending[:0], b.queue[:n]...)
 	b.queue = b.queue[n:]
 	b.mu.Unlock()
 
-	covered := b.send(jobs, size)
+	covered := b.send(batch, size)
 	mine := notStored
-	for _, o := range jobs {
+	for _, o := range batch {
 		res := notStored
 		if len(o.msgs) <= covered {
 			res = stored
@@ -115,14 +127,16 @@ func (b *batcher) store(msgs []*nats.Msg) bool {
 		if o == j {
 			mine = res
 		} else {
-			o.done <- res
+			o.done <- res // o may be reused from here on
 		}
 	}
+	clear(batch)
 	// Hand the next batch to the first job still waiting.
 	b.mu.Lock()
+	b.sending = batch[:0]
 	if len(b.queue) == 0 {
 		b.busy = false
-		b.queue = nil
+		b.queue = b.queue[:0]
 	} else {
 		b.queue[0].done <- lead
 	}

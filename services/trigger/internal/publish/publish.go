@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -137,7 +138,12 @@ func (p *Publisher) Ensure(ctx context.Context, app *appconf.App) error {
 // MsgID returns a message id no other event of this process has: a
 // random prefix per Publisher and a counter.
 func (p *Publisher) MsgID() string {
-	return p.idPrefix + strconv.FormatUint(p.idSeq.Add(1), 36)
+	var n [13]byte // the longest uint64 in base 36
+	var b strings.Builder
+	b.Grow(len(p.idPrefix) + len(n))
+	b.WriteString(p.idPrefix)
+	b.Write(strconv.AppendUint(n[:0], p.idSeq.Add(1), 36))
+	return b.String()
 }
 
 // Publish stores every event and returns nil once all are acknowledged, the
