@@ -1,12 +1,15 @@
 // A soak of connection churn against the split topology: clients connect
 // to either gateway, subscribe to a private channel (resuming from their
-// last position when they had one) and a presence channel, stay a moment
-// and leave, while events are triggered and a webhook receiver counts the
-// occupancy and member webhooks. Every few seconds it samples the RSS and
-// open file descriptors (/proc) and goroutines (/metrics) of every process.
+// last position when they had one), a presence channel and a channel of
+// their own that nobody uses again (as per-user or per-document channels
+// are), stay a moment and leave, while events are triggered and a webhook
+// receiver counts the occupancy and member webhooks. Every few seconds it
+// samples the RSS and open file descriptors (/proc) and goroutines
+// (/metrics) of every process, and what nats-server holds (/varz, /jsz).
 // At the end it checks that no member is left behind, that every
-// channel_occupied has its channel_vacated, and that RSS, goroutines and
-// descriptors came back near their level after the warm-up.
+// channel_occupied has its channel_vacated, that RSS, goroutines and
+// descriptors came back near their level after the warm-up, and that
+// nats-server holds no more consumers or subscriptions than then.
 
 import fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -95,21 +98,52 @@ export async function sampleProcs(topo) {
   return out;
 }
 
+// sampleNats reads what nats-server holds from its monitoring endpoint:
+// RSS (MB), connections and subscriptions (/varz), and per stream its
+// messages, bytes, consumers and deleted messages kept track of (/jsz).
+export async function sampleNats(topo) {
+  const ep = topo.natsMonitor;
+  if (!ep) return null;
+  const get = async (p) => (await fetch(`http://${ep.host}:${ep.port}${p}`)).json();
+  const varz = await get('/varz');
+  const jsz = await get('/jsz?streams=true&consumers=true');
+  const streams = {};
+  let consumers = 0;
+  for (const acc of jsz.account_details ?? []) {
+    for (const st of acc.stream_detail ?? []) {
+      const s = st.state;
+      streams[st.name] = { msgs: s.messages, bytes: s.bytes, deleted: s.num_deleted ?? 0, subjects: s.num_subjects ?? 0, consumers: s.consumer_count };
+      consumers += s.consumer_count;
+    }
+  }
+  return {
+    mem: Math.round((varz.mem / 1048576) * 10) / 10,
+    connections: varz.connections,
+    subscriptions: varz.subscriptions,
+    consumers,
+    streams,
+  };
+}
+
 // runSoak churns clients against topo for durationMs and returns the
 // figures; it throws when a check fails.
 export async function runSoak(topo, webhooks, { durationMs, clients = 100, log = () => {} }) {
   const sdk = topo.sdk();
   const privateChannels = Array.from({ length: 10 }, (_, i) => `private-soak.${i}`);
   const presenceChannels = Array.from({ length: 10 }, (_, i) => `presence-soak.${i}`);
-  const stats = { sessions: 0, resumes: 0, resumed: 0, resumeFailed: 0, events: 0, triggered: 0, errors: [] };
+  const stats = { sessions: 0, resumes: 0, resumed: 0, resumeFailed: 0, events: 0, triggered: 0, ownChannels: 0, errors: [] };
   const samples = [];
+  const natsSamples = [];
   const warmupMs = Math.max(10_000, durationMs * 0.2);
   const start = Date.now();
   const end = start + durationMs;
   let baseline = null;
+  let natsBaseline = null;
 
+  let opened = 0;
   const session = async (slot, lastPosition) => {
     const i = slot % 2;
+    const own = `soak-own.${slot}.${opened++}`;
     const c = new RawClient(topo.wsURL(i), `soak client ${slot}`);
     let position = lastPosition;
     try {
@@ -125,6 +159,8 @@ export async function runSoak(topo, webhooks, { durationMs, clients = 100, log =
       }
       await c.subscribe(priv, extra);
       await c.subscribe(pres, sdk.authorizeChannel(socketId, pres, { user_id: `u${slot}`, user_info: { slot } }));
+      await c.subscribe(own);
+      stats.ownChannels++;
       await sleep(500 + Math.random() * 2500);
       for (const f of c.frames.items) {
         if (f.position && f.channel === priv && f.event === 'soak') position = f.position;
@@ -171,6 +207,12 @@ export async function runSoak(topo, webhooks, { durationMs, clients = 100, log =
       samples.push(s);
       if (!baseline && Date.now() - start >= warmupMs) baseline = s;
       log(`# soak t=${s.t}s sessions=${stats.sessions} ${JSON.stringify(s)}`);
+      const n = await sampleNats(topo);
+      if (n) {
+        natsSamples.push({ t: s.t, ...n });
+        if (baseline === s) natsBaseline = natsSamples.at(-1);
+        log(`# soak nats t=${s.t}s ${JSON.stringify(n)}`);
+      }
     }
   };
 
@@ -208,7 +250,9 @@ export async function runSoak(topo, webhooks, { durationMs, clients = 100, log =
     final = { t: Math.round((Date.now() - start) / 1000), ...(await sampleProcs(topo)) };
   } while (base && leaks(base, final).length > 0 && Date.now() < settled);
   samples.push(final);
-  return { stats, samples, baseline: base ?? final, final, empty };
+  const natsFinal = await sampleNats(topo);
+  if (natsFinal) natsSamples.push({ t: final.t, ...natsFinal });
+  return { stats, samples, natsSamples, natsBaseline: natsBaseline ?? natsSamples[0], baseline: base ?? final, final, empty };
 }
 
 // leaks compares the final sample with the one after the warm-up, with
@@ -224,6 +268,21 @@ export function leaks(baseline, final) {
     if (b.goroutines !== null && f.goroutines > b.goroutines * 1.2 + 50) {
       out.push(`${name}: ${b.goroutines} goroutines after the warm-up, ${f.goroutines} at the end`);
     }
+  }
+  return out;
+}
+
+// natsLeaks compares what nats-server holds at the end with what it held
+// after the warm-up, when every client was connected: the consumers and
+// subscriptions of the clients' sessions must be gone with them.
+export function natsLeaks(baseline, final) {
+  if (!baseline || !final) return [];
+  const out = [];
+  if (final.consumers > baseline.consumers) {
+    out.push(`nats: ${baseline.consumers} consumers after the warm-up, ${final.consumers} at the end`);
+  }
+  if (final.subscriptions > baseline.subscriptions) {
+    out.push(`nats: ${baseline.subscriptions} subscriptions after the warm-up, ${final.subscriptions} at the end`);
   }
   return out;
 }

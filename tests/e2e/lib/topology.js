@@ -369,19 +369,26 @@ async function startService(topo, name, bin, env) {
 }
 
 // startNats starts nats-server with JetStream on fresh ports and returns its
-// URL.
+// URL; topo.natsMonitor is its monitoring endpoint (/varz, /jsz, …).
 async function startNats(topo) {
   const natsBin = binary('nats-server');
   let natsPort;
+  let monitor;
   await startReady(async () => {
     natsPort = await freePort();
-    const monitor = await freePort();
+    monitor = await freePort();
     const args = ['-js', '-a', LOOPBACK, '-p', String(natsPort), '-m', String(monitor), '-sd', path.join(topo.dataDir, 'nats')];
+    // HERALD_E2E_NATS_PROFILE=1 opens nats-server's pprof port (topo.natsProfile).
+    if (process.env.HERALD_E2E_NATS_PROFILE) {
+      topo.natsProfile = { host: LOOPBACK, port: await freePort() };
+      args.push('--profile', String(topo.natsProfile.port));
+    }
     return {
       proc: new Proc('nats', natsBin, args, childEnv({}), topo.logFile('nats')),
       url: `http://${LOOPBACK}:${monitor}/healthz`,
     };
   }, register(topo));
+  topo.natsMonitor = { host: LOOPBACK, port: monitor };
   return `nats://${LOOPBACK}:${natsPort}`;
 }
 

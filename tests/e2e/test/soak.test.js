@@ -1,13 +1,14 @@
 // The soak (lib/soak.js) against the split topology with the presence
 // service: SOAK_DURATION (45 s here unless set; scripts/soak runs it for
 // 30 minutes) of connection churn, then no member left behind, every
-// channel_occupied vacated, and RSS, goroutines and descriptors back near
-// their level after the warm-up.
+// channel_occupied vacated, RSS, goroutines and descriptors back near
+// their level after the warm-up, and no more consumers or subscriptions in
+// nats-server than then.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
-import { leaks, parseDuration, runSoak, WebhookCounter } from '../lib/soak.js';
+import { leaks, natsLeaks, parseDuration, runSoak, WebhookCounter } from '../lib/soak.js';
 import { hasPresenceService, startTopology } from '../lib/topology.js';
 
 const durationMs = parseDuration(process.env.SOAK_DURATION, 45_000);
@@ -31,7 +32,7 @@ describe('soak [split]', { skip: !hasPresenceService() && 'needs bin/presence' }
     timeout: durationMs + 180_000,
   }, async () => {
     const log = process.env.SOAK_VERBOSE ? (line) => console.log(line) : () => {};
-    const { stats, baseline, final, samples } = await runSoak(topo, webhooks, { durationMs, clients, log });
+    const { stats, baseline, final, samples, natsSamples, natsBaseline } = await runSoak(topo, webhooks, { durationMs, clients, log });
     const peak = {};
     for (const s of samples) {
       for (const [name, v] of Object.entries(s)) {
@@ -49,11 +50,16 @@ describe('soak [split]', { skip: !hasPresenceService() && 'needs bin/presence' }
     console.log(`# soak: after warm-up ${JSON.stringify(baseline)}`);
     console.log(`# soak: peak ${JSON.stringify(peak)}`);
     console.log(`# soak: end ${JSON.stringify(final)}`);
+    const natsFinal = natsSamples.at(-1);
+    const natsPeak = Math.max(...natsSamples.map((n) => n.mem));
+    console.log(`# soak: nats after warm-up ${JSON.stringify(natsBaseline)}`);
+    console.log(`# soak: nats peak mem ${natsPeak} MB; end ${JSON.stringify(natsFinal)}`);
     assert.deepEqual(stats.errors.slice(0, 10), [], 'no client or trigger error');
     assert.ok(stats.sessions > clients, `clients came and went (${stats.sessions} sessions)`);
     assert.ok(stats.resumes > 0 && stats.resumed + stats.resumeFailed > 0, 'clients resumed');
     assert.ok(webhooks.total('channel_occupied') > 0, 'webhooks were delivered');
     assert.equal(webhooks.total('member_added'), webhooks.total('member_removed'), 'every member_added has its member_removed');
     assert.deepEqual(leaks(baseline, final), [], 'resources back near their level after the warm-up');
+    assert.deepEqual(natsLeaks(natsBaseline, natsFinal), [], 'no consumer or subscription left in nats-server');
   });
 });
