@@ -4,6 +4,7 @@ import "encoding/binary"
 
 // Opcodes of the frames the writer sends (RFC 6455, section 5.2).
 const (
+	opCont  byte = 0x0 // only for the header of a frame sent in part (restOf)
 	opText  byte = 0x1
 	opClose byte = 0x8
 	opPong  byte = 0xA
@@ -24,6 +25,17 @@ func appendHeader(b []byte, op byte, n int) []byte {
 	}
 	b = append(b, 127)
 	return binary.BigEndian.AppendUint64(b, uint64(n))
+}
+
+// headerLen is the length of appendHeader's header for n bytes.
+func headerLen(n int) int {
+	switch {
+	case n < 126:
+		return 2
+	case n <= 0xFFFF:
+		return 4
+	}
+	return 10
 }
 
 // closePayload is the payload of a close frame: the code, then as much of the

@@ -17,11 +17,12 @@
 // deadline or the poller; only what a full socket leaves is written under
 // WriteTimeout.
 //
-// The writer has a goroutine only while frames wait: the first frame queued
-// starts one, which writes batches until the queue is empty and then ends.
-// An idle connection holds no writer stack (4 KiB or more each, the largest
-// part of an idle connection's memory), and its liveness checks run on a
-// timer.
+// No writer holds a goroutine while idle (a stack is 4 KiB or more, the
+// largest part of an idle connection's memory); liveness checks run on a
+// timer. A writer with frames queued waits for one of the pool's workers
+// (pool.go), which writes its queue without waiting; a socket that is full,
+// or one without direct writes, gets a flusher goroutine of its own, which
+// writes batches until the queue is empty and then ends.
 package ws
 
 import (
@@ -80,6 +81,9 @@ const maxBatch = 256
 type item struct {
 	op byte
 	b  []byte
+	// rest: b is the rest of a frame whose start a write that did not wait
+	// sent (restOf); it goes out as it is, without a header.
+	rest bool
 }
 
 // Writer states.
@@ -168,7 +172,7 @@ func (w *Writer) enqueue(op byte, b []byte) bool {
 		w.mu.Unlock()
 		return false
 	}
-	w.push(item{op, b})
+	w.push(item{op: op, b: b})
 	w.queued += len(b) + 2 // a frame costs its header even when empty
 	w.mu.Unlock()
 	return true
@@ -178,11 +182,16 @@ func (w *Writer) enqueue(op byte, b []byte) bool {
 // running flusher takes the queue again before it ends. w.mu is held.
 func (w *Writer) push(it item) {
 	if !w.flushing {
-		// The queue is empty and has no slice: the flusher brings one.
-		bw := batches.Get().(*batchWriter)
-		w.queue, bw.queue = bw.queue[:0], nil
 		w.flushing = true
-		go w.flush(bw)
+		if w.raw != nil {
+			pool.add(w)
+		} else {
+			// The queue is empty and has no slice: the flusher brings one.
+			bw := batches.Get().(*batchWriter)
+			w.queue, bw.queue = bw.queue[:0], nil
+			flushers.Add(1)
+			go w.flush(bw)
+		}
 	}
 	w.queue = append(w.queue, it)
 }
@@ -203,12 +212,18 @@ func (w *Writer) closeLocked(code int, message string, discard bool) {
 		return
 	}
 	if discard {
-		clear(w.queue)
-		w.queue = w.queue[:0]
+		// The rest of a frame sent in part stays: the frames after it
+		// must start at a frame boundary.
+		keep := 0
+		for keep < len(w.queue) && w.queue[keep].rest {
+			keep++
+		}
+		clear(w.queue[keep:])
+		w.queue = w.queue[:keep]
 		w.queued = 0
 	}
-	w.push(item{opText, protocol.ErrorFrame(code, message)})
-	w.push(item{opClose, closePayload(code, message)})
+	w.push(item{op: opText, b: protocol.ErrorFrame(code, message)})
+	w.push(item{op: opClose, b: closePayload(code, message)})
 	w.state = stateClosing
 }
 
@@ -250,7 +265,7 @@ func (w *Writer) countSlowLocked() {
 func (w *Writer) CloseWithCode(code int, reason string) {
 	w.mu.Lock()
 	if w.state == stateOpen {
-		w.push(item{opClose, closePayload(code, reason)})
+		w.push(item{op: opClose, b: closePayload(code, reason)})
 		w.state = stateClosing
 	}
 	w.mu.Unlock()
@@ -388,16 +403,24 @@ func (w *Writer) flush(bw *batchWriter) {
 	}
 }
 
+// flushers counts the flusher goroutines started, for tests.
+var flushers atomic.Int64
+
 // tookBatch, set by tests only, sees the size of each batch the flusher
 // takes.
 var tookBatch func(frames int)
 
 // endFlushLocked ends the flusher: what is still queued is dropped (the
-// connection is ending then), and the queue's slice goes back to bw. w.mu is
-// held.
+// connection is ending then), and the queue's slice goes back to bw, or to
+// the pool when bw is nil (a pool worker). w.mu is held.
 func (w *Writer) endFlushLocked(bw *batchWriter) {
 	clear(w.queue)
-	bw.queue, w.queue = w.queue[:0], nil
+	if bw != nil {
+		bw.queue = w.queue[:0]
+	} else {
+		pool.putFree(w.queue)
+	}
+	w.queue = nil
 	w.queued = 0
 	w.flushing = false
 }
@@ -462,24 +485,7 @@ type batchWriter struct {
 func (w *Writer) write(bw *batchWriter, batch []item) error {
 	for len(batch) > 0 {
 		n := min(len(batch), maxBatch)
-		if cap(bw.hdr) < n*maxHeader {
-			bw.hdr = make([]byte, 0, n*maxHeader)
-		}
-		hdr := bw.hdr[:0]
-		bufs := bw.bufs[:0]
-		text := 0
-		for _, it := range batch[:n] {
-			start := len(hdr)
-			hdr = appendHeader(hdr, it.op, len(it.b))
-			bufs = append(bufs, hdr[start:len(hdr):len(hdr)])
-			if len(it.b) > 0 {
-				bufs = append(bufs, it.b)
-			}
-			if it.op == opText {
-				text++
-			}
-		}
-		bw.bufs = bufs[:0]
+		bufs, text := bw.vector(batch[:n])
 		written, err := w.writeBuffers(bw, bufs)
 		clear(bufs)
 		if w.opt.BytesSent != nil && written > 0 {
@@ -494,6 +500,32 @@ func (w *Writer) write(bw *batchWriter, batch []item) error {
 		batch = batch[n:]
 	}
 	return nil
+}
+
+// vector returns the buffers of one writev of items (at most maxBatch), in
+// bw, and how many text frames end in it.
+func (bw *batchWriter) vector(items []item) (net.Buffers, int) {
+	if cap(bw.hdr) < len(items)*maxHeader {
+		bw.hdr = make([]byte, 0, len(items)*maxHeader)
+	}
+	hdr := bw.hdr[:0]
+	bufs := bw.bufs[:0]
+	text := 0
+	for _, it := range items {
+		if !it.rest {
+			start := len(hdr)
+			hdr = appendHeader(hdr, it.op, len(it.b))
+			bufs = append(bufs, hdr[start:len(hdr):len(hdr)])
+		}
+		if len(it.b) > 0 {
+			bufs = append(bufs, it.b)
+		}
+		if it.op == opText {
+			text++
+		}
+	}
+	bw.bufs = bufs[:0]
+	return bufs, text
 }
 
 // writeBuffers writes bufs. A socket with room takes them in one writev that
