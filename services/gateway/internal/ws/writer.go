@@ -93,9 +93,10 @@ const (
 	stateClosed  // the writer has stopped, or is stopping without writing more
 )
 
-// Writer owns every write to one connection. Writes happen on the flusher, a
-// goroutine that exists only while frames wait (flush); at most one runs at a
-// time.
+// Writer owns every write to one connection. Writes happen on a pool worker
+// (flushOnce) or on the writer's flusher, a goroutine that exists only while
+// a full socket or one without direct writes has frames waiting (flush);
+// flushing says one of them has the connection, and only one ever has.
 type Writer struct {
 	nc  net.Conn
 	opt Options
