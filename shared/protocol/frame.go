@@ -98,63 +98,70 @@ func scanFrame(b []byte) (Frame, bool) {
 	var f Frame
 	var data []byte
 	hasEvent := false
-	i := 1
-	for {
-		i = skipSpace(b, i)
-		if b[i] == '}' {
-			break
-		}
-		key, end, ok := plainString(b, i)
-		if !ok {
-			return Frame{}, false
-		}
-		i = skipSpace(b, end)
-		i = skipSpace(b, i+1) // the colon
-		vend := valueEnd(b, i)
-		value := b[i:vend]
+	ok := members(b, func(key, value []byte) bool {
 		// encoding/json matches keys to fields without regard to case.
 		switch {
 		case asciiFold(key, "event"):
-			switch value[0] {
-			case 'n':
+			if value[0] == 'n' {
 				f.Event, hasEvent = "", false
-			case '"':
-				ev, _, ok := plainString(b, i)
-				if !ok {
-					return Frame{}, false
-				}
-				f.Event, hasEvent = string(ev), true
-			default:
-				return Frame{}, false
+				return true
 			}
+			ev, ok := plainValue(value)
+			f.Event, hasEvent = ev, true
+			return ok
 		case asciiFold(key, "channel"):
-			switch value[0] {
-			case 'n':
+			if value[0] == 'n' {
 				f.Channel = ""
-			case '"':
-				ch, _, ok := plainString(b, i)
-				if !ok {
-					return Frame{}, false
-				}
-				f.Channel = string(ch)
-			default:
-				return Frame{}, false
+				return true
 			}
+			ch, ok := plainValue(value)
+			f.Channel = ch
+			return ok
 		case asciiFold(key, "data"):
 			data = value
 		}
-		i = skipSpace(b, vend)
-		if b[i] == ',' {
-			i++
-		}
-	}
-	if !hasEvent || f.Event == "" {
+		return true
+	})
+	if !ok || !hasEvent || f.Event == "" {
 		return Frame{}, false
 	}
 	if data != nil {
 		f.Data = bytes.Clone(data)
 	}
 	return f, true
+}
+
+// members calls f with the key and raw value of each member of the JSON
+// object b, which is valid JSON, until f returns false. It returns false
+// then, or for a key with an escape or not valid UTF-8.
+func members(b []byte, f func(key, value []byte) bool) bool {
+	i := 1
+	for {
+		i = skipSpace(b, i)
+		if b[i] == '}' {
+			return true
+		}
+		key, end, ok := plainString(b, i)
+		if !ok {
+			return false
+		}
+		i = skipSpace(b, end)
+		i = skipSpace(b, i+1) // the colon
+		vend := valueEnd(b, i)
+		if !f(key, b[i:vend]) {
+			return false
+		}
+		i = skipSpace(b, vend)
+		if b[i] == ',' {
+			i++
+		}
+	}
+}
+
+// plainValue is the content of a JSON string value that plainString reads.
+func plainValue(value []byte) (string, bool) {
+	s, _, ok := plainString(value, 0)
+	return string(s), ok
 }
 
 // skipSpace skips JSON white space from i.
@@ -257,6 +264,9 @@ func DecodeData(raw json.RawMessage, v any) error {
 	if len(raw) == 0 {
 		return fmt.Errorf("%w: no data", ErrMalformed)
 	}
+	if sd, ok := v.(*SubscribeData); ok && raw[0] == '{' && scanSubscribeData(raw, sd) {
+		return nil
+	}
 	if raw[0] == '"' {
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
@@ -268,6 +278,37 @@ func DecodeData(raw json.RawMessage, v any) error {
 		return fmt.Errorf("%w: data: %v", ErrMalformed, err)
 	}
 	return nil
+}
+
+// scanSubscribeData reads the data of a subscribe with only "channel",
+// "auth" and "channel_data" strings that read as written (what pusher-js
+// sends) into d, as encoding/json would, without its reflection; false
+// leaves d as it was, for encoding/json.
+func scanSubscribeData(raw []byte, d *SubscribeData) bool {
+	if !json.Valid(raw) {
+		return false
+	}
+	out := *d
+	ok := members(raw, func(key, value []byte) bool {
+		var field *string
+		switch {
+		case asciiFold(key, "channel"):
+			field = &out.Channel
+		case asciiFold(key, "auth"):
+			field = &out.Auth
+		case asciiFold(key, "channel_data"):
+			field = &out.ChannelData
+		default:
+			return false
+		}
+		s, ok := plainValue(value)
+		*field = s
+		return ok
+	})
+	if ok {
+		*d = out
+	}
+	return ok
 }
 
 // Server frames. The fixed ones are built by hand: they are hot or tiny.

@@ -112,3 +112,33 @@ func checkScanFrame(t *testing.T, b []byte) {
 		t.Fatalf("scanFrame(%q) = %q %q %q, encoding/json %q %q %q", b, got.Event, got.Channel, got.Data, want.Event, want.Channel, want.Data)
 	}
 }
+
+// scanSubscribeData gives what encoding/json gives, or leaves the data to
+// it.
+func FuzzScanSubscribeData(f *testing.F) {
+	for _, s := range []string{
+		`{"channel":"private-a","auth":"k:s"}`,
+		`{"auth":"k:s","channel_data":"{\"user_id\":\"1\"}","channel":"presence-a"}`,
+		`{"Channel":"a","CHANNEL":"b"}`, `{"channel":null}`, `{"channel":"a","positions":true}`,
+		`{"channel":"\u0061"}`, `{}`, `{"channel":1}`, `{"channel":"a"`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		prior := SubscribeData{Channel: "prior", Resume: "r"}
+		got := prior
+		if len(b) == 0 || b[0] != '{' || !scanSubscribeData(b, &got) {
+			if got.Channel != prior.Channel || got.Auth != prior.Auth || got.Resume != prior.Resume {
+				t.Fatalf("scanSubscribeData(%q) changed the data it left to encoding/json: %+v", b, got)
+			}
+			return
+		}
+		want := prior
+		if err := json.Unmarshal(b, &want); err != nil {
+			t.Fatalf("scanSubscribeData(%q) took data encoding/json refuses: %v", b, err)
+		}
+		if got.Channel != want.Channel || got.Auth != want.Auth || got.ChannelData != want.ChannelData || got.Resume != want.Resume {
+			t.Fatalf("scanSubscribeData(%q) = %+v, encoding/json %+v", b, got, want)
+		}
+	})
+}

@@ -396,12 +396,15 @@ func TestScanFrame(t *testing.T) {
 	}
 }
 
-func BenchmarkDecodeFrame(b *testing.B) {
+// BenchmarkDecodeSubscribe decodes a pusher:subscribe and its data.
+func BenchmarkDecodeSubscribe(b *testing.B) {
 	frame := []byte(`{"event":"pusher:subscribe","data":{"auth":"app-key:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef","channel":"private-App.Models.User.12345"}}`)
 	b.Run("scan", func(b *testing.B) {
 		b.ReportAllocs()
 		for range b.N {
-			if _, err := DecodeFrame(frame); err != nil {
+			f, err := DecodeFrame(frame)
+			var d SubscribeData
+			if err != nil || DecodeData(f.Data, &d) != nil {
 				b.Fatal(err)
 			}
 		}
@@ -409,7 +412,9 @@ func BenchmarkDecodeFrame(b *testing.B) {
 	b.Run("encoding/json", func(b *testing.B) {
 		b.ReportAllocs()
 		for range b.N {
-			if _, err := decodeFrame(frame); err != nil {
+			f, err := decodeFrame(frame)
+			var d SubscribeData
+			if err != nil || json.Unmarshal(f.Data, &d) != nil {
 				b.Fatal(err)
 			}
 		}
