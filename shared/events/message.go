@@ -27,20 +27,17 @@ type Event struct {
 func (e Event) Msg() *nats.Msg {
 	// The header values share one array (the header names are canonical
 	// already): a publish builds a message for every event.
-	var vals [3]string
+	vals := make([]string, 1, 3)
+	vals[0] = e.Name
 	h := make(nats.Header, 3)
-	n := 0
-	add := func(k, v string) {
-		vals[n] = v
-		h[k] = vals[n : n+1 : n+1]
-		n++
-	}
-	add(names.HeaderEvent, e.Name)
+	h[names.HeaderEvent] = vals[0:1:1]
 	if e.ExcludeSocketID != "" {
-		add(names.HeaderExclude, e.ExcludeSocketID)
+		vals = append(vals, e.ExcludeSocketID)
+		h[names.HeaderExclude] = vals[len(vals)-1 : len(vals) : len(vals)]
 	}
 	if e.MsgID != "" {
-		add(names.HeaderNatsMsgID, e.MsgID)
+		vals = append(vals, e.MsgID)
+		h[names.HeaderNatsMsgID] = vals[len(vals)-1 : len(vals) : len(vals)]
 	}
 	return &nats.Msg{Subject: names.EventSubject(e.AppID, e.Channel), Header: h, Data: []byte(e.Data)}
 }
