@@ -238,21 +238,26 @@ export async function runSoak(topo, webhooks, { durationMs, clients = 100, log =
       seen: () => webhooks.unbalanced(),
     },
   );
-  // What a closing socket leaves (timers, buffers) goes soon after it, later
-  // on a loaded machine: the last sample is the first back near the level
-  // after the warm-up, or the one taken when DEFAULT_TIMEOUT has passed (a
-  // leak stays).
+  // What a closing socket leaves (timers, buffers, a channel's lingering
+  // subscription) goes soon after it, later on a loaded machine: the last
+  // samples are the first back near the levels after the warm-up, or those
+  // taken when DEFAULT_TIMEOUT has passed (a leak stays).
   const base = baseline ?? samples[0];
+  const natsBase = natsBaseline ?? natsSamples[0];
   const settled = Date.now() + DEFAULT_TIMEOUT;
   let final;
+  let natsFinal;
   do {
     await sleep(1000);
     final = { t: Math.round((Date.now() - start) / 1000), ...(await sampleProcs(topo)) };
-  } while (base && leaks(base, final).length > 0 && Date.now() < settled);
+    natsFinal = await sampleNats(topo);
+  } while (
+    ((base && leaks(base, final).length > 0) || natsLeaks(natsBase, natsFinal).length > 0) &&
+    Date.now() < settled
+  );
   samples.push(final);
-  const natsFinal = await sampleNats(topo);
   if (natsFinal) natsSamples.push({ t: final.t, ...natsFinal });
-  return { stats, samples, natsSamples, natsBaseline: natsBaseline ?? natsSamples[0], baseline: base ?? final, final, empty };
+  return { stats, samples, natsSamples, natsBaseline: natsBase ?? natsSamples[0], baseline: base ?? final, final, empty };
 }
 
 // leaks compares the final sample with the one after the warm-up, with
