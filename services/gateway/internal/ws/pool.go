@@ -124,8 +124,8 @@ func (w *Writer) flushOnce(bw *batchWriter) {
 	final := w.state == stateClosing
 	w.mu.Unlock()
 
-	if tookBatch != nil {
-		tookBatch(len(batch))
+	if f := tookBatch.Load(); f != nil {
+		(*f)(len(batch))
 	}
 	left, err := w.writeSome(bw, batch)
 	w.mu.Lock()

@@ -381,8 +381,8 @@ func (w *Writer) flush(bw *batchWriter) {
 		final := w.state == stateClosing
 		w.mu.Unlock()
 
-		if tookBatch != nil {
-			tookBatch(len(batch))
+		if f := tookBatch.Load(); f != nil {
+			(*f)(len(batch))
 		}
 		err := w.write(bw, batch)
 		clear(batch) // drop references to frames for the garbage collector
@@ -407,9 +407,9 @@ func (w *Writer) flush(bw *batchWriter) {
 // flushers counts the flusher goroutines started, for tests.
 var flushers atomic.Int64
 
-// tookBatch, set by tests only, sees the size of each batch the flusher
-// takes.
-var tookBatch func(frames int)
+// tookBatch, set by tests only, sees the size of each batch a flusher or a
+// pool worker takes (atomic: the pool's workers outlive a test).
+var tookBatch atomic.Pointer[func(frames int)]
 
 // endFlushLocked ends the flusher: what is still queued is dropped (the
 // connection is ending then), and the queue's slice goes back to bw, or to

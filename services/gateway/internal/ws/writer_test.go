@@ -313,12 +313,13 @@ func TestSlowConsumerCountedOnce(t *testing.T) {
 func TestFramesQueuedDuringAWriteLeaveInOneBatch(t *testing.T) {
 	var mu sync.Mutex
 	var batches []int
-	tookBatch = func(n int) {
+	record := func(n int) {
 		mu.Lock()
 		batches = append(batches, n)
 		mu.Unlock()
 	}
-	t.Cleanup(func() { tookBatch = nil })
+	tookBatch.Store(&record)
+	t.Cleanup(func() { tookBatch.Store(nil) })
 	w, r, _ := pipe(t, Options{})
 	w.Send([]byte("first")) // net.Pipe: the write waits for the reader
 	waitFor(t, "the writer to take the first frame", func() bool { return w.Queued() == 0 })
