@@ -197,7 +197,9 @@
 // # Reading
 //
 // ChannelState keys exist only for occupied channels; Reader reads them for
-// the HTTP API's channel queries. They are at most a flush interval behind
+// the HTTP API's channel queries. A removed key (a vacated channel, a
+// signed-out user, a forgotten gateway) is a purge marker that expires
+// after MarkerTTL, so that keys that come and go leave nothing for good. They are at most a flush interval behind
 // what the service applied.
 //
 // # Why it is built this way
