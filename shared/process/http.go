@@ -44,22 +44,15 @@ func listen(addr string, set *Settings, rt *Runtime, st *state) (*listeners, err
 	l := &listeners{}
 	var err error
 	metrics := promhttp.HandlerFor(rt.Metrics, promhttp.HandlerOpts{})
-	mux := http.NewServeMux()
-	for _, prefix := range uniq("", set.Path) {
-		mux.HandleFunc("GET "+prefix+"/up", serveUp)
-		mux.HandleFunc("GET "+prefix+"/ready", func(w http.ResponseWriter, _ *http.Request) {
-			status, err := st.ready(&rt.conns)
-			body := map[string]string{"status": status}
-			code := http.StatusOK
-			if err != nil {
-				code = http.StatusServiceUnavailable
-				body["error"] = err.Error()
-			}
-			WriteJSON(w, code, body)
-		})
-	}
-	if set.MetricsAddr == "" {
-		mux.Handle("GET /metrics", metrics)
+	ready := func(w http.ResponseWriter, _ *http.Request) {
+		status, err := st.ready(&rt.conns)
+		body := map[string]string{"status": status}
+		code := http.StatusOK
+		if err != nil {
+			code = http.StatusServiceUnavailable
+			body["error"] = err.Error()
+		}
+		WriteJSON(w, code, body)
 	}
 	serveService := func(w http.ResponseWriter, r *http.Request) {
 		svc := st.service.Load()
@@ -69,8 +62,7 @@ func listen(addr string, set *Settings, rt *Runtime, st *state) (*listeners, err
 		}
 		(*svc).Handler().ServeHTTP(w, r)
 	}
-	mux.HandleFunc("/", serveService)
-	public := serviceFirst(mux, serveService, ownPaths(set))
+	_, public := publicRoutes(set, http.HandlerFunc(serveUp), http.HandlerFunc(ready), metrics, serveService)
 	if l.public, err = l.open(addr, "the service's host and port settings", NewServer(public, set.HTTP, rt.Log)); err != nil {
 		return nil, err
 	}
@@ -98,17 +90,27 @@ func listen(addr string, set *Settings, rt *Runtime, st *state) (*listeners, err
 	return l, nil
 }
 
-// ownPaths are the paths the process serves itself on the public
-// listener; every other one goes to the service.
-func ownPaths(set *Settings) map[string]bool {
+// publicRoutes is the public listener's routing: the process's own paths
+// (/up and /ready, also under the path prefix, and /metrics unless it has
+// an address of its own) and the service behind every other path. It
+// returns the mux and serviceFirst in front of it, which knows the own
+// paths from the same registration.
+func publicRoutes(set *Settings, up, ready, metrics http.Handler, service http.HandlerFunc) (*http.ServeMux, http.Handler) {
+	mux := http.NewServeMux()
 	own := map[string]bool{}
+	handle := func(path string, h http.Handler) {
+		mux.Handle("GET "+path, h)
+		own[path] = true
+	}
 	for _, prefix := range uniq("", set.Path) {
-		own[prefix+"/up"], own[prefix+"/ready"] = true, true
+		handle(prefix+"/up", up)
+		handle(prefix+"/ready", ready)
 	}
 	if set.MetricsAddr == "" {
-		own["/metrics"] = true
+		handle("/metrics", metrics)
 	}
-	return own
+	mux.HandleFunc("/", service)
+	return mux, serviceFirst(mux, service, own)
 }
 
 // serviceFirst hands a request for the service straight to service, and

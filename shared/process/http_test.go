@@ -7,24 +7,13 @@ import (
 	"testing"
 )
 
-// routes builds the public listener's routing as listen does, with
-// handlers that name themselves in the answer: the process's own paths and
-// the service behind "/".
-func routes(set *Settings) (*http.ServeMux, http.HandlerFunc) {
-	mux := http.NewServeMux()
+// routes is the public listener's routing with handlers that name
+// themselves in the answer: the mux alone, and serviceFirst in front of it.
+func routes(set *Settings) (*http.ServeMux, http.Handler) {
 	named := func(name string) http.HandlerFunc {
 		return func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(name)) }
 	}
-	for _, prefix := range uniq("", set.Path) {
-		mux.HandleFunc("GET "+prefix+"/up", named("up"))
-		mux.HandleFunc("GET "+prefix+"/ready", named("ready"))
-	}
-	if set.MetricsAddr == "" {
-		mux.HandleFunc("GET /metrics", named("metrics"))
-	}
-	service := named("service")
-	mux.HandleFunc("/", service)
-	return mux, service
+	return publicRoutes(set, named("up"), named("ready"), named("metrics"), named("service"))
 }
 
 // Every request reaches the handler, status and redirect through
@@ -37,8 +26,7 @@ func TestServiceFirstRoutesAsTheMux(t *testing.T) {
 		"/apps/a%20b/events", "/apps/%61pps/events", "/a/..b/c", "/a/.b", "//", "/apps/1/events//",
 	}
 	for _, set := range []*Settings{{}, {Path: "/reverb"}, {HTTP: HTTP{}, MetricsAddr: "127.0.0.1:0"}} {
-		mux, service := routes(set)
-		fast := serviceFirst(mux, service, ownPaths(set))
+		mux, fast := routes(set)
 		for _, target := range targets {
 			for _, method := range []string{http.MethodGet, http.MethodPost, http.MethodHead, http.MethodConnect} {
 				r := httptest.NewRequest(method, target, nil)
@@ -86,13 +74,12 @@ func FuzzIsCleanPath(f *testing.F) {
 // listener to the service: through the mux alone, as before serviceFirst,
 // and through serviceFirst.
 func BenchmarkPublicRouting(b *testing.B) {
-	set := &Settings{}
-	mux, service := routes(set)
+	mux, fast := routes(&Settings{})
 	r := httptest.NewRequest(http.MethodPost, "/apps/app1/events?auth_key=key&auth_timestamp=1&auth_version=1.0", nil)
 	for _, tc := range []struct {
 		name string
 		h    http.Handler
-	}{{"mux", mux}, {"serviceFirst", serviceFirst(mux, service, ownPaths(set))}} {
+	}{{"mux", mux}, {"serviceFirst", fast}} {
 		b.Run(tc.name, func(b *testing.B) {
 			w := httptest.NewRecorder()
 			b.ReportAllocs()
