@@ -29,16 +29,50 @@ type watchlists struct {
 	log   *slog.Logger
 
 	watchers sessionSets // by watched user
-	watching map[*session.Session][]userKey
+	watching map[*session.Session]*watcher
 	perApp   map[string]int // watching connections
 	appSubs  map[string]*nats.Subscription
+}
+
+// watcher is what one watching connection was told. Its users already
+// online at sign-in come from a request, their changes from the app's
+// subject, and the two overlap: a user who signs in meanwhile is in both.
+// Each change is told once: online to a connection not told so, offline to
+// one told online.
+type watcher struct {
+	keys   []userKey
+	online map[string]bool // told online
+	// heard are the users a change reached before the answer at sign-in,
+	// which then says nothing newer of them; nil once that answer is in.
+	heard map[string]bool
+	// unsure: the answer at sign-in never came, so an offline goes out
+	// even to a connection not told the user was online.
+	unsure bool
+}
+
+// tell records a change of userID for w and reports whether it is news to
+// the connection. userIndex.mu is held.
+func (w *watcher) tell(name, userID string) bool {
+	if w.heard != nil {
+		w.heard[userID] = true
+	}
+	if name == presence.Online {
+		if w.online[userID] {
+			return false
+		}
+		w.online[userID] = true
+		return true
+	}
+	told := w.online[userID]
+	delete(w.online, userID)
+	return told || w.unsure
 }
 
 func newWatchlists() watchlists {
 	return watchlists{
 		log:      slog.New(slog.DiscardHandler),
 		watchers: sessionSets{},
-		watching: map[*session.Session][]userKey{},
+		watching: map[*session.Session]*watcher{},
 		perApp:   map[string]int{},
 		appSubs:  map[string]*nats.Subscription{},
 	}
@@ -61,7 +95,7 @@ func (u *userIndex) watchLocked(s *session.Session, app string, list []string) {
 		u.watchers.add(k, s)
 		keys = append(keys, k)
 	}
-	u.watching[s] = keys
+	u.watching[s] = &watcher{keys: keys, online: map[string]bool{}, heard: map[string]bool{}}
 	u.perApp[app]++
 	if u.appSubs[app] != nil {
 		return
@@ -75,15 +109,15 @@ func (u *userIndex) watchLocked(s *session.Session, app string, list []string) {
 }
 
 func (u *userIndex) unwatchLocked(s *session.Session) {
-	keys, ok := u.watching[s]
+	w, ok := u.watching[s]
 	if !ok {
 		return
 	}
 	delete(u.watching, s)
-	for _, k := range keys {
+	for _, k := range w.keys {
 		u.watchers.remove(k, s)
 	}
-	app := keys[0].app
+	app := w.keys[0].app
 	if u.perApp[app]--; u.perApp[app] <= 0 {
 		delete(u.perApp, app)
 		if sub := u.appSubs[app]; sub != nil {
@@ -101,17 +135,33 @@ func (u *userIndex) signedIn(s *session.Session, app, userID string, watchlist [
 		return
 	}
 	u.state.SignIn(app, s.SocketID(), userID)
-	if len(watchlist) == 0 {
+	u.mu.Lock()
+	w := u.watching[s]
+	u.mu.Unlock()
+	if len(watchlist) == 0 || w == nil {
 		return
 	}
 	go func() {
 		online, err := u.state.Online(context.Background(), app, watchlist)
 		if err != nil {
 			u.log.Warn("fetching online users", "app_id", app, "socket_id", s.SocketID(), "err", err)
-			return
 		}
-		if len(online) > 0 {
-			s.Send(watchlistFrame(presence.WatchlistEvent{Name: presence.Online, UserIDs: online}))
+		u.mu.Lock()
+		defer u.mu.Unlock()
+		if u.watching[s] != w {
+			return // signed in again, or gone
+		}
+		// Under the lock, so that frames go out in the order of the
+		// changes they tell.
+		var news []string
+		for _, id := range online {
+			if !w.heard[id] && w.tell(presence.Online, id) {
+				news = append(news, id)
+			}
+		}
+		w.heard, w.unsure = nil, err != nil
+		if len(news) > 0 {
+			s.Send(watchlistFrame(presence.WatchlistEvent{Name: presence.Online, UserIDs: news}))
 		}
 	}()
 }
@@ -125,13 +175,16 @@ func (u *userIndex) relay(app string, m *nats.Msg) {
 		return
 	}
 	u.mu.Lock()
+	defer u.mu.Unlock()
 	per := map[*session.Session][]string{}
 	for _, id := range ev.UserIDs {
 		for s := range u.watchers[userKey{app, id}] {
-			per[s] = append(per[s], id)
+			if w := u.watching[s]; w != nil && w.tell(ev.Name, id) {
+				per[s] = append(per[s], id)
+			}
 		}
 	}
-	u.mu.Unlock()
+	// Under the lock, as the answer at sign-in is.
 	for s, ids := range per {
 		s.Send(watchlistFrame(presence.WatchlistEvent{Name: ev.Name, UserIDs: ids}))
 	}

@@ -1,11 +1,17 @@
 package gateway_test
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/herald-ws/herald/services/gateway/gateway"
+	"github.com/herald-ws/herald/shared/names"
+	"github.com/herald-ws/herald/shared/poll"
 	"github.com/herald-ws/herald/shared/protocol"
 )
 
@@ -90,4 +96,53 @@ func TestWatchlistUserData(t *testing.T) {
 			c.expectClose(4009)
 		})
 	}
+}
+
+// A user who signs in while a watcher's sign-in asks who is online is in the
+// answer and in the live change: the watcher is told once.
+func TestWatchlistToldOnceWhenAnswerAndChangeOverlap(t *testing.T) {
+	e := newEnv(t)
+	app := e.app("app-1")
+	// ann's request for who is online waits for the presence service.
+	_, hs, _ := e.startGateway(func(o *gateway.Options) { o.PresenceTimeout = poll.Patience })
+	e.presence.Stop()
+	bob := connect(t, e.hs, app.Key)
+	bob.signin(app, `{"id":"bob"}`)
+	bob.expect(protocol.EventSigninSuccess)
+	ann := connect(t, hs, app.Key)
+	ann.signin(app, `{"id":"ann","watchlist":["bob","carol"]}`)
+	ann.expect(protocol.EventSigninSuccess)
+	// Once bob's sign-in is stored, the next service applies it (telling of
+	// it live) before it answers ann's request, bob included.
+	ops, err := e.js.Stream(context.Background(), names.PresenceOpsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, poll.Patience, "bob's sign-in stored", func() bool {
+		info, err := ops.Info(context.Background())
+		if err != nil {
+			return false
+		}
+		for seq := info.State.FirstSeq; seq <= info.State.LastSeq && seq > 0; seq++ {
+			if m, err := ops.GetMsg(context.Background(), seq); err == nil && bytes.Contains(m.Data, []byte(`"bob"`)) {
+				return true
+			}
+		}
+		return false
+	})
+	e.startPresence()
+	ann.expectWatchlist("online", "bob")
+	// The other telling of bob comes within moments when it comes at all:
+	// a quiet while for it to show (it can only make the test pass wrongly,
+	// never fail).
+	time.Sleep(time.Second)
+	ann.expectQuiet()
+
+	carol := connect(t, e.hs, app.Key)
+	carol.signin(app, `{"id":"carol"}`)
+	carol.expect(protocol.EventSigninSuccess)
+	ann.expectWatchlist("online", "carol")
+	bob.c.Close()
+	ann.expectWatchlist("offline", "bob")
+	ann.expectQuiet()
 }
