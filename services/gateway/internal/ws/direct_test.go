@@ -3,27 +3,21 @@ package ws
 import (
 	"bufio"
 	"bytes"
-	"encoding/binary"
-	"io"
 	"net"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/herald-ws/herald/shared/protocol"
 )
 
-// tcp returns a writer on the server end of a loopback TCP connection and a
-// reader of its client end, which reads only when the test does.
-func tcp(t *testing.T, opt Options) (*Writer, *bufio.Reader, net.Conn) {
-	t.Helper()
+// loopback returns both ends of a loopback TCP connection.
+func loopback(tb testing.TB) (server, client net.Conn) {
+	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	defer ln.Close()
 	accepted := make(chan net.Conn, 1)
@@ -35,15 +29,24 @@ func tcp(t *testing.T, opt Options) (*Writer, *bufio.Reader, net.Conn) {
 		}
 		accepted <- c
 	}()
-	client, err := net.Dial("tcp", ln.Addr().String())
+	client, err = net.Dial("tcp", ln.Addr().String())
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() { client.Close() })
 	server, ok := <-accepted
 	if !ok {
-		t.Fatal("accept failed")
+		client.Close()
+		tb.Fatal("accept failed")
 	}
+	tb.Cleanup(func() { server.Close(); client.Close() })
+	return server, client
+}
+
+// tcp returns a writer on the server end of a loopback TCP connection and a
+// reader of its client end, which reads only when the test does.
+func tcp(t *testing.T, opt Options) (*Writer, *bufio.Reader, net.Conn) {
+	t.Helper()
+	server, client := loopback(t)
 	w := NewWriter(server, opt)
 	t.Cleanup(w.Abort)
 	if w.raw == nil {
@@ -234,75 +237,6 @@ func TestRestOf(t *testing.T) {
 					t.Fatalf("item %d: got %+v, want %+v", i, left[i], tt.left[i])
 				}
 			}
-		})
-	}
-}
-
-// TestWriterEndsUnderConcurrentUse on real sockets, whose writers go
-// through the pool and, when a socket fills, a flusher of their own.
-func TestPooledWriterEndsUnderConcurrentUse(t *testing.T) {
-	ends := []struct {
-		name string
-		end  func(w *Writer)
-	}{
-		{"close", func(w *Writer) { w.Close(protocol.CodeGenericReconnect, "bye"); w.ReaderDone() }},
-		{"slow", func(w *Writer) { w.CloseSlow(); w.ReaderDone() }},
-		{"abort", func(w *Writer) { w.Abort() }},
-	}
-	frame := bytes.Repeat([]byte("f"), 2000)
-	for _, e := range ends {
-		t.Run(e.name, func(t *testing.T) {
-			for i := range 20 {
-				w, r, client := tcp(t, Options{QueueBytes: 256 << 10, CloseGrace: 10 * time.Millisecond})
-				var wg sync.WaitGroup
-				for range 3 {
-					wg.Go(func() {
-						for range 300 {
-							w.Send(frame)
-						}
-					})
-				}
-				wg.Go(func() {
-					// Frames stay whole up to the end, whatever was cut.
-					for {
-						var h [2]byte
-						if _, err := io.ReadFull(r, h[:]); err != nil {
-							return
-						}
-						if h[0]&0x80 == 0 {
-							t.Errorf("run %d: not a frame header: % x", i, h)
-							return
-						}
-						n := int(h[1] & 0x7F)
-						if n == 126 {
-							var b [2]byte
-							if _, err := io.ReadFull(r, b[:]); err != nil {
-								return
-							}
-							n = int(binary.BigEndian.Uint16(b[:]))
-						}
-						if _, err := r.Discard(n); err != nil {
-							return
-						}
-					}
-				})
-				wg.Go(func() {
-					runtime.Gosched()
-					time.Sleep(time.Duration(i) * 20 * time.Microsecond)
-					e.end(w)
-				})
-				select {
-				case <-w.Done():
-				case <-time.After(10 * time.Second):
-					t.Fatalf("run %d: the writer never ended", i)
-				}
-				client.Close()
-				wg.Wait()
-				if w.Send([]byte("late")) {
-					t.Fatalf("run %d: an ended writer accepted a frame", i)
-				}
-			}
-			waitFor(t, "the flushers to end", func() bool { return writerGoroutines() == 0 })
 		})
 	}
 }

@@ -117,20 +117,15 @@ func (w *Writer) flushOnce(bw *batchWriter) {
 		}
 		return
 	}
-	batch := w.queue
-	w.queue, bw.spare = bw.spare[:0], nil
-	w.queued = 0
-	w.signalDrainedLocked()
-	final := w.state == stateClosing
+	batch, final := w.takeLocked(bw)
 	w.mu.Unlock()
 
-	if f := tookBatch.Load(); f != nil {
-		(*f)(len(batch))
-	}
 	left, err := w.writeSome(bw, batch)
 	w.mu.Lock()
+	// Abort leaves the end of the connection to whoever has its writes.
+	end := err != nil || w.aborted
 	switch {
-	case err != nil:
+	case end:
 		w.endFlushLocked(nil)
 	case len(left) > 0:
 		// The socket is full: the rest goes first, then what was queued
@@ -153,7 +148,7 @@ func (w *Writer) flushOnce(bw *batchWriter) {
 	w.mu.Unlock()
 	clear(batch) // drop references to frames for the garbage collector
 	bw.spare = batch[:0]
-	if err != nil {
+	if end {
 		w.finish()
 		return
 	}

@@ -374,16 +374,9 @@ func (w *Writer) flush(bw *batchWriter) {
 			}
 			return
 		}
-		batch := w.queue
-		w.queue, bw.spare = bw.spare[:0], nil
-		w.queued = 0
-		w.signalDrainedLocked()
-		final := w.state == stateClosing
+		batch, final := w.takeLocked(bw)
 		w.mu.Unlock()
 
-		if f := tookBatch.Load(); f != nil {
-			(*f)(len(batch))
-		}
 		err := w.write(bw, batch)
 		clear(batch) // drop references to frames for the garbage collector
 		bw.spare = batch[:0]
@@ -402,6 +395,20 @@ func (w *Writer) flush(bw *batchWriter) {
 			return
 		}
 	}
+}
+
+// takeLocked takes the queue as a batch to write, leaving the writer bw's
+// spare slice, and reports whether the batch ends with the close frame. w.mu
+// is held.
+func (w *Writer) takeLocked(bw *batchWriter) (batch []item, final bool) {
+	batch = w.queue
+	w.queue, bw.spare = bw.spare[:0], nil
+	w.queued = 0
+	w.signalDrainedLocked()
+	if f := tookBatch.Load(); f != nil {
+		(*f)(len(batch))
+	}
+	return batch, w.state == stateClosing
 }
 
 // flushers counts the flusher goroutines started, for tests.

@@ -22,28 +22,7 @@ func tcpPair(b *testing.B) (net.Conn, *atomic.Int64) {
 // each read.
 func tcpPairFunc(b *testing.B, read func(n int)) net.Conn {
 	b.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			close(accepted)
-			return
-		}
-		accepted <- c
-	}()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		b.Fatal(err)
-	}
-	server, ok := <-accepted
-	if !ok {
-		b.Fatal("accept failed")
-	}
+	server, client := loopback(b)
 	go func() {
 		buf := make([]byte, 64<<10)
 		for {
@@ -56,7 +35,6 @@ func tcpPairFunc(b *testing.B, read func(n int)) net.Conn {
 			}
 		}
 	}()
-	b.Cleanup(func() { server.Close(); client.Close() })
 	return server
 }
 

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"net"
 	"runtime"
@@ -396,38 +397,80 @@ func TestWriterEndsUnderConcurrentUse(t *testing.T) {
 		{"reader done", func(w *Writer) { w.ReaderDone() }},
 		{"abort", func(w *Writer) { w.Abort() }},
 	}
-	for _, e := range ends {
-		t.Run(e.name, func(t *testing.T) {
-			for i := range 50 {
-				w, r, client := pipe(t, Options{QueueBytes: 4 << 10, CloseGrace: 10 * time.Millisecond})
-				var wg sync.WaitGroup
-				for range 3 {
+	transports := []struct {
+		name string
+		open func(t *testing.T, opt Options) (*Writer, *bufio.Reader, net.Conn)
+		size, queue int
+	}{
+		{"pipe", pipe, 5, 4 << 10},
+		// TCP writers go through the pool and, when the socket fills, a
+		// flusher of their own.
+		{"tcp", tcp, 2000, 256 << 10},
+	}
+	for _, tr := range transports {
+		for _, e := range ends {
+			t.Run(tr.name+"/"+e.name, func(t *testing.T) {
+				frame := bytes.Repeat([]byte("f"), tr.size)
+				for i := range 50 {
+					w, r, client := tr.open(t, Options{QueueBytes: tr.queue, CloseGrace: 10 * time.Millisecond})
+					var wg sync.WaitGroup
+					for range 3 {
+						wg.Go(func() {
+							for range 100 {
+								w.Send(frame)
+							}
+						})
+					}
 					wg.Go(func() {
-						for range 100 {
-							w.Send([]byte("frame"))
+						if err := readWholeFrames(r); err != nil {
+							t.Errorf("run %d: %v", i, err)
 						}
 					})
-				}
-				wg.Go(func() { _, _ = io.Copy(io.Discard, r) })
-				wg.Go(func() {
-					runtime.Gosched()
-					if i%2 == 0 {
-						time.Sleep(time.Duration(i) * 10 * time.Microsecond)
+					wg.Go(func() {
+						runtime.Gosched()
+						if i%2 == 0 {
+							time.Sleep(time.Duration(i) * 10 * time.Microsecond)
+						}
+						e.end(w)
+					})
+					select {
+					case <-w.Done():
+					case <-time.After(10 * time.Second):
+						t.Fatalf("run %d: the writer never ended", i)
 					}
-					e.end(w)
-				})
-				select {
-				case <-w.Done():
-				case <-time.After(10 * time.Second):
-					t.Fatalf("run %d: the writer never ended", i)
+					client.Close()
+					wg.Wait()
+					if w.Send([]byte("late")) {
+						t.Fatalf("run %d: an ended writer accepted a frame", i)
+					}
 				}
-				client.Close()
-				wg.Wait()
-				if w.Send([]byte("late")) {
-					t.Fatalf("run %d: an ended writer accepted a frame", i)
-				}
+				waitFor(t, "the flushers to end", func() bool { return writerGoroutines() == 0 })
+			})
+		}
+	}
+}
+
+// readWholeFrames reads frames until the connection ends, and fails on a
+// frame cut short by a later one (a header where a frame should start).
+func readWholeFrames(r *bufio.Reader) error {
+	for {
+		var h [2]byte
+		if _, err := io.ReadFull(r, h[:]); err != nil {
+			return nil
+		}
+		if h[0]&0x80 == 0 || h[0]&0x70 != 0 || h[1]&0x80 != 0 {
+			return fmt.Errorf("not the header of a final unmasked frame: % x", h)
+		}
+		n := int(h[1] & 0x7F)
+		if n == 126 {
+			var b [2]byte
+			if _, err := io.ReadFull(r, b[:]); err != nil {
+				return nil
 			}
-			waitFor(t, "the flushers to end", func() bool { return writerGoroutines() == 0 })
-		})
+			n = int(binary.BigEndian.Uint16(b[:]))
+		}
+		if _, err := r.Discard(n); err != nil {
+			return nil
+		}
 	}
 }
