@@ -189,7 +189,9 @@ func TestPublicChannelEvent(t *testing.T) {
 	c.subscribe(app, "orders.42@shop;x=y")
 	e.publish(events.Event{AppID: app.ID, Channel: "orders.42@shop;x=y", Name: "paid", Data: "plain text"})
 	c.expectEvent("paid", "orders.42@shop;x=y", "plain text")
-	e.wantMetric("herald_gateway_subscriptions", 2)
+	// The session counts a subscription once its global join returns, which
+	// can be after the client has its subscription_succeeded and events.
+	e.waitMetric("herald_gateway_subscriptions", 2)
 }
 
 func TestUnsubscribe(t *testing.T) {
