@@ -398,8 +398,8 @@ func TestWriterEndsUnderConcurrentUse(t *testing.T) {
 		{"abort", func(w *Writer) { w.Abort() }},
 	}
 	transports := []struct {
-		name string
-		open func(t *testing.T, opt Options) (*Writer, *bufio.Reader, net.Conn)
+		name        string
+		open        func(t *testing.T, opt Options) (*Writer, *bufio.Reader, net.Conn)
 		size, queue int
 	}{
 		{"pipe", pipe, 5, 4 << 10},
