@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // tcpPair returns both ends of a loopback TCP connection; the client end is
@@ -95,13 +97,16 @@ func BenchmarkFanOut(b *testing.B) {
 	var total, want atomic.Int64
 	delivered := make(chan struct{}, 1)
 	writers := make([]*Writer, conns)
+	sent := prometheus.NewCounter(prometheus.CounterOpts{Name: "sent"})
+	sentBytes := prometheus.NewCounter(prometheus.CounterOpts{Name: "bytes"})
 	for i := range writers {
 		nc := tcpPairFunc(b, func(n int) {
 			if total.Add(int64(n)) == want.Load() {
 				delivered <- struct{}{}
 			}
 		})
-		writers[i] = NewWriter(nc, Options{})
+		// The gateway's writers share its two counters.
+		writers[i] = NewWriter(nc, Options{Sent: sent, BytesSent: sentBytes})
 		b.Cleanup(writers[i].Abort)
 	}
 	b.ReportAllocs()
