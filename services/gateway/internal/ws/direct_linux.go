@@ -36,7 +36,9 @@ type direct struct {
 // kernel has copied what fits, and telling the scheduler that a blocking
 // call began would only have its monitor thread wake every 20 µs to see
 // whether the worker's P should be handed to another thread (during a
-// fan-out, a writev every few µs kept it at that pace).
+// fan-out, a writev every few µs kept it at that pace). The same blindness
+// means nothing takes the P from a worker that is never out of work: the
+// pool's workers yield every yieldEvery writers (pool.go).
 func (d *direct) writev(fd uintptr) {
 	for {
 		n, _, errno := syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&d.iov[0])), uintptr(len(d.iov)))

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"net"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -238,5 +239,35 @@ func TestRestOf(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A worker that always finds a writer ready gives the CPU up after
+// yieldEvery writers: its writevs are raw system calls, so nothing else
+// takes its P from it until the scheduler's 10 ms slice ends. On one P, the
+// test's goroutine gets the CPU back, from the queue behind the workers,
+// long before they have written to every connection (without the yield,
+// they write to all of them first).
+func TestBusyWorkerLetsOthersRun(t *testing.T) {
+	// Each of the pool's workers (GOMAXPROCS of them as the process
+	// started) may have a turn or two before this goroutine's.
+	conns := 8 * pool.max * yieldEvery
+	writers := make([]*Writer, conns)
+	readers := make([]*bufio.Reader, conns)
+	for i := range writers {
+		writers[i], readers[i], _ = tcp(t, Options{})
+	}
+	writes := recordDirect(t)
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	for _, w := range writers {
+		w.Send([]byte("x"))
+	}
+	runtime.Gosched()
+	got := len(writes())
+	for _, r := range readers {
+		expectText(t, r, "x")
+	}
+	if got > conns/2 {
+		t.Fatalf("the workers wrote to %d of %d connections before another goroutine ran, want at most %d", got, conns, conns/2)
 	}
 }

@@ -85,6 +85,7 @@ func (p *flushPool) putFree(q []item) {
 // time, and waits when none is ready. Workers live as long as the process.
 func (p *flushPool) work() {
 	bw := new(batchWriter)
+	visits := 0
 	p.mu.Lock()
 	for {
 		if p.head == len(p.ready) {
@@ -99,9 +100,20 @@ func (p *flushPool) work() {
 		p.head++
 		p.mu.Unlock()
 		w.flushOnce(bw)
+		if visits++; visits%yieldEvery == 0 {
+			// A worker's writevs are raw system calls (direct_linux.go),
+			// which the scheduler does not see: without a yield, a worker
+			// that always finds a writer ready keeps its P for the whole
+			// 10 ms slice, and the API, NATS and the hub wait that long.
+			runtime.Gosched()
+		}
 		p.mu.Lock()
 	}
 }
+
+// yieldEvery is how many writers a worker visits before it lets the other
+// goroutines run: about 200 µs of writevs of one frame.
+const yieldEvery = 32
 
 // flushOnce writes what w has queued without waiting, on a pool worker. A
 // writer whose queue grew meanwhile goes back to the end of the ready list;
